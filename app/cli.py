@@ -1,0 +1,283 @@
+"""`celestra` command line (typer + rich). Exit codes: 0 success, 1 failed/killed, 2 invalid flow or input."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from app.errors import CelestraError, FlowValidationError, NotFoundError
+from app.inputs import InputError
+from app.records import Execution
+from app.states import State
+
+cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Kestra-style YAML flows on Celery.")
+flow_cli = typer.Typer(no_args_is_help=True, help="Deployed flows.")
+cli.add_typer(flow_cli, name="flow")
+out = Console()
+err = Console(stderr=True)
+STATE_STYLE = {"SUCCESS": "green", "WARNING": "yellow", "FAILED": "red", "KILLED": "red", "RUNNING": "cyan"}
+LEVEL_STYLE = {"ERROR": "red", "WARN": "yellow", "DEBUG": "dim", "TRACE": "dim"}
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="Settings file (YAML).", envvar="CELESTRA_CONFIG")
+]
+
+
+def _client(config: Path | None) -> Any:
+    from app.client import Client
+
+    return Client(config=config) if config else Client()
+
+
+def _parse_inputs(pairs: list[str]) -> dict[str, Any]:
+    inputs: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"input {pair!r} must be key=value", param_hint="-i")
+        inputs[key] = value
+    return inputs
+
+
+def _fail(message: str, code: int) -> None:
+    err.print(f"[red]{message}[/red]", highlight=False)
+    raise typer.Exit(code)
+
+
+def _exit_code(ex: Execution) -> int:
+    return 0 if ex.state in (State.SUCCESS, State.WARNING) else 1
+
+
+def _print_log(row: dict[str, Any]) -> None:
+    level = row["level"]
+    style = LEVEL_STYLE.get(level, "")
+    stamp = row["timestamp"].strftime("%H:%M:%S.%f")[:-3]
+    task = row.get("task_id") or "-"
+    out.print(f"[dim]{stamp}[/dim] [{style}]{level:<5}[/{style}] [bold]{task}[/bold] {row['message']}"
+              if style else f"[dim]{stamp}[/dim] {level:<5} [bold]{task}[/bold] {row['message']}",
+              highlight=False, markup=True, soft_wrap=True)
+
+
+def _summary(ex: Execution) -> None:
+    table = Table(title=f"{ex.namespace}.{ex.flow_id}  {ex.id}", title_justify="left")
+    for column in ("task", "value", "state", "attempts", "worker", "duration"):
+        table.add_column(column)
+    for run in ex.task_runs:
+        duration = f"{(run.ended - run.started).total_seconds() * 1000:.0f} ms" if run.ended and run.started else ""
+        style = STATE_STYLE.get(run.state.value, "")
+        table.add_row(run.task_id, run.value or "", f"[{style}]{run.state.value}[/{style}]" if style else run.state,
+                      str(len(run.attempts)), run.worker or "", duration)
+    out.print(table)
+    style = STATE_STYLE.get(ex.state.value, "")
+    out.print(f"Execution [bold]{ex.id}[/bold] ended [{style}]{ex.state.value}[/{style}]")
+    if ex.outputs:
+        out.print_json(json.dumps(ex.outputs))
+    if ex.error:
+        err.print(f"[red]{ex.error}[/red]", highlight=False)
+
+
+@cli.command()
+def run(
+    flow_file: Annotated[Path, typer.Argument(help="Flow YAML file.")],
+    inputs: Annotated[list[str], typer.Option("--input", "-i", help="key=value (repeatable).")] = [],  # noqa: B006
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object, nothing else.")] = False,
+    timeout: Annotated[float | None, typer.Option(help="Give up waiting after this many seconds.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Validate and run a flow file; stream its logs; exit 0 on success, 1 on failure, 2 on invalid input."""
+    client = _client(config)
+    try:
+        ex = client.run(flow_file, _parse_inputs(inputs), wait=False)
+    except (FlowValidationError, InputError) as exc:
+        _fail(str(exc), 2)
+    if not as_json:
+        for row in client.logs(ex.id, follow=True):
+            _print_log(row)
+    ex = client.wait(ex.id, timeout)
+    if as_json:
+        sys.stdout.write(json.dumps(ex.to_json(), default=str) + "\n")
+    else:
+        _summary(ex)
+    raise typer.Exit(_exit_code(ex))
+
+
+@cli.command()
+def validate(paths: Annotated[list[Path], typer.Argument(help="Flow files or folders.")]) -> None:
+    """Check flow files; every problem names file, line, column and field."""
+    from app.loader import load_flow_file
+
+    files = [f for p in paths for f in (sorted([*p.glob("**/*.yaml"), *p.glob("**/*.yml")]) if p.is_dir() else [p])]
+    bad = 0
+    for file in files:
+        try:
+            flow, _ = load_flow_file(file)
+            out.print(f"[green]✓[/green] {file} ({flow.namespace}.{flow.id})", highlight=False)
+        except FlowValidationError as exc:
+            bad += 1
+            for problem in exc.problems:
+                err.print(f"[red]✗[/red] {problem}", highlight=False)
+    raise typer.Exit(2 if bad else 0)
+
+
+@cli.command()
+def schema(output: Annotated[Path | None, typer.Option("--output", "-o")] = None) -> None:
+    """JSON schema of flow files, for editor autocompletion and validation."""
+    from app.flowschema import flow_json_schema
+
+    text = json.dumps(flow_json_schema(), indent=2)
+    if output:
+        output.write_text(text + "\n")
+    else:
+        sys.stdout.write(text + "\n")
+
+
+@flow_cli.command("deploy")
+def flow_deploy(paths: Annotated[list[Path], typer.Argument()], config: ConfigOption = None) -> None:
+    """Store flows (a new revision when the source changed) so `celestra execute NS ID` can run them."""
+    client = _client(config)
+    for path in paths:
+        try:
+            deployed = client.deploy(path)
+        except FlowValidationError as exc:
+            _fail(str(exc), 2)
+        out.print(f"{deployed['namespace']}.{deployed['id']} revision {deployed['revision']}", highlight=False)
+
+
+@flow_cli.command("list")
+def flow_list(namespace: Annotated[str | None, typer.Option()] = None, config: ConfigOption = None) -> None:
+    for row in _client(config).flows(namespace):
+        out.print(f"{row['namespace']}.{row['id']}  revision {row['revision']}", highlight=False)
+
+
+@cli.command()
+def execute(
+    namespace: str,
+    flow_id: str,
+    inputs: Annotated[list[str], typer.Option("--input", "-i")] = [],  # noqa: B006
+    wait: Annotated[bool, typer.Option("--wait/--no-wait")] = True,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Run a deployed flow."""
+    client = _client(config)
+    try:
+        ex = client.execute(namespace, flow_id, _parse_inputs(inputs), wait=wait)
+    except NotFoundError as exc:
+        _fail(str(exc), 2)
+    except InputError as exc:
+        _fail(str(exc), 2)
+    if as_json:
+        sys.stdout.write(json.dumps(ex.to_json(), default=str) + "\n")
+    elif wait:
+        _summary(ex)
+    else:
+        out.print(ex.id)
+    raise typer.Exit(_exit_code(ex) if wait else 0)
+
+
+@cli.command()
+def logs(
+    execution_id: str,
+    follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Print an execution's log lines (and keep following with --follow)."""
+    client = _client(config)
+    try:
+        for row in client.logs(execution_id, follow=follow):
+            _print_log(row)
+    except NotFoundError as exc:
+        _fail(str(exc), 2)
+
+
+@cli.command()
+def cancel(execution_id: str, config: ConfigOption = None) -> None:
+    """Kill a running execution."""
+    try:
+        _client(config).cancel(execution_id)
+    except NotFoundError as exc:
+        _fail(str(exc), 2)
+    out.print(f"Execution {execution_id} is being killed")
+
+
+@cli.command()
+def resume(execution_id: str, config: ConfigOption = None) -> None:
+    """Resume a paused execution."""
+    if not _client(config).resume(execution_id):
+        _fail(f"Execution {execution_id} has no paused task", 1)
+
+
+@cli.command()
+def executions(
+    namespace: Annotated[str | None, typer.Option()] = None,
+    flow: Annotated[str | None, typer.Option()] = None,
+    state: Annotated[str | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option()] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """List executions, newest first."""
+    found = _client(config).executions(namespace, flow, state, limit)
+    if as_json:
+        sys.stdout.write(json.dumps([ex.to_json() for ex in found], default=str) + "\n")
+        return
+    table = Table()
+    for column in ("id", "flow", "state", "started", "tasks"):
+        table.add_column(column)
+    for ex in found:
+        table.add_row(ex.id, f"{ex.namespace}.{ex.flow_id}", ex.state.value, str(ex.started or ex.created),
+                      str(len(ex.task_runs)))
+    out.print(table)
+
+
+@cli.command()
+def server(
+    concurrency: Annotated[int, typer.Option(help="Threads handling execution starts.")] = 4,
+    config: ConfigOption = None,
+) -> None:
+    """The executor's server: starts executions and fires timers (retries, pauses)."""
+    client = _client(config)
+    from app.celery_app import get_celery
+    from app.server import TimerLoop
+
+    TimerLoop().start()
+    get_celery().worker_main(["worker", "-Q", client.settings.executor_queue, "-P", "threads", "-c",
+                              str(concurrency), "-n", "server@%h", "--loglevel", "INFO"])
+
+
+@cli.command()
+def worker(
+    worker_group: Annotated[str | None, typer.Option("--worker-group", "-g", help="Queue to serve.")] = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency")] = None,
+    pool: Annotated[str | None, typer.Option("--pool", "-P")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """A worker; with --worker-group it serves only that group's queue."""
+    client = _client(config)
+    from app.celery_app import get_celery
+
+    queue = worker_group or client.settings.default_queue
+    argv = ["worker", "-Q", queue, "-n", f"{worker_group or 'default'}@%h", "--loglevel", "INFO"]
+    if concurrency:
+        argv += ["-c", str(concurrency)]
+    if pool:
+        argv += ["-P", pool]
+    get_celery().worker_main(argv)
+
+
+def main() -> None:
+    try:
+        cli()
+    except CelestraError as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

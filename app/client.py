@@ -1,0 +1,127 @@
+"""The Python API. Everything the CLI does goes through here.
+
+    from app import Client
+    ex = Client().run("flows/hello.yaml", inputs={"name": "Ada"})
+    print(ex.state, ex.outputs)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from app import dispatch, engine, runtime
+from app.errors import CelestraError
+from app.flow import Flow
+from app.loader import load_flow, load_flow_file
+from app.records import Execution
+from app.settings import Settings, load_settings
+from app.states import State
+
+
+class ExecutionTimeout(CelestraError):
+    pass
+
+
+class Client:
+    def __init__(self, settings: Settings | None = None, config: str | Path | None = None):
+        if settings is not None or config is not None:
+            runtime.configure(settings or load_settings(config))
+            from app import celery_app
+
+            celery_app.reset()
+        self.settings = runtime.settings()
+
+    # -- flows ----------------------------------------------------------------------------------------------
+    @staticmethod
+    def load(path_or_yaml: str | Path) -> tuple[Flow, str]:
+        """A flow from a file path or from YAML text."""
+        if isinstance(path_or_yaml, Path) or ("\n" not in str(path_or_yaml) and Path(path_or_yaml).exists()):
+            return load_flow_file(path_or_yaml)
+        text = str(path_or_yaml)
+        if "\n" not in text:
+            return load_flow_file(text)  # names the missing file
+        return load_flow(text, "<yaml>"), text
+
+    def validate(self, path_or_yaml: str | Path) -> Flow:
+        return self.load(path_or_yaml)[0]
+
+    def deploy(self, path_or_yaml: str | Path) -> dict[str, Any]:
+        flow, source = self.load(path_or_yaml)
+        revision = runtime.store().save_flow(flow.namespace, flow.id, source)
+        return {"namespace": flow.namespace, "id": flow.id, "revision": revision}
+
+    def flows(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        return runtime.store().list_flows(namespace)
+
+    # -- executions -----------------------------------------------------------------------------------------
+    def run(self, path_or_yaml: str | Path, inputs: dict[str, Any] | None = None, *, wait: bool = True,
+            timeout: float | None = None, labels: dict[str, str] | None = None) -> Execution:
+        """Run a flow from a file or YAML text (no deploy needed)."""
+        flow, source = self.load(path_or_yaml)
+        return self._submit(flow, source, None, inputs, wait, timeout, labels)
+
+    def execute(self, namespace: str, flow_id: str, inputs: dict[str, Any] | None = None, *, wait: bool = False,
+                timeout: float | None = None, revision: int | None = None,
+                labels: dict[str, str] | None = None) -> Execution:
+        """Run a deployed flow."""
+        rev, source = runtime.store().get_flow(namespace, flow_id, revision)
+        return self._submit(runtime.parse_flow(source), source, rev, inputs, wait, timeout, labels)
+
+    def _submit(self, flow: Flow, source: str, revision: int | None, inputs: dict[str, Any] | None, wait: bool,
+                timeout: float | None, labels: dict[str, str] | None) -> Execution:
+        self._ensure_embedded()
+        ex = engine.create_execution(flow, source, inputs or {}, revision=revision, labels=labels)
+        dispatch.start_execution(ex.id)
+        return self.wait(ex.id, timeout) if wait else ex
+
+    def _ensure_embedded(self) -> None:
+        if self.settings.embedded:
+            from app import embedded
+
+            embedded.ensure_started()
+
+    def get(self, execution_id: str) -> Execution:
+        return runtime.store().get_execution(execution_id)
+
+    def wait(self, execution_id: str, timeout: float | None = None) -> Execution:
+        """Block until the execution ends; polls fast at first (most flows end in milliseconds), then backs off."""
+        self._ensure_embedded()
+        store = runtime.store()
+        deadline = time.monotonic() + timeout if timeout else None
+        pause = 0.001
+        while not store.execution_state(execution_id).terminal:
+            if deadline and time.monotonic() > deadline:
+                raise ExecutionTimeout(f"Execution {execution_id} did not end within {timeout}s")
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.05)
+        return store.get_execution(execution_id)
+
+    def logs(self, execution_id: str, follow: bool = False, after: int = 0,
+             poll: float = 0.05) -> Iterator[dict[str, Any]]:
+        """Log rows in order; with follow=True, keeps yielding new ones until the execution has ended."""
+        store = runtime.store()
+        while True:
+            ended = store.execution_state(execution_id).terminal
+            rows = store.logs(execution_id, after)
+            for row in rows:
+                after = row["id"]
+                yield row
+            if not follow or (ended and not rows):
+                return
+            if not rows:
+                time.sleep(poll)
+
+    def cancel(self, execution_id: str) -> None:
+        """Kill a running execution: running tasks are stopped, nothing new starts; it ends KILLED."""
+        engine.kill(execution_id)
+
+    def resume(self, execution_id: str) -> bool:
+        """Resume a paused execution (a Pause task without delay)."""
+        return engine.resume(execution_id)
+
+    def executions(self, namespace: str | None = None, flow_id: str | None = None, state: str | State | None = None,
+                   limit: int = 50) -> list[Execution]:
+        return runtime.store().list_executions(namespace, flow_id, str(state) if state else None, limit)

@@ -1,0 +1,93 @@
+"""The variables a template sees: Kestra's names (inputs, vars, outputs, taskrun, parents, execution, flow, ...)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from app import templating
+from app.flow import Flow, Task
+from app.records import Execution, TaskRun, iso
+from app.states import State
+
+OUTPUT_STATES = frozenset({State.SUCCESS, State.WARNING, State.FAILED, State.RUNNING, State.KILLED})
+
+
+def outputs_tree(runs: list[TaskRun]) -> dict[str, Any]:
+    """outputs.<taskId> for plain runs, outputs.<taskId>[<loop value>]... for runs inside loops."""
+    tree: dict[str, Any] = {}
+    for run in runs:
+        if not run.outputs or run.state not in OUTPUT_STATES:
+            continue
+        if not run.values:
+            tree[run.task_id] = run.outputs
+            continue
+        node = tree.setdefault(run.task_id, {})
+        for value in run.values[:-1]:
+            node = node.setdefault(value, {})
+        node[run.values[-1]] = run.outputs
+    return tree
+
+
+def env_vars(prefix: str) -> dict[str, str]:
+    return {k[len(prefix) :].lower(): v for k, v in os.environ.items() if k.startswith(prefix)}
+
+
+def build_context(
+    flow: Flow,
+    ex: Execution,
+    run: TaskRun | None = None,
+    task: Task | None = None,
+    *,
+    globals_: Mapping[str, Any] | None = None,
+    env_prefix: str = "ENV_",
+    functions: Mapping[str, Callable[..., Any]] | None = None,
+) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "flow": {"id": flow.id, "namespace": flow.namespace, "revision": ex.flow_revision},
+        "execution": {
+            "id": ex.id,
+            "startDate": iso(ex.started or ex.created),
+            "originalId": ex.id,
+            "state": ex.state.value,
+        },
+        "inputs": ex.inputs,
+        "vars": flow.variables,
+        "outputs": outputs_tree(ex.task_runs),
+        "labels": ex.labels,
+        "envs": env_vars(env_prefix),
+        "globals": dict(globals_ or {}),
+    }
+    if run is not None:
+        runs_by_id = {r.id: r for r in ex.task_runs}
+        context["taskrun"] = {
+            "id": run.id,
+            "value": run.value,
+            "parentId": run.parent_id,
+            "attemptsCount": max(len(run.attempts) - 1, 0),
+            "startDate": iso(run.started or run.created),
+            "iteration": run.iteration,
+        }
+        parents = []
+        parent = runs_by_id.get(run.parent_id or "")
+        while parent is not None:
+            parents.append({"taskrun": {"value": parent.value, "id": parent.id}, "outputs": parent.outputs})
+            parent = runs_by_id.get(parent.parent_id or "")
+        # Kestra's `parents` lists only loop levels: the nearest first.
+        loop_parents = []
+        seen: set[str | None] = set()
+        for p in parents:
+            value = p["taskrun"]["value"]
+            if value is not None and value not in seen:
+                seen.add(value)
+                loop_parents.append(p)
+        context["parents"] = loop_parents
+        if loop_parents:
+            context["parent"] = loop_parents[0]
+    if task is not None:
+        context["task"] = {"id": task.id, "type": task.type}
+    if functions:
+        context.update(functions)
+    context.setdefault("render", templating.make_render_function(context))
+    return context

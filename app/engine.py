@@ -1,0 +1,282 @@
+"""Executor plumbing: run a step under the execution's lock, persist it, then send what it dispatched.
+
+One entry point per event: an execution is created, a task attempt ends, a timer is due, a child execution ends,
+a kill or resume is asked. Each ends with `_advance`, which is safe to repeat (redelivery, two runs ending at once).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from app import dispatch, runtime, templating
+from app.context import build_context
+from app.executor import Step, StepResult, retry_delay
+from app.flow import Flow, Task
+from app.flowables import Subflow
+from app.inputs import resolve_inputs
+from app.records import Attempt, Execution, TaskRun, new_id, now
+from app.states import State
+
+log = logging.getLogger("celestra.engine")
+
+
+def flow_of(ex: Execution) -> Flow:
+    return runtime.parse_flow(ex.flow_source)
+
+
+def context_factory(flow: Flow, ex: Execution) -> Callable[[TaskRun | None, Task | None], dict[str, Any]]:
+    settings = runtime.settings()
+    functions = executor_functions(ex)
+
+    def make(run: TaskRun | None, task: Task | None) -> dict[str, Any]:
+        return build_context(flow, ex, run, task, globals_=settings.globals, env_prefix=settings.env_vars_prefix,
+                             functions=functions)
+
+    return make
+
+
+def executor_functions(ex: Execution) -> dict[str, Callable[..., Any]]:
+    store = runtime.store()
+
+    def kv(key: str, namespace: str | None = None, error_on_missing: bool = True) -> Any:
+        value = store.kv_get(namespace or ex.namespace, key)
+        if value is None and error_on_missing:
+            raise templating.TemplateError(
+                f"The key '{key}' does not exist in the namespace '{namespace or ex.namespace}'."
+            )
+        return value
+
+    def error_logs() -> list[dict[str, Any]]:
+        return [row for row in store.logs(ex.id) if row["level"] == "ERROR"]
+
+    def secret(name: str) -> str:
+        raise templating.TemplateError(f"secret('{name}') is only available in tasks run by a worker")
+
+    return {"kv": kv, "errorLogs": error_logs, "secret": secret}
+
+
+def resolve_worker_group(flow: Flow, ex: Execution) -> Callable[[Task, TaskRun], str | None]:
+    settings = runtime.settings()
+
+    def resolve(task: Task, run: TaskRun) -> str | None:
+        ref = task.workerGroup or flow.workerGroup
+        if ref is None:
+            ns = ex.namespace
+            while ns:
+                conf = settings.namespaces.get(ns)
+                if conf and conf.worker_group:
+                    return conf.worker_group.key
+                ns = ns.rpartition(".")[0]
+            return None
+        key = ref.key
+        if "{{" in key or "{%" in key:
+            key = templating.render(key, build_context(flow, ex, run, task, globals_=settings.globals)).strip()
+        return key or None
+
+    return resolve
+
+
+# -- events -----------------------------------------------------------------------------------------------------
+def create_execution(flow: Flow, source: str, inputs: dict[str, Any], *, revision: int | None = None,
+                     labels: dict[str, str] | None = None, parent: tuple[str, str] | None = None) -> Execution:
+    """Validate inputs and store a CREATED execution (nothing is sent yet)."""
+    ex = Execution(id=new_id(), namespace=flow.namespace, flow_id=flow.id, flow_revision=revision,
+                   flow_source=source, labels={**flow.label_map, **(labels or {})})
+    store_file = _file_storer(flow, ex)
+    ex.inputs = resolve_inputs(flow.inputs, inputs, store_file=store_file)
+    if parent:
+        ex.parent_execution_id, ex.parent_task_run_id = parent
+    with runtime.store().begin() as conn:
+        runtime.store().insert_execution(conn, ex)
+    return ex
+
+
+def _file_storer(flow: Flow, ex: Execution) -> Callable[[str, str, bytes], str]:
+    from app.storage import execution_uri
+
+    def store_file(input_id: str, filename: str, data: bytes) -> str:
+        return runtime.storage().put(execution_uri(flow.namespace, flow.id, ex.id, "inputs", input_id, filename),
+                                     data)
+
+    return store_file
+
+
+def start(execution_id: str) -> None:
+    advance(execution_id)
+
+
+def advance(execution_id: str, mutate: Callable[[Connection, Execution, Flow], None] | None = None) -> StepResult:
+    """Lock, load, apply `mutate` (the event), step, save; then dispatch. Returns what the step did."""
+    store = runtime.store()
+    with store.locked(execution_id) as conn:
+        ex = store.load_execution(conn, execution_id)
+        flow = flow_of(ex)
+        before = {run.id: (run.state, run.next_at) for run in ex.task_runs}
+        before_state = ex.state
+        if mutate:
+            mutate(conn, ex, flow)
+        result = Step(flow, ex, now(), context_factory(flow, ex), resolve_worker_group(flow, ex)).run()
+        store.insert_task_runs(conn, result.created)
+        created = {run.id for run in result.created}
+        for run in ex.task_runs:
+            if run.id not in created and (run.id in result.changed or before.get(run.id) != (run.state, run.next_at)):
+                store.update_task_run(conn, run)
+        if result.execution_changed or ex.state != before_state or mutate:
+            store.update_execution(conn, ex)
+        children = [_child_execution(flow, ex, task, run) for task, run in result.subflows]
+    # After commit: messages only point at rows that exist.
+    for child in children:
+        if child is not None:
+            dispatch.start_execution(child.id)
+    if result.dispatch:
+        dispatch.send_task_runs(ex, flow, result.dispatch)
+    if result.ended and ex.parent_execution_id:
+        child_ended(ex)
+    return result
+
+
+def _child_execution(flow: Flow, ex: Execution, task: Subflow, run: TaskRun) -> Execution | None:
+    store = runtime.store()
+    try:
+        scope = context_factory(flow, ex)(run, task)
+        revision, source = store.get_flow(templating.render(task.namespace, scope),
+                                          templating.render(task.flowId, scope), task.revision)
+        child_flow = runtime.parse_flow(source)
+        labels = dict(ex.labels) if task.inheritLabels else {}
+        raw_labels = task.labels if isinstance(task.labels, dict) else {x["key"]: x["value"] for x in task.labels}
+        labels.update({k: str(templating.render_value(v, scope)) for k, v in raw_labels.items()})
+        child = create_execution(child_flow, source, templating.render_value(task.inputs, scope), revision=revision,
+                                 labels=labels, parent=(ex.id, run.id))
+    except Exception as exc:  # missing flow, bad inputs: the Subflow task fails, saying why
+        run.state, run.ended, run.error = State.FAILED, now(), str(exc)
+        with store.begin() as conn:
+            store.update_task_run(conn, run)
+            store.append_logs(conn, [log_row(ex.id, run, "ERROR", str(exc))])
+        advance(ex.id)
+        return None
+    run.outputs = {"executionId": child.id}
+    with store.begin() as conn:
+        store.update_task_run(conn, run)
+    return child
+
+
+def child_ended(child: Execution) -> None:
+    """A subflow execution ended: finish the parent's Subflow task run with its outcome."""
+    assert child.parent_execution_id and child.parent_task_run_id
+    task_run_id = child.parent_task_run_id
+
+    def mutate(conn: Connection, ex: Execution, flow: Flow) -> None:
+        run = next((r for r in ex.task_runs if r.id == task_run_id), None)
+        if run is None or run.state.terminal:
+            return
+        task = next(t for t in flow.all_tasks() if t.id == run.task_id)
+        assert isinstance(task, Subflow)
+        state = child.state
+        if state.failed and not task.transmitFailed:
+            state = State.SUCCESS
+        outputs = {"executionId": child.id, "state": child.state.value, **child.outputs}
+        if task.outputs:
+            outputs.update(templating.render_value(task.outputs, {"outputs": child.outputs}))
+        run.outputs, run.state, run.ended = outputs, state, now()
+        if run.attempts:
+            run.attempts[-1].state, run.attempts[-1].end = state, run.ended
+
+    advance(child.parent_execution_id, mutate)
+
+
+def claim(execution_id: str, task_run_id: str, worker: str) -> tuple[Execution, TaskRun] | None:
+    """Mark a CREATED run RUNNING for this worker; None if it is not CREATED any more (redelivery, kill)."""
+    store = runtime.store()
+    with store.locked(execution_id) as conn:
+        ex = store.load_execution(conn, execution_id)
+        run = next((r for r in ex.task_runs if r.id == task_run_id), None)
+        if run is None or run.state != State.CREATED or ex.state.terminal or ex.state == State.KILLING:
+            return None
+        moment = now()
+        run.state, run.worker, run.started = State.RUNNING, worker, run.started or moment
+        run.attempts.append(Attempt(State.RUNNING, moment))
+        store.update_task_run(conn, run)
+        if ex.state == State.CREATED:
+            ex.state, ex.started = State.RUNNING, moment
+            store.update_execution(conn, ex)
+    return ex, run
+
+
+def finish_attempt(execution_id: str, task_run_id: str, state: State, outputs: dict[str, Any],
+                   error: str | None, logs: list[dict[str, Any]], *, labels: dict[str, str] | None = None,
+                   exit_state: State | None = None) -> StepResult:
+    """Record one attempt's outcome (with its last logs) and step the execution in the same transaction."""
+
+    def mutate(conn: Connection, ex: Execution, flow: Flow) -> None:
+        runtime.store().append_logs(conn, logs)
+        run = next(r for r in ex.task_runs if r.id == task_run_id)
+        if run.state != State.RUNNING:
+            return  # already folded in (redelivered message)
+        moment = now()
+        final = state
+        if run.attempts:
+            run.attempts[-1].state, run.attempts[-1].end = state, moment
+        task = next(t for t in flow.all_tasks() if t.id == run.task_id)
+        if state == State.FAILED and ex.state != State.KILLING:
+            delay = retry_delay(task, run, moment)
+            if delay is not None:
+                run.state, run.next_at, run.error = State.RETRYING, moment + delay, error
+                return
+            if task.allowFailure:
+                final = State.WARNING
+        if final == State.WARNING and task.allowWarning:
+            final = State.SUCCESS
+        run.state, run.ended, run.outputs, run.error = final, moment, outputs, error
+        if labels:
+            ex.labels = {**ex.labels, **labels}
+        if exit_state is not None:
+            _exit(ex, exit_state, moment)
+
+    return advance(execution_id, mutate)
+
+
+def _exit(ex: Execution, state: State, moment: datetime) -> None:
+    """The Exit task: end the execution now in `state`; what has not run yet never will."""
+    for run in ex.task_runs:
+        if not run.state.terminal:
+            run.state, run.ended = (State.KILLED if state == State.KILLED else state), moment
+    ex.state, ex.ended = state, moment
+
+
+def kill(execution_id: str) -> None:
+    def mutate(conn: Connection, ex: Execution, flow: Flow) -> None:
+        if not ex.state.terminal:
+            ex.state = State.KILLING
+
+    advance(execution_id, mutate)
+
+
+def resume(execution_id: str) -> bool:
+    resumed = False
+
+    def mutate(conn: Connection, ex: Execution, flow: Flow) -> None:
+        nonlocal resumed
+        for run in ex.task_runs:
+            if run.state == State.PAUSED:
+                run.state, run.ended, run.next_at = State.SUCCESS, now(), None
+                resumed = True
+
+    advance(execution_id, mutate)
+    return resumed
+
+
+def log_row(execution_id: str, run: TaskRun | None, level: str, message: str) -> dict[str, Any]:
+    return {
+        "execution_id": execution_id,
+        "task_run_id": run.id if run else None,
+        "task_id": run.task_id if run else None,
+        "attempt": max(len(run.attempts) - 1, 0) if run else None,
+        "timestamp": now(),
+        "level": level,
+        "message": message,
+    }

@@ -1,0 +1,167 @@
+"""The flow model: Kestra's YAML structure as pydantic models.
+
+Task classes live in workers/plugins/ (one module per family); app/registry.py gathers them into the union that
+`Flow.tasks` is validated against, so an unknown `type` or property is a validation error, never ignored.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"
+WORKER_GROUP_KEY_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
+TEMPLATE_MARKERS = ("{{", "{%")
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class WorkerGroup(Model):
+    key: str = Field(description="Celery queue of the workers that run this task; may be templated.")
+    fallback: Literal["WAIT", "FAIL", "CANCEL"] | None = Field(
+        None, description="What happens when no worker of the group is alive (default WAIT)."
+    )
+
+    @field_validator("key")
+    @classmethod
+    def _key_shape(cls, value: str) -> str:
+        import re
+
+        if any(m in value for m in TEMPLATE_MARKERS):
+            return value  # checked once rendered, on the worker side of dispatch
+        if not re.match(WORKER_GROUP_KEY_PATTERN, value):
+            raise ValueError(f"worker group key {value!r} must match {WORKER_GROUP_KEY_PATTERN}")
+        return value
+
+
+class Retry(Model):
+    type: Literal["constant", "exponential", "random"] = "constant"
+    interval: timedelta | None = None
+    maxInterval: timedelta | None = None
+    minInterval: timedelta | None = None
+    delayFactor: float | None = None
+    maxAttempt: int | None = Field(None, ge=1, description="Total attempts, the first one included.")
+    maxAttempts: int | None = Field(None, ge=1, description="Alias of maxAttempt.")
+    maxDuration: timedelta | None = None
+    behavior: Literal["RETRY_FAILED_TASK", "CREATE_NEW_EXECUTION"] = "RETRY_FAILED_TASK"
+    warningOnRetry: bool = False
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before attempt number `attempt + 1` (attempt counts from 1)."""
+        base = (self.interval or timedelta()).total_seconds()
+        if self.type == "exponential":
+            factor = self.delayFactor or 2.0
+            base = base * factor ** (attempt - 1)
+            if self.maxInterval:
+                base = min(base, self.maxInterval.total_seconds())
+        elif self.type == "random":
+            import random
+
+            low = (self.minInterval or timedelta()).total_seconds()
+            high = (self.maxInterval or timedelta(seconds=low)).total_seconds()
+            base = random.uniform(low, max(low, high))
+        return base
+
+    @property
+    def max_attempts(self) -> int | None:
+        return self.maxAttempt or self.maxAttempts
+
+
+class Task(Model):
+    """Properties every task has. Subclasses add theirs and pin `type` to their Kestra names."""
+
+    kind: ClassVar[Literal["runnable", "flowable"]] = "runnable"
+
+    id: str = Field(pattern=ID_PATTERN, description="Unique in the flow.")
+    type: str
+    description: str | None = None
+    disabled: bool = False
+    allowFailure: bool = Field(False, description="A failure ends this task in WARNING and the flow goes on.")
+    allowWarning: bool = False
+    retry: Retry | None = None
+    timeout: timedelta | None = None
+    workerGroup: WorkerGroup | None = None
+    logLevel: str | None = None
+    logToFile: bool = False
+    runIf: str | None = None
+
+    def child_lists(self) -> list[list[Task]]:
+        """Every list of child tasks (flowables override); used to index the flow and check ids."""
+        return []
+
+
+class Output(Model):
+    id: str
+    type: str = "STRING"
+    value: Any = None
+    description: str | None = None
+    displayName: str | None = None
+    required: bool = True
+
+
+class Label(Model):
+    key: str
+    value: str
+
+
+class PluginDefault(Model):
+    type: str
+    values: dict[str, Any] = Field(default_factory=dict)
+    forced: bool = False
+
+
+class Concurrency(Model):
+    limit: int = Field(ge=1)
+    behavior: Literal["QUEUE", "CANCEL", "FAIL"] = "QUEUE"
+
+
+if TYPE_CHECKING:
+    AnyTask = Task
+    InputDef = Any
+
+
+class Flow(Model):
+    id: str = Field(pattern=ID_PATTERN)
+    namespace: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    revision: int | None = None
+    description: str | None = None
+    labels: dict[str, str] | list[Label] | None = None
+    inputs: list[InputDef] = Field(default_factory=list)
+    variables: dict[str, Any] = Field(default_factory=dict)
+    tasks: list[AnyTask] = Field(min_length=1)
+    errors: list[AnyTask] = Field(default_factory=list)
+    finally_: list[AnyTask] = Field(default_factory=list, alias="finally")
+    afterExecution: list[AnyTask] = Field(default_factory=list)
+    outputs: list[Output] = Field(default_factory=list)
+    triggers: list[dict[str, Any]] = Field(default_factory=list)
+    taskDefaults: list[PluginDefault] = Field(default_factory=list)
+    pluginDefaults: list[PluginDefault] = Field(default_factory=list)
+    workerGroup: WorkerGroup | None = None
+    retry: Retry | None = None
+    concurrency: Concurrency | None = None
+    sla: list[dict[str, Any]] = Field(default_factory=list)
+    disabled: bool = False
+    deleted: bool = False
+
+    @property
+    def label_map(self) -> dict[str, str]:
+        if isinstance(self.labels, list):
+            return {label.key: label.value for label in self.labels}
+        return dict(self.labels or {})
+
+    def all_tasks(self) -> list[Task]:
+        """Every task of the flow, depth first."""
+        found: list[Task] = []
+
+        def visit(tasks: list[Task]) -> None:
+            for task in tasks:
+                found.append(task)
+                for child_list in task.child_lists():
+                    visit(child_list)
+
+        visit([*self.tasks, *self.errors, *self.finally_, *self.afterExecution])
+        return found

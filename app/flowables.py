@@ -1,0 +1,165 @@
+"""Flowable tasks: they run no code of their own; the executor creates their children's task runs.
+
+Each model declares its children; app/executor.py decides, from the task runs that exist, what to create next and
+when the flowable itself is done.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import Field
+
+from app.flow import Model, Task
+
+
+class FlowableTask(Task):
+    kind = "flowable"
+    errors: list[AnyTask] = Field(default_factory=list)
+    finally_: list[AnyTask] = Field(default_factory=list, alias="finally")
+
+    def child_lists(self) -> list[list[Task]]:
+        return [self.errors, self.finally_]
+
+
+class Sequential(FlowableTask):
+    type: Literal["io.kestra.plugin.core.flow.Sequential", "io.kestra.core.tasks.flows.Sequential", "Sequential"]
+    tasks: list[AnyTask] = Field(min_length=1)
+
+    def child_lists(self) -> list[list[Task]]:
+        return [self.tasks, *super().child_lists()]
+
+
+class AllowFailure(Sequential):
+    type: Literal[  # type: ignore[assignment]
+        "io.kestra.plugin.core.flow.AllowFailure", "io.kestra.core.tasks.flows.AllowFailure", "AllowFailure"
+    ]
+
+
+class Parallel(FlowableTask):
+    type: Literal["io.kestra.plugin.core.flow.Parallel", "io.kestra.core.tasks.flows.Parallel", "Parallel"]
+    tasks: list[AnyTask] = Field(min_length=1)
+    concurrent: int = Field(0, ge=0, description="How many children run at once; 0 means all.")
+
+    def child_lists(self) -> list[list[Task]]:
+        return [self.tasks, *super().child_lists()]
+
+
+class If(FlowableTask):
+    type: Literal["io.kestra.plugin.core.flow.If", "io.kestra.core.tasks.flows.If", "If"]
+    condition: Any
+    then: list[AnyTask] = Field(min_length=1)
+    else_: list[AnyTask] = Field(default_factory=list, alias="else")
+
+    def child_lists(self) -> list[list[Task]]:
+        return [self.then, self.else_, *super().child_lists()]
+
+
+class Switch(FlowableTask):
+    type: Literal["io.kestra.plugin.core.flow.Switch", "io.kestra.core.tasks.flows.Switch", "Switch"]
+    value: Any
+    cases: dict[str, list[AnyTask]] = Field(default_factory=dict)
+    defaults: list[AnyTask] = Field(default_factory=list)
+
+    def child_lists(self) -> list[list[Task]]:
+        return [*self.cases.values(), self.defaults, *super().child_lists()]
+
+
+class ForEach(FlowableTask):
+    """Runs `tasks` once per value; `concurrencyLimit` iterations at once (0 = all)."""
+
+    type: Literal["io.kestra.plugin.core.flow.ForEach", "ForEach"]
+    values: Any
+    concurrencyLimit: int = Field(1, ge=0)
+    tasks: list[AnyTask] = Field(min_length=1)
+
+    def child_lists(self) -> list[list[Task]]:
+        return [self.tasks, *super().child_lists()]
+
+
+class EachSequential(FlowableTask):
+    type: Literal[
+        "io.kestra.plugin.core.flow.EachSequential", "io.kestra.core.tasks.flows.EachSequential", "EachSequential"
+    ]
+    value: Any
+    tasks: list[AnyTask] = Field(min_length=1)
+
+    def child_lists(self) -> list[list[Task]]:
+        return [self.tasks, *super().child_lists()]
+
+
+class EachParallel(FlowableTask):
+    """Legacy: every task of every value at once (`concurrent` caps it)."""
+
+    type: Literal["io.kestra.plugin.core.flow.EachParallel", "io.kestra.core.tasks.flows.EachParallel", "EachParallel"]
+    value: Any
+    concurrent: int = Field(0, ge=0)
+    tasks: list[AnyTask] = Field(min_length=1)
+
+    def child_lists(self) -> list[list[Task]]:
+        return [self.tasks, *super().child_lists()]
+
+
+class DagTask(Model):
+    task: AnyTask
+    dependsOn: list[str] = Field(default_factory=list)
+
+
+class Dag(FlowableTask):
+    type: Literal["io.kestra.plugin.core.flow.Dag", "io.kestra.core.tasks.flows.Dag", "Dag"]
+    tasks: list[DagTask] = Field(min_length=1)
+    concurrent: int = Field(0, ge=0)
+
+    def child_lists(self) -> list[list[Task]]:
+        return [[t.task for t in self.tasks], *super().child_lists()]
+
+
+class Pause(FlowableTask):
+    type: Literal["io.kestra.plugin.core.flow.Pause", "io.kestra.core.tasks.flows.Pause", "Pause"]
+    delay: timedelta | None = None
+    pauseDuration: timedelta | None = None
+    behavior: Literal["RESUME", "WARN", "CANCEL", "FAIL"] = "RESUME"
+
+    @property
+    def wait(self) -> timedelta | None:
+        return self.pauseDuration or self.delay
+
+
+class Subflow(FlowableTask):
+    type: Literal["io.kestra.plugin.core.flow.Subflow", "io.kestra.core.tasks.flows.Subflow", "Subflow"]
+    namespace: str
+    flowId: str
+    revision: int | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    labels: dict[str, str] | list[dict[str, str]] = Field(default_factory=dict)
+    wait: bool = True
+    transmitFailed: bool = True
+    inheritLabels: bool = False
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    scheduleDate: str | None = None
+
+
+class WorkingDirectory(FlowableTask):
+    """Children run one after another on one worker, sharing a temporary folder."""
+
+    type: Literal[
+        "io.kestra.plugin.core.flow.WorkingDirectory", "io.kestra.core.tasks.flows.WorkingDirectory",
+        "WorkingDirectory",
+    ]
+    tasks: list[AnyTask] = Field(min_length=1)
+    inputFiles: dict[str, str] | str | None = None
+    outputFiles: list[str] | None = None
+    cache: dict[str, Any] | None = None
+    namespaceFiles: dict[str, Any] | None = None
+
+    def child_lists(self) -> list[list[Task]]:
+        return [self.tasks, *super().child_lists()]
+
+
+FLOWABLE_TASKS: list[type[FlowableTask]] = [
+    Sequential, AllowFailure, Parallel, If, Switch, ForEach, EachSequential, EachParallel, Dag, Pause, Subflow,
+    WorkingDirectory,
+]
+LOOPS = (ForEach, EachSequential, EachParallel)
+AnyTask = Any  # replaced by the real union in app/registry.py (model_rebuild)

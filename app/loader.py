@@ -1,0 +1,189 @@
+"""Load flow YAML into a `Flow`; every problem names file, line, column and field."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from app.errors import FlowValidationError
+from app.flow import Flow
+
+Position = tuple[int, int]
+PathKey = tuple[str | int, ...]
+
+
+def _construct(node: yaml.Node, path: PathKey, positions: dict[PathKey, Position]) -> Any:
+    positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _scalar(key_node)
+            result[key] = _construct(value_node, (*path, key), positions)
+            positions[(*path, key, "__key__")] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(item, (*path, i), positions) for i, item in enumerate(node.value)]
+    return _scalar(node)
+
+
+def _scalar(node: yaml.Node) -> Any:
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_object(node, deep=True)
+    finally:
+        loader.dispose()
+
+
+def parse_yaml(text: str, filename: str) -> tuple[Any, dict[PathKey, Position]]:
+    positions: dict[PathKey, Position] = {}
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename
+        raise FlowValidationError([f"{where}: invalid YAML: {exc.problem}"]) from exc
+    if node is None:
+        raise FlowValidationError([f"{filename}:1:1: the file is empty"])
+    return _construct(node, (), positions), positions
+
+
+def _field_path(loc: tuple[Any, ...], data: Any) -> PathKey:
+    """Drop pydantic's union tags from a loc so it follows the YAML structure."""
+    path: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+            path.append(part)
+        elif part == "finally_" and isinstance(node, dict) and "finally" in node:
+            node = node["finally"]
+            path.append("finally")
+        elif part == "else_" and isinstance(node, dict) and "else" in node:
+            node = node["else"]
+            path.append("else")
+        elif isinstance(node, dict) and isinstance(part, str) and "." not in part and part[:1].islower():
+            path.append(part)  # a missing or extra field: point at it by name
+            break
+    return tuple(path)
+
+
+def _dotted(path: PathKey) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<flow>"
+
+
+def _locate(path: PathKey, positions: dict[PathKey, Position]) -> Position:
+    if (*path, "__key__") in positions:
+        return positions[(*path, "__key__")]
+    for cut in range(len(path), -1, -1):
+        if path[:cut] in positions:
+            return positions[path[:cut]]
+    return (1, 1)
+
+
+def _task_label(path: PathKey, data: Any) -> str:
+    node = data
+    label = ""
+    for part in path:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            break
+        if isinstance(node, dict) and "id" in node and "type" in node:
+            label = f" (task '{node['id']}')"
+    return label
+
+
+def _message(error: Any) -> str:
+    if error["type"] == "union_tag_invalid":
+        return f"unknown task type {error['input'].get('type')!r}" if isinstance(error["input"], dict) else error["msg"]
+    if error["type"] == "extra_forbidden":
+        return "unknown property"
+    if error["type"] == "missing":
+        return "required property is missing"
+    return str(error["msg"])
+
+
+def _task_nodes(value: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(value, dict):
+        if "id" in value and "type" in value:
+            yield value
+        for child in value.values():
+            yield from _task_nodes(child)
+    elif isinstance(value, list):
+        for child in value:
+            yield from _task_nodes(child)
+
+
+def _apply_plugin_defaults(data: dict[str, Any]) -> None:
+    """Kestra's taskDefaults / pluginDefaults: values a task of that type gets unless it sets them."""
+    defaults = [*(data.get("taskDefaults") or []), *(data.get("pluginDefaults") or [])]
+    if not defaults:
+        return
+    for key in ("tasks", "errors", "finally", "afterExecution"):
+        for task in _task_nodes(data.get(key)):
+            for default in defaults:
+                if isinstance(default, dict) and default.get("type") == task.get("type"):
+                    for name, value in (default.get("values") or {}).items():
+                        if default.get("forced") or name not in task:
+                            task[name] = value
+
+
+def load_flow(text: str, filename: str = "<flow>") -> Flow:
+    from app import registry  # noqa: F401  (builds the task union before the first validation)
+
+    data, positions = parse_yaml(text, filename)
+    if not isinstance(data, dict):
+        raise FlowValidationError([f"{filename}:1:1: a flow must be a mapping with id, namespace and tasks"])
+    _apply_plugin_defaults(data)
+    try:
+        flow = Flow.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            path = _field_path(error["loc"], data)
+            line, column = _locate(path, positions)
+            problems.append(
+                f"{filename}:{line}:{column}: {_dotted(path)}{_task_label(path, data)}: {_message(error)}"
+            )
+        raise FlowValidationError(sorted(set(problems), key=problems.index)) from None
+    problems = []
+    seen: dict[str, PathKey] = {}
+    for path, task_id in _task_ids(data):
+        if task_id in seen:
+            line, column = _locate((*path, "id"), positions)
+            problems.append(f"{filename}:{line}:{column}: {_dotted(path)}.id: duplicate task id '{task_id}'")
+        seen[task_id] = path
+    if problems:
+        raise FlowValidationError(problems)
+    return flow
+
+
+def _task_ids(data: Any, path: PathKey = ()) -> Iterator[tuple[PathKey, str]]:
+    if isinstance(data, dict):
+        if "id" in data and "type" in data and isinstance(data["id"], str):
+            yield path, data["id"]
+        for key, value in data.items():
+            if key not in ("inputs", "outputs", "triggers", "taskDefaults", "pluginDefaults", "labels"):
+                yield from _task_ids(value, (*path, key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from _task_ids(value, (*path, index))
+
+
+def load_flow_file(path: str | Path) -> tuple[Flow, str]:
+    file = Path(path)
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise FlowValidationError([f"{file}: cannot read: {exc.strerror}"]) from exc
+    return load_flow(text, str(file)), text

@@ -1,0 +1,120 @@
+"""Executions and task runs as the engine handles them (plain dataclasses: they are on the hot path)."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from app.states import State
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_id() -> str:
+    """A 22-character base62 id, the shape Kestra uses."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(22))
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+@dataclass
+class Attempt:
+    state: State
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"state": self.state.value, "startDate": iso(self.start), "endDate": iso(self.end)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Attempt:
+        return cls(
+            State(data["state"]),
+            datetime.fromisoformat(data["startDate"]) if data.get("startDate") else None,
+            datetime.fromisoformat(data["endDate"]) if data.get("endDate") else None,
+        )
+
+
+@dataclass
+class TaskRun:
+    id: str
+    execution_id: str
+    task_id: str
+    parent_id: str | None = None
+    value: str | None = None
+    values: list[str] = field(default_factory=list)  # loop values from the outermost loop inwards
+    iteration: int | None = None
+    state: State = State.CREATED
+    attempts: list[Attempt] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    worker_group: str | None = None
+    worker: str | None = None
+    external_id: str | None = None
+    error: str | None = None
+    created: datetime = field(default_factory=now)
+    started: datetime | None = None
+    ended: datetime | None = None
+    next_at: datetime | None = None  # when a timer (retry delay, pause) is due
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "taskId": self.task_id,
+            "parentTaskRunId": self.parent_id,
+            "value": self.value,
+            "state": self.state.value,
+            "attempts": [a.to_json() for a in self.attempts],
+            "workerGroup": self.worker_group,
+            "worker": self.worker,
+            "externalId": self.external_id,
+            "outputs": self.outputs,
+            "error": self.error,
+            "startDate": iso(self.started),
+            "endDate": iso(self.ended),
+        }
+
+
+@dataclass
+class Execution:
+    id: str
+    namespace: str
+    flow_id: str
+    flow_revision: int | None
+    flow_source: str
+    state: State = State.CREATED
+    inputs: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    parent_execution_id: str | None = None
+    parent_task_run_id: str | None = None
+    error: str | None = None
+    created: datetime = field(default_factory=now)
+    started: datetime | None = None
+    ended: datetime | None = None
+    task_runs: list[TaskRun] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "namespace": self.namespace,
+            "flowId": self.flow_id,
+            "flowRevision": self.flow_revision,
+            "state": self.state.value,
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+            "labels": self.labels,
+            "parentExecutionId": self.parent_execution_id,
+            "error": self.error,
+            "startDate": iso(self.started or self.created),
+            "endDate": iso(self.ended),
+            "taskRuns": [run.to_json() for run in self.task_runs],
+        }

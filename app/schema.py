@@ -1,0 +1,87 @@
+"""Tables. Changes here need a migration in app/migrations/versions/."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+TS = sa.DateTime(timezone=True)
+
+flows = sa.Table(
+    "flows",
+    metadata,
+    sa.Column("namespace", sa.String(255), primary_key=True),
+    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("revision", sa.Integer, primary_key=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("created", TS, nullable=False),
+)
+
+executions = sa.Table(
+    "executions",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("namespace", sa.String(255), nullable=False, index=True),
+    sa.Column("flow_id", sa.String(255), nullable=False),
+    sa.Column("flow_revision", sa.Integer),
+    sa.Column("flow_source", sa.Text, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("inputs", sa.JSON),
+    sa.Column("outputs", sa.JSON),
+    sa.Column("labels", sa.JSON),
+    sa.Column("parent_execution_id", sa.String(32), index=True),
+    sa.Column("parent_task_run_id", sa.String(32)),
+    sa.Column("error", sa.Text),
+    sa.Column("created", TS, nullable=False, index=True),
+    sa.Column("started", TS),
+    sa.Column("ended", TS),
+)
+
+task_runs = sa.Table(
+    "task_runs",
+    metadata,
+    sa.Column("seq", sa.Integer, sa.Identity(), primary_key=True),
+    sa.Column("id", sa.String(32), nullable=False, unique=True),
+    sa.Column("execution_id", sa.String(32), nullable=False, index=True),
+    sa.Column("task_id", sa.String(255), nullable=False),
+    sa.Column("parent_id", sa.String(32), nullable=False),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("has_value", sa.Boolean, nullable=False),
+    sa.Column("loop_values", sa.JSON),
+    sa.Column("iteration", sa.Integer),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.JSON),
+    sa.Column("outputs", sa.JSON),
+    sa.Column("worker_group", sa.String(255)),
+    sa.Column("worker", sa.String(255)),
+    sa.Column("external_id", sa.String(255)),
+    sa.Column("error", sa.Text),
+    sa.Column("created", TS, nullable=False),
+    sa.Column("started", TS),
+    sa.Column("ended", TS),
+    sa.Column("next_at", TS, index=True),
+    # A task run is unique by where it sits: this is what makes a replayed executor step unable to duplicate it.
+    sa.UniqueConstraint("execution_id", "parent_id", "task_id", "value", name="uq_task_run_position"),
+)
+
+logs = sa.Table(
+    "logs",
+    metadata,
+    sa.Column("id", sa.Integer, sa.Identity(), primary_key=True),
+    sa.Column("execution_id", sa.String(32), nullable=False, index=True),
+    sa.Column("task_run_id", sa.String(32)),
+    sa.Column("task_id", sa.String(255)),
+    sa.Column("attempt", sa.Integer),
+    sa.Column("timestamp", TS, nullable=False),
+    sa.Column("level", sa.String(8), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+)
+
+kv = sa.Table(
+    "kv",
+    metadata,
+    sa.Column("namespace", sa.String(255), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("value", sa.JSON),
+    sa.Column("expires", TS),
+)

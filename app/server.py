@@ -1,0 +1,49 @@
+"""`celestra server`: consumes execution starts and fires timers (retry delays, pauses) — the executor's clock."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+
+from app import engine, runtime
+from app.records import now
+
+log = logging.getLogger("celestra.server")
+
+
+class TimerLoop:
+    """Scans the store for due timers and advances their executions. One per server (or embedded process)."""
+
+    def __init__(self, interval: float | None = None):
+        self.interval = interval if interval is not None else runtime.settings().timer_interval
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True, name="celestra-timers")
+
+    def start(self) -> TimerLoop:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(5)
+
+    def tick(self) -> int:
+        store = runtime.store()
+        due = store.due_timers(now())
+        for execution_id in due:
+            try:
+                engine.advance(execution_id)
+            except Exception:
+                log.exception("timer of execution %s failed; retried next tick", execution_id)
+        # An execution whose start message was lost (broker restart, server down) is started again.
+        for execution_id in store.stalled_executions(timedelta(seconds=30)):
+            engine.start(execution_id)
+        return len(due)
+
+    def _loop(self) -> None:
+        while not self.stopped.wait(self.interval):
+            try:
+                self.tick()
+            except Exception:
+                log.exception("timer scan failed")

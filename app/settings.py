@@ -1,0 +1,97 @@
+"""One settings model: environment (prefix CELESTRA_), an optional YAML file, or defaults (embedded mode)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from app.errors import ConfigError
+
+
+class WorkerGroupRef(BaseModel):
+    key: str
+    fallback: Literal["WAIT", "FAIL", "CANCEL"] = "WAIT"
+
+
+class NamespaceSettings(BaseModel):
+    worker_group: WorkerGroupRef | None = Field(None, description="Default worker group of the namespace's tasks.")
+    variables: dict[str, Any] = Field(default_factory=dict, description="Reserved for namespace variables.")
+
+
+class WorkerGroupSettings(BaseModel):
+    description: str = ""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CELESTRA_", env_nested_delimiter="__", extra="forbid")
+
+    broker_url: str | None = Field(None, description="Celery broker; unset means embedded (in-memory, one process).")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; unset means SQLite under home.")
+    storage_url: str | None = Field(None, description="Internal storage: a folder, file:// or s3:// URL.")
+    home: Path = Field(Path(".celestra"), description="Folder for embedded state (SQLite, local storage).")
+    default_queue: str = Field("celery", description="Queue of tasks with no worker group.")
+    executor_queue: str = Field("celestra.executor", description="Queue the server consumes (execution starts).")
+    timer_interval: float = Field(0.5, description="Seconds between scans for due retries, pauses and waits.")
+    namespaces: dict[str, NamespaceSettings] = Field(default_factory=dict)
+    worker_groups: dict[str, WorkerGroupSettings] = Field(default_factory=dict)
+    globals: dict[str, Any] = Field(default_factory=dict, description="Values exposed as {{ globals.* }}.")
+    env_vars_prefix: str = Field("ENV_", description="Env vars with this prefix are exposed as {{ envs.* }}.")
+    secrets_prefix: str = Field("SECRET_", description="Env var prefix of base64-encoded secrets (Kestra OSS).")
+
+    @property
+    def embedded(self) -> bool:
+        return self.broker_url is None
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'celestra.db').resolve()}"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or str((self.home / "storage").resolve())
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Explicit arguments (the parsed --config file) win over the environment.
+        return init_settings, env_settings
+
+
+def load_settings(config_file: str | Path | None = None) -> Settings:
+    """Settings from `config_file` (or $CELESTRA_CONFIG), overridden by CELESTRA_* environment variables."""
+    path = config_file or os.environ.get("CELESTRA_CONFIG")
+    data: dict[str, Any] = {}
+    if path:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"Cannot read configuration file {path}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"Configuration file {path} must hold a mapping")
+        data = loaded
+    env = Settings()  # environment only
+    explicit_env = {k for k in Settings.model_fields if f"CELESTRA_{k.upper()}" in os.environ}
+    merged = {**data, **{k: getattr(env, k) for k in explicit_env}}
+    try:
+        return Settings(**merged)
+    except Exception as exc:  # pydantic ValidationError: name the file
+        raise ConfigError(f"Invalid configuration{' in ' + str(path) if path else ''}: {exc}") from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,233 @@
+"""Run one attempt of one task run on this worker: render, run the plugin, collect outputs and logs."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app import engine, runtime, templating
+from app.context import build_context
+from app.errors import TaskFailure, TaskKilled
+from app.flow import Flow, Task
+from app.flowables import WorkingDirectory
+from app.records import Execution, TaskRun, new_id, now
+from app.states import State
+from app.storage import execution_uri
+from workers.context import RunContext
+from workers.plugins.core import RunnableTask
+from workers.secrets import SecretResolver
+
+log = logging.getLogger("celestra.worker")
+FLUSH_EVERY = 0.1  # seconds: how stale a live log line may get before it is written
+KILL_POLL = 0.25  # seconds between checks of the execution's state while a task runs
+
+
+def hostname() -> str:
+    return socket.gethostname()
+
+
+@dataclass
+class Outcome:
+    state: State
+    outputs: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    exit_state: State | None = None
+
+
+class LogBuffer:
+    """Collects log rows, masks secrets, writes them in batches so a chatty task does not cost a commit a line."""
+
+    def __init__(self, ex: Execution, run: TaskRun, secrets: SecretResolver):
+        self.ex, self.run, self.secrets = ex, run, secrets
+        self.rows: list[dict[str, Any]] = []
+        self.last_flush = time.monotonic()
+        self.lock = threading.Lock()
+
+    def __call__(self, level: str, message: str) -> None:
+        level = "WARN" if level == "WARNING" else level
+        with self.lock:
+            self.rows.append(engine.log_row(self.ex.id, self.run, level, self.secrets.mask(message)))
+            due = time.monotonic() - self.last_flush > FLUSH_EVERY
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        with self.lock:
+            rows, self.rows = self.rows, []
+            self.last_flush = time.monotonic()
+        runtime.store().append_logs(None, rows)
+
+    def take(self) -> list[dict[str, Any]]:
+        with self.lock:
+            rows, self.rows = self.rows, []
+        return rows
+
+
+class KillWatch:
+    """Sets the kill event when the execution is being killed or the task's timeout passes."""
+
+    def __init__(self, execution_id: str, kill_event: threading.Event, timeout: float | None):
+        self.execution_id, self.kill_event = execution_id, kill_event
+        self.deadline = time.monotonic() + timeout if timeout else None
+        self.timed_out = False
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True, name="celestra-killwatch")
+        self.thread.start()
+
+    def _watch(self) -> None:
+        while not self.done.wait(KILL_POLL if self.deadline is None else
+                                 max(0.0, min(KILL_POLL, self.deadline - time.monotonic()))):
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                self.timed_out = True
+                self.kill_event.set()
+                return
+            try:
+                state = runtime.store().execution_state(self.execution_id)
+            except Exception:  # the store is briefly unreachable: keep running, check again
+                continue
+            if state in (State.KILLING, State.KILLED):
+                self.kill_event.set()
+                return
+
+    def stop(self) -> None:
+        self.done.set()
+
+
+def run_task_run(execution_id: str, task_run_id: str) -> None:
+    """The whole life of one attempt on this worker. Safe to call twice: only a CREATED run is claimed."""
+    claimed = engine.claim(execution_id, task_run_id, hostname())
+    if claimed is None:
+        return
+    ex, run = claimed
+    flow = engine.flow_of(ex)
+    task = next(t for t in flow.all_tasks() if t.id == run.task_id)
+    secrets = SecretResolver(runtime.settings().secrets_prefix)
+    for inp in flow.inputs:
+        if getattr(inp, "type", None) == "SECRET" and isinstance(ex.inputs.get(inp.id), str):
+            secrets.remember(ex.inputs[inp.id])
+    logs = LogBuffer(ex, run, secrets)
+    outcome = execute(flow, ex, run, task, logs, secrets)
+    if outcome.error:
+        logs("ERROR", outcome.error)
+    engine.finish_attempt(execution_id, task_run_id, outcome.state, outcome.outputs, outcome.error, logs.take(),
+                          labels=outcome.labels, exit_state=outcome.exit_state)
+
+
+def make_context(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogBuffer,
+                 secrets: SecretResolver, working_dir: Path | None, outcome: Outcome) -> RunContext:
+    settings = runtime.settings()
+    store = runtime.store()
+    functions = engine.executor_functions(ex)
+    functions["secret"] = secrets
+
+    def read(uri: str) -> str:
+        return runtime.storage().get(uri).decode()
+
+    functions["read"] = read
+    variables = build_context(flow, ex, run, task, globals_=settings.globals, env_prefix=settings.env_vars_prefix,
+                              functions=functions)
+    if working_dir is not None:
+        variables["workingDir"] = str(working_dir)
+
+    def store_output(name: str, data: bytes) -> str:
+        uri = execution_uri(ex.namespace, ex.flow_id, ex.id, "tasks", task.id, run.id, name)
+        return runtime.storage().put(uri, data)
+
+    class KV:
+        get = staticmethod(store.kv_get)
+        put = staticmethod(store.kv_put)
+        delete = staticmethod(store.kv_delete)
+
+    return RunContext(
+        variables=variables, log=logs, storage=runtime.storage(), working_dir=working_dir, kv=KV,
+        set_labels=outcome.labels.update,
+        set_state=lambda state: setattr(outcome, "exit_state", State(state)),
+        extra={"store_output": store_output, "secrets": secrets},
+    )
+
+
+def execute(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogBuffer, secrets: SecretResolver,
+            working_dir: Path | None = None) -> Outcome:
+    outcome = Outcome(State.SUCCESS)
+    ctx = make_context(flow, ex, run, task, logs, secrets, working_dir, outcome)
+    timeout = task.timeout.total_seconds() if task.timeout else None
+    watch = KillWatch(ex.id, ctx.kill_event, timeout)
+    try:
+        if isinstance(task, WorkingDirectory):
+            outcome = run_working_directory(flow, ex, run, task, logs, secrets, outcome)
+        elif isinstance(task, RunnableTask):
+            outcome.outputs = task.run(ctx) or {}
+            if any(row["level"] in ("WARN", "ERROR") for row in logs.rows) and task.type.endswith("Log"):
+                outcome.state = State.SUCCESS
+        else:
+            raise TaskFailure(f"Task type {task.type} cannot run on a worker")
+        if ctx.kill_event.is_set() and watch.timed_out:
+            raise TaskKilled("timeout")
+    except TaskKilled:
+        if watch.timed_out:
+            outcome.state, outcome.error = State.FAILED, f"Task '{task.id}' timed out after {task.timeout}"
+        else:
+            outcome.state = State.KILLED
+    except (TaskFailure, templating.TemplateError) as exc:
+        outcome.state, outcome.error = State.FAILED, secrets.mask(str(exc))
+    except Exception as exc:  # a bug in a plugin must fail the task run, not lose it
+        log.debug("task %s crashed", task.id, exc_info=True)
+        outcome.state = State.FAILED
+        outcome.error = secrets.mask(f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
+    finally:
+        watch.stop()
+    return outcome
+
+
+def run_working_directory(flow: Flow, ex: Execution, parent: TaskRun, task: WorkingDirectory, logs: LogBuffer,
+                          secrets: SecretResolver, outcome: Outcome) -> Outcome:
+    """Children run here, one after another, in one temporary folder; each gets its own task run."""
+    store = runtime.store()
+    folder = Path(tempfile.mkdtemp(prefix="celestra-wd-"))
+    try:
+        failed = False
+        states: list[State] = []
+        for phase in (task.tasks, task.errors if True else [], task.finally_):
+            if phase is task.errors and not failed:
+                continue
+            for child in phase:
+                if child.disabled or (failed and phase is task.tasks):
+                    continue
+                child_run = TaskRun(id=new_id(), execution_id=ex.id, task_id=child.id, parent_id=parent.id,
+                                    value=parent.value, values=parent.values, state=State.RUNNING,
+                                    worker=hostname(), started=now())
+                from app.records import Attempt
+
+                child_run.attempts.append(Attempt(State.RUNNING, child_run.started))
+                with store.begin() as conn:
+                    store.insert_task_runs(conn, [child_run])
+                ex.task_runs.append(child_run)
+                child_logs = LogBuffer(ex, child_run, secrets)
+                result = execute(flow, ex, child_run, child, child_logs, secrets, working_dir=folder)
+                if result.error:
+                    child_logs("ERROR", result.error)
+                state = result.state
+                if state.failed and child.allowFailure:
+                    state = State.WARNING
+                child_run.state, child_run.ended, child_run.outputs = state, now(), result.outputs
+                child_run.error = result.error
+                child_run.attempts[-1].state, child_run.attempts[-1].end = state, child_run.ended
+                with store.begin() as conn:
+                    store.update_task_run(conn, child_run)
+                    store.append_logs(conn, child_logs.take())
+                if phase is task.tasks:
+                    states.append(state)
+                    failed = failed or state.failed
+        outcome.state = State.FAILED if failed else (State.WARNING if State.WARNING in states else State.SUCCESS)
+        return outcome
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,196 @@
+"""Core runnable tasks: logging, outputs, sleep, fail/exit, labels, key-value store, local files."""
+
+from __future__ import annotations
+
+import glob
+import json
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import Field
+
+from app.errors import TaskFailure, TaskKilled
+from app.flow import Task
+from app.templating import is_truthy
+from workers.context import RunContext
+
+LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR")
+
+
+class RunnableTask(Task):
+    kind = "runnable"
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class Log(RunnableTask):
+    type: Literal["io.kestra.plugin.core.log.Log", "io.kestra.core.tasks.log.Log", "Log"]
+    message: str | list[str]
+    level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        messages = self.message if isinstance(self.message, list) else [self.message]
+        for message in messages:
+            ctx.log(self.level, ctx.render_str(message))
+        return {}
+
+
+class Echo(RunnableTask):
+    type: Literal["io.kestra.core.tasks.debugs.Echo", "io.kestra.plugin.core.debug.Echo", "Echo"]
+    format: str
+    level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        ctx.log(self.level, ctx.render_str(self.format))
+        return {}
+
+
+class Return(RunnableTask):
+    type: Literal["io.kestra.plugin.core.debug.Return", "io.kestra.core.tasks.debugs.Return", "Return"]
+    format: str | None = None
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        return {"value": ctx.render_str(self.format) if self.format is not None else None}
+
+
+class OutputValues(RunnableTask):
+    type: Literal[
+        "io.kestra.plugin.core.output.OutputValues", "io.kestra.core.tasks.outputs.OutputValues", "OutputValues"
+    ]
+    values: dict[str, Any] = Field(default_factory=dict)
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        return {"values": ctx.render(self.values)}
+
+
+class Sleep(RunnableTask):
+    type: Literal["io.kestra.plugin.core.flow.Sleep", "io.kestra.core.tasks.flows.Sleep", "Sleep"]
+    duration: timedelta
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        if ctx.sleep(self.duration.total_seconds()):
+            raise TaskKilled("Sleep interrupted")
+        return {}
+
+
+class Fail(RunnableTask):
+    type: Literal["io.kestra.plugin.core.execution.Fail", "io.kestra.core.tasks.executions.Fail", "Fail"]
+    condition: str | None = None
+    errorMessage: str = "Task failure"
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        if self.condition is None or is_truthy(ctx.render(self.condition)):
+            raise TaskFailure(ctx.render_str(self.errorMessage))
+        return {}
+
+
+class Exit(RunnableTask):
+    type: Literal["io.kestra.plugin.core.execution.Exit", "Exit"]
+    state: Literal["SUCCESS", "WARNING", "KILLED", "FAILED", "CANCELLED"] = "SUCCESS"
+    condition: str | None = None
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        if (self.condition is None or is_truthy(ctx.render(self.condition))) and ctx.set_state:
+            ctx.set_state(self.state)
+        return {}
+
+
+class Labels(RunnableTask):
+    type: Literal["io.kestra.plugin.core.execution.Labels", "io.kestra.core.tasks.executions.Labels", "Labels"]
+    labels: dict[str, Any] | list[dict[str, Any]] | str
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        rendered = ctx.render(self.labels)
+        if isinstance(rendered, str):
+            rendered = json.loads(rendered)
+        if isinstance(rendered, list):
+            rendered = {str(item["key"]): item["value"] for item in rendered}
+        labels = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in rendered.items()}
+        if ctx.set_labels:
+            ctx.set_labels(labels)
+        return {}
+
+
+class KVSet(RunnableTask):
+    type: Literal["io.kestra.plugin.core.kv.Set", "kv.Set"]
+    key: str
+    value: Any
+    namespace: str | None = None
+    overwrite: bool = True
+    ttl: timedelta | None = None
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        namespace = ctx.render_str(self.namespace) if self.namespace else ctx.namespace
+        key = ctx.render_str(self.key)
+        if not self.overwrite and ctx.kv.get(namespace, key) is not None:
+            raise TaskFailure(f"The key '{key}' already exists in the namespace '{namespace}'.")
+        ctx.kv.put(namespace, key, ctx.render(self.value), self.ttl)
+        return {}
+
+
+class KVGet(RunnableTask):
+    type: Literal["io.kestra.plugin.core.kv.Get", "kv.Get"]
+    key: str
+    namespace: str | None = None
+    errorOnMissing: bool = False
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        namespace = ctx.render_str(self.namespace) if self.namespace else ctx.namespace
+        key = ctx.render_str(self.key)
+        value = ctx.kv.get(namespace, key)
+        if value is None and self.errorOnMissing:
+            raise TaskFailure(f"The key '{key}' does not exist in the namespace '{namespace}'.")
+        return {"value": value}
+
+
+class KVDelete(RunnableTask):
+    type: Literal["io.kestra.plugin.core.kv.Delete", "kv.Delete"]
+    key: str
+    namespace: str | None = None
+    errorOnMissing: bool = False
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        namespace = ctx.render_str(self.namespace) if self.namespace else ctx.namespace
+        key = ctx.render_str(self.key)
+        deleted = ctx.kv.delete(namespace, key)
+        if not deleted and self.errorOnMissing:
+            raise TaskFailure(f"The key '{key}' does not exist in the namespace '{namespace}'.")
+        return {"deleted": deleted}
+
+
+class LocalFiles(RunnableTask):
+    """Writes `inputs` into the working directory and uploads files matching `outputs` to internal storage."""
+
+    type: Literal["io.kestra.plugin.core.storage.LocalFiles", "io.kestra.core.tasks.storages.LocalFiles", "LocalFiles"]
+    inputs: dict[str, str] | str | None = None
+    outputs: list[str] | None = None
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        if ctx.working_dir is None:
+            raise TaskFailure("LocalFiles must run inside a WorkingDirectory task")
+        root = ctx.working_dir
+        files = ctx.render(self.inputs) or {}
+        if isinstance(files, str):
+            files = json.loads(files)
+        for name, content in files.items():
+            target = (root / name).resolve()
+            if root.resolve() not in target.parents:
+                raise TaskFailure(f"LocalFiles input {name!r} escapes the working directory")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, str) and content.startswith("kestra://"):
+                target.write_bytes(ctx.storage.get(content))
+            else:
+                target.write_text(content if isinstance(content, str) else json.dumps(content))
+        uris: dict[str, str] = {}
+        for pattern in ctx.render(self.outputs) or []:
+            for path in sorted(glob.glob(str(root / pattern), recursive=True)):
+                rel = str(__import__("pathlib").Path(path).relative_to(root))
+                uris[rel] = ctx.extra["store_output"](rel, open(path, "rb").read())
+        return {"uris": uris}
+
+
+RUNNABLE_TASKS: list[type[RunnableTask]] = [
+    Log, Echo, Return, OutputValues, Sleep, Fail, Exit, Labels, KVSet, KVGet, KVDelete, LocalFiles,
+]
+LEVELS_ORDER = {name: i for i, name in enumerate(LEVELS)}
