@@ -43,7 +43,7 @@ def context_factory(flow: Flow, ex: Execution) -> Callable[[TaskRun | None, Task
 def executor_functions(ex: Execution) -> dict[str, Callable[..., Any]]:
     store = runtime.store()
 
-    def kv(key: str, namespace: str | None = None, error_on_missing: bool = True) -> Any:
+    def kv(key: str, namespace: str | None = None, error_on_missing: bool = False) -> Any:
         value = store.kv_get(namespace or ex.namespace, key)
         if value is None and error_on_missing:
             raise templating.TemplateError(
@@ -52,7 +52,9 @@ def executor_functions(ex: Execution) -> dict[str, Callable[..., Any]]:
         return value
 
     def error_logs() -> list[dict[str, Any]]:
-        return [row for row in store.logs(ex.id) if row["level"] == "ERROR"]
+        return [{"taskId": row["task_id"], "taskRunId": row["task_run_id"], "level": row["level"],
+                 "message": row["message"], "timestamp": row["timestamp"].isoformat()}
+                for row in store.logs(ex.id) if row["level"] == "ERROR"]
 
     def secret(name: str) -> str:
         raise templating.TemplateError(f"secret('{name}') is only available in tasks run by a worker")
@@ -122,14 +124,15 @@ def advance(execution_id: str, mutate: Callable[[Connection, Execution, Flow], N
             mutate(conn, ex, flow)
         result = Step(flow, ex, now(), context_factory(flow, ex), resolve_worker_group(flow, ex)).run()
         store.insert_task_runs(conn, result.created)
+        store.append_logs(conn, [log_row(ex.id, run, level, message) for run, level, message in result.logs])
         created = {run.id for run in result.created}
         for run in ex.task_runs:
             if run.id not in created and (run.id in result.changed or before.get(run.id) != (run.state, run.next_at)):
                 store.update_task_run(conn, run)
         if result.execution_changed or ex.state != before_state or mutate:
             store.update_execution(conn, ex)
-        children = [_child_execution(flow, ex, task, run) for task, run in result.subflows]
-    # After commit: messages only point at rows that exist.
+    # After commit: messages only point at rows that exist, and no second transaction waits on our lock.
+    children = [_child_execution(flow, ex, task, run) for task, run in result.subflows]
     for child in children:
         if child is not None:
             dispatch.start_execution(child.id)
@@ -177,6 +180,13 @@ def child_ended(child: Execution) -> None:
         task = next(t for t in flow.all_tasks() if t.id == run.task_id)
         assert isinstance(task, Subflow)
         state = child.state
+        moment = now()
+        if state.failed:
+            delay = retry_delay(task.retry or flow.retry, run, moment)
+            if delay is not None:
+                run.attempts[-1].state, run.attempts[-1].end = state, moment
+                run.state, run.next_at = State.RETRYING, moment + delay
+                return
         if state.failed and not task.transmitFailed:
             state = State.SUCCESS
         outputs = {"executionId": child.id, "state": child.state.value, **child.outputs}
@@ -222,13 +232,16 @@ def finish_attempt(execution_id: str, task_run_id: str, state: State, outputs: d
         if run.attempts:
             run.attempts[-1].state, run.attempts[-1].end = state, moment
         task = next(t for t in flow.all_tasks() if t.id == run.task_id)
+        policy = task.retry or flow.retry
         if state == State.FAILED and ex.state != State.KILLING:
-            delay = retry_delay(task, run, moment)
+            delay = retry_delay(policy, run, moment)
             if delay is not None:
                 run.state, run.next_at, run.error = State.RETRYING, moment + delay, error
                 return
             if task.allowFailure:
                 final = State.WARNING
+        if final == State.SUCCESS and len(run.attempts) > 1 and policy and policy.warningOnRetry:
+            final = State.WARNING
         if final == State.WARNING and task.allowWarning:
             final = State.SUCCESS
         run.state, run.ended, run.outputs, run.error = final, moment, outputs, error

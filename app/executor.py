@@ -15,7 +15,7 @@ from typing import Any
 
 from app import flowables as fl
 from app import templating
-from app.flow import Flow, Task
+from app.flow import Flow, Retry, Task
 from app.records import Attempt, Execution, TaskRun, new_id
 from app.states import State, worst
 
@@ -28,6 +28,7 @@ class StepResult:
     changed: dict[str, TaskRun] = field(default_factory=dict)
     dispatch: list[TaskRun] = field(default_factory=list)
     subflows: list[tuple[fl.Subflow, TaskRun]] = field(default_factory=list)
+    logs: list[tuple[TaskRun, str, str]] = field(default_factory=list)  # (run, level, message)
     execution_changed: bool = False
     ended: bool = False
 
@@ -84,8 +85,13 @@ class Step:
             if run.next_at is None or run.next_at > self.now:
                 continue
             run.next_at = None
-            if run.state == State.RETRYING:
-                run.state = State.CREATED
+            task = self.tasks.get(run.task_id)
+            if run.state == State.RETRYING and isinstance(task, fl.Subflow):
+                run.state, run.ended = State.RUNNING, None
+                run.attempts.append(Attempt(State.RUNNING, self.now))
+                self.result.subflows.append((task, run))
+            elif run.state == State.RETRYING:
+                run.state, run.ended = State.CREATED, None
                 self.result.dispatch.append(run)
             elif run.state == State.PAUSED:
                 run.state = State.SUCCESS
@@ -139,8 +145,8 @@ class Step:
             if not may_start or self.killing:
                 return None
             return self._create(task, parent, value, values, iteration)
-        if run.state == State.RUNNING and is_flowable(task):
-            self._advance(task, run)
+        if run.state == State.RUNNING and is_flowable(task) and not isinstance(task, fl.Subflow | fl.Pause):
+            self._advance(task, run)  # subflows and pauses end by events (child ended, timer, resume)
         elif self.killing and run.state in (State.CREATED, State.PAUSED, State.RETRYING):
             self._finish(run, State.KILLED)
         return run
@@ -223,7 +229,10 @@ class Step:
             state = self._resolve(task, run)
         except templating.TemplateError as exc:
             state, run.error = State.FAILED, str(exc)
+            self.result.logs.append((run, "ERROR", str(exc)))
         if state is None:
+            return
+        if state == State.FAILED and not self.killing and self._retry_children(task, run):
             return
         if state.failed and state != State.KILLED and (task.allowFailure or isinstance(task, fl.AllowFailure)):
             state = State.WARNING
@@ -251,6 +260,23 @@ class Step:
         if isinstance(task, fl.ForEach | fl.EachSequential | fl.EachParallel):
             return self._group([], task.errors, task.finally_, run, v, vs, lambda: self._loop(task, run))
         raise NotImplementedError(f"flowable {type(task).__name__}")
+
+    def _retry_children(self, task: Task, run: TaskRun) -> bool:
+        """A flowable's own retry policy: its failed children run again, as a new attempt of the flowable."""
+        delay = retry_delay(task.retry, run, self.now)
+        if delay is None:
+            return False
+        failed = [r for r in self.ex.task_runs
+                  if r.parent_id == run.id and r.state == State.FAILED and not is_flowable(self.tasks[r.task_id])]
+        if not failed:
+            return False
+        for child in failed:
+            child.state, child.next_at, child.ended = State.RETRYING, self.now + delay, None
+            self._changed(child)
+        run.attempts[-1].state, run.attempts[-1].end = State.FAILED, self.now
+        run.attempts.append(Attempt(State.RUNNING, self.now))
+        self._changed(run)
+        return True
 
     def _evaluate(self, expression: Any, run: TaskRun, task: Task) -> Any:
         if not isinstance(expression, str):
@@ -290,6 +316,9 @@ class Step:
                 raise templating.TemplateError(f"Task '{task.id}': values must be a JSON array, got {raw!r}") from exc
         if not isinstance(values, list):
             raise templating.TemplateError(f"Task '{task.id}': values must be a list, got {values!r}")
+        nulls = sum(1 for item in values if item is None)
+        if nulls:
+            raise templating.TemplateError(f"Found '{nulls}' null values on Each, with values={_java(values)}")
         return [item if isinstance(item, str) else json.dumps(item, separators=(",", ":")) for item in values]
 
     def _loop(self, task: fl.ForEach | fl.EachSequential | fl.EachParallel, run: TaskRun) -> tuple[bool, list[State]]:
@@ -351,9 +380,8 @@ class Step:
         return done, states
 
 
-def retry_delay(task: Task, run: TaskRun, now: datetime) -> timedelta | None:
+def retry_delay(policy: Retry | None, run: TaskRun, now: datetime) -> timedelta | None:
     """None when the failed attempt is final; else how long to wait before the next one."""
-    policy = task.retry
     if policy is None or policy.behavior != "RETRY_FAILED_TASK":
         return None
     attempts = len(run.attempts)
@@ -367,3 +395,16 @@ def retry_delay(task: Task, run: TaskRun, now: datetime) -> timedelta | None:
     if policy.max_attempts is None and policy.maxDuration is None:
         return None  # Kestra requires one of the two; without either we do not loop forever
     return delay
+
+
+def _java(value: Any) -> str:
+    """Java's toString of lists and maps: how Kestra prints values in its messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "[" + ", ".join(_java(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_java(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -7,13 +7,21 @@ Task classes live in workers/plugins/ (one module per family); app/registry.py g
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"
 WORKER_GROUP_KEY_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
 TEMPLATE_MARKERS = ("{{", "{%")
+
+
+def _iso_duration(value: Any) -> Any:
+    # Kestra (java.time.Duration) accepts lower-case designators such as PT0.25s.
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_iso_duration)]
 
 
 class Model(BaseModel):
@@ -40,13 +48,13 @@ class WorkerGroup(Model):
 
 class Retry(Model):
     type: Literal["constant", "exponential", "random"] = "constant"
-    interval: timedelta | None = None
-    maxInterval: timedelta | None = None
-    minInterval: timedelta | None = None
+    interval: Duration | None = None
+    maxInterval: Duration | None = None
+    minInterval: Duration | None = None
     delayFactor: float | None = None
     maxAttempt: int | None = Field(None, ge=1, description="Total attempts, the first one included.")
     maxAttempts: int | None = Field(None, ge=1, description="Alias of maxAttempt.")
-    maxDuration: timedelta | None = None
+    maxDuration: Duration | None = None
     behavior: Literal["RETRY_FAILED_TASK", "CREATE_NEW_EXECUTION"] = "RETRY_FAILED_TASK"
     warningOnRetry: bool = False
 
@@ -83,7 +91,7 @@ class Task(Model):
     allowFailure: bool = Field(False, description="A failure ends this task in WARNING and the flow goes on.")
     allowWarning: bool = False
     retry: Retry | None = None
-    timeout: timedelta | None = None
+    timeout: Duration | None = None
     workerGroup: WorkerGroup | None = None
     logLevel: str | None = None
     logToFile: bool = False

@@ -6,12 +6,12 @@ when the flowable itself is done.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from app.flow import Model, Task
+from app.flow import Duration, Model, Task
 
 
 class FlowableTask(Task):
@@ -61,6 +61,14 @@ class Switch(FlowableTask):
     value: Any
     cases: dict[str, list[AnyTask]] = Field(default_factory=dict)
     defaults: list[AnyTask] = Field(default_factory=list)
+
+    @field_validator("cases", mode="before")
+    @classmethod
+    def _keys_as_text(cls, value: Any) -> Any:
+        # YAML reads `1:` or `true:` as numbers and booleans; a rendered value is always text.
+        if isinstance(value, dict):
+            return {k if isinstance(k, str) else json.dumps(k): v for k, v in value.items()}
+        return value
 
     def child_lists(self) -> list[list[Task]]:
         return [*self.cases.values(), self.defaults, *super().child_lists()]
@@ -117,8 +125,8 @@ class Dag(FlowableTask):
 
 class Pause(FlowableTask):
     type: Literal["io.kestra.plugin.core.flow.Pause", "io.kestra.core.tasks.flows.Pause", "Pause"]
-    delay: timedelta | None = None
-    pauseDuration: timedelta | None = None
+    delay: Duration | None = None
+    pauseDuration: Duration | None = None
     behavior: Literal["RESUME", "WARN", "CANCEL", "FAIL"] = "RESUME"
 
     @property

@@ -520,6 +520,8 @@ _ENV = _PebbleEnvironment(
 )
 _ENV.filters.update(templating_filters.FILTERS)
 _ENV.tests.update(templating_filters.TESTS)
+# Pebble's `defined` is "not null": an optional input left empty is not defined.
+_ENV.tests["defined"] = lambda value: value is not None and not isinstance(value, Undefined)
 _ENV.globals.update(templating_filters.GLOBALS)
 
 

@@ -26,6 +26,7 @@ from workers.plugins.core import RunnableTask
 from workers.secrets import SecretResolver
 
 log = logging.getLogger("celestra.worker")
+LEVEL_ORDER = {"TRACE": 0, "DEBUG": 1, "INFO": 2, "WARN": 3, "WARNING": 3, "ERROR": 4}
 FLUSH_EVERY = 0.1  # seconds: how stale a live log line may get before it is written
 KILL_POLL = 0.25  # seconds between checks of the execution's state while a task runs
 
@@ -46,14 +47,17 @@ class Outcome:
 class LogBuffer:
     """Collects log rows, masks secrets, writes them in batches so a chatty task does not cost a commit a line."""
 
-    def __init__(self, ex: Execution, run: TaskRun, secrets: SecretResolver):
+    def __init__(self, ex: Execution, run: TaskRun, secrets: SecretResolver, min_level: str | None = None):
         self.ex, self.run, self.secrets = ex, run, secrets
+        self.min_level = LEVEL_ORDER.get((min_level or "TRACE").upper(), 0)
         self.rows: list[dict[str, Any]] = []
         self.last_flush = time.monotonic()
         self.lock = threading.Lock()
 
     def __call__(self, level: str, message: str) -> None:
         level = "WARN" if level == "WARNING" else level
+        if LEVEL_ORDER.get(level, 2) < self.min_level:
+            return  # the task's logLevel filters it out
         with self.lock:
             self.rows.append(engine.log_row(self.ex.id, self.run, level, self.secrets.mask(message)))
             due = time.monotonic() - self.last_flush > FLUSH_EVERY
@@ -114,7 +118,7 @@ def run_task_run(execution_id: str, task_run_id: str) -> None:
     for inp in flow.inputs:
         if getattr(inp, "type", None) == "SECRET" and isinstance(ex.inputs.get(inp.id), str):
             secrets.remember(ex.inputs[inp.id])
-    logs = LogBuffer(ex, run, secrets)
+    logs = LogBuffer(ex, run, secrets, task.logLevel)
     outcome = execute(flow, ex, run, task, logs, secrets)
     if outcome.error:
         logs("ERROR", outcome.error)
@@ -211,7 +215,7 @@ def run_working_directory(flow: Flow, ex: Execution, parent: TaskRun, task: Work
                 with store.begin() as conn:
                     store.insert_task_runs(conn, [child_run])
                 ex.task_runs.append(child_run)
-                child_logs = LogBuffer(ex, child_run, secrets)
+                child_logs = LogBuffer(ex, child_run, secrets, child.logLevel)
                 result = execute(flow, ex, child_run, child, child_logs, secrets, working_dir=folder)
                 if result.error:
                     child_logs("ERROR", result.error)

@@ -17,6 +17,7 @@ class SecretResolver:
         self.seen: set[str] = set()
 
     def __call__(self, name: str) -> str:
+        name = name.upper()
         raw = os.environ.get(self.prefix + name)
         if raw is None:
             raise TaskFailure(f"Secret '{name}' not found: set the environment variable {self.prefix}{name} "

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import glob
 import json
-from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import Field
 
 from app.errors import TaskFailure, TaskKilled
-from app.flow import Task
+from app.flow import Duration, Task
 from app.templating import is_truthy
 from workers.context import RunContext
 
-LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR")
 
 
 class RunnableTask(Task):
@@ -66,7 +64,7 @@ class OutputValues(RunnableTask):
 
 class Sleep(RunnableTask):
     type: Literal["io.kestra.plugin.core.flow.Sleep", "io.kestra.core.tasks.flows.Sleep", "Sleep"]
-    duration: timedelta
+    duration: Duration
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         if ctx.sleep(self.duration.total_seconds()):
@@ -118,7 +116,7 @@ class KVSet(RunnableTask):
     value: Any
     namespace: str | None = None
     overwrite: bool = True
-    ttl: timedelta | None = None
+    ttl: Duration | None = None
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         namespace = ctx.render_str(self.namespace) if self.namespace else ctx.namespace
@@ -193,4 +191,3 @@ class LocalFiles(RunnableTask):
 RUNNABLE_TASKS: list[type[RunnableTask]] = [
     Log, Echo, Return, OutputValues, Sleep, Fail, Exit, Labels, KVSet, KVGet, KVDelete, LocalFiles,
 ]
-LEVELS_ORDER = {name: i for i, name in enumerate(LEVELS)}
