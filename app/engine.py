@@ -139,7 +139,7 @@ def advance(execution_id: str, mutate: Callable[[Connection, Execution, Flow], N
     if result.dispatch:
         dispatch.send_task_runs(ex, flow, result.dispatch)
     if result.ended and ex.parent_execution_id:
-        child_ended(ex)
+        child_ended(store.get_execution(ex.id))
     return result
 
 
@@ -189,10 +189,19 @@ def child_ended(child: Execution) -> None:
                 return
         if state.failed and not task.transmitFailed:
             state = State.SUCCESS
-        outputs = {"executionId": child.id, "state": child.state.value, **child.outputs}
+        outputs: dict[str, Any] = {"executionId": child.id, "state": child.state.value}
+        error = None
         if task.outputs:
-            outputs.update(templating.render_value(task.outputs, {"outputs": child.outputs}))
-        run.outputs, run.state, run.ended = outputs, state, now()
+            # Rendered against the child's own variables: its task outputs, inputs, labels.
+            scope = context_factory(runtime.parse_flow(child.flow_source), child)(None, None)
+            try:
+                outputs["outputs"] = templating.render_value(task.outputs, scope)
+            except templating.TemplateError as exc:
+                state, error = State.FAILED, f"Subflow outputs: {exc}"
+                runtime.store().append_logs(conn, [log_row(ex.id, run, "ERROR", error)])
+        elif child.outputs:
+            outputs["outputs"] = child.outputs
+        run.outputs, run.state, run.ended, run.error = outputs, state, now(), error
         if run.attempts:
             run.attempts[-1].state, run.attempts[-1].end = state, run.ended
 
