@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from app import dispatch, engine, runtime
+from app import engine, runtime
 from app.errors import CelestraError
 from app.flow import Flow
 from app.loader import load_flow, load_flow_file
@@ -74,7 +74,8 @@ class Client:
                 timeout: float | None, labels: dict[str, str] | None) -> Execution:
         self._ensure_embedded()
         ex = engine.create_execution(flow, source, inputs or {}, revision=revision, labels=labels)
-        dispatch.start_execution(ex.id)
+        # The first step runs here: the first task runs are sent straight to their queues, no server hop.
+        engine.start(ex.id)
         return self.wait(ex.id, timeout) if wait else ex
 
     def _ensure_embedded(self) -> None:
@@ -91,12 +92,12 @@ class Client:
         self._ensure_embedded()
         store = runtime.store()
         deadline = time.monotonic() + timeout if timeout else None
-        pause = 0.001
+        started = time.monotonic()
         while not store.execution_state(execution_id).terminal:
             if deadline and time.monotonic() > deadline:
                 raise ExecutionTimeout(f"Execution {execution_id} did not end within {timeout}s")
-            time.sleep(pause)
-            pause = min(pause * 1.5, 0.05)
+            # 1 ms polls for the first second (short flows end in milliseconds), then 50 ms.
+            time.sleep(0.001 if time.monotonic() - started < 1 else 0.05)
         return store.get_execution(execution_id)
 
     def logs(self, execution_id: str, follow: bool = False, after: int = 0,

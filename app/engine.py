@@ -211,18 +211,20 @@ def child_ended(child: Execution) -> None:
 def claim(execution_id: str, task_run_id: str, worker: str) -> tuple[Execution, TaskRun] | None:
     """Mark a CREATED run RUNNING for this worker; None if it is not CREATED any more (redelivery, kill)."""
     store = runtime.store()
-    with store.locked(execution_id) as conn:
-        ex = store.load_execution(conn, execution_id)
-        run = next((r for r in ex.task_runs if r.id == task_run_id), None)
-        if run is None or run.state != State.CREATED or ex.state.terminal or ex.state == State.KILLING:
+    # No execution lock: the conditional UPDATE alone decides which of two deliveries wins.
+    with store.begin() as conn:
+        run = store.get_task_run(conn, task_run_id)
+        if run.state != State.CREATED:
             return None
         moment = now()
         run.state, run.worker, run.started = State.RUNNING, worker, run.started or moment
         run.attempts.append(Attempt(State.RUNNING, moment))
-        store.update_task_run(conn, run)
-        if ex.state == State.CREATED:
-            ex.state, ex.started = State.RUNNING, moment
-            store.update_execution(conn, ex)
+        if not store.claim_task_run(conn, run):
+            return None
+        ex = store.load_execution(conn, execution_id)
+    if ex.state.terminal or ex.state == State.KILLING:
+        finish_attempt(execution_id, task_run_id, State.KILLED, {}, None, [])
+        return None
     return ex, run
 
 

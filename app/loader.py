@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,18 +31,19 @@ def _construct(node: yaml.Node, path: PathKey, positions: dict[PathKey, Position
     return _scalar(node)
 
 
+_local = threading.local()
+
+
 def _scalar(node: yaml.Node) -> Any:
-    loader = yaml.SafeLoader("")
-    try:
-        return loader.construct_object(node, deep=True)
-    finally:
-        loader.dispose()
+    # One constructor per parse and thread (it memoizes nodes; parse_yaml resets it).
+    return _local.constructor.construct_object(node, deep=True)
 
 
 def parse_yaml(text: str, filename: str) -> tuple[Any, dict[PathKey, Position]]:
     positions: dict[PathKey, Position] = {}
+    _local.constructor = yaml.constructor.SafeConstructor()
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename

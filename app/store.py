@@ -64,7 +64,7 @@ class Store:
         if self.is_sqlite:
             return _sqlite_engine(self.url)
         url = self.url.replace("postgresql://", "postgresql+psycopg://", 1)
-        return sa.create_engine(url, pool_size=5, max_overflow=10, pool_pre_ping=True)
+        return sa.create_engine(url, pool_size=5, max_overflow=10, pool_recycle=1800)
 
     def after_fork(self) -> None:
         """A forked worker process must not share its parent's connections."""
@@ -88,7 +88,8 @@ class Store:
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
+        """A write transaction (IMMEDIATE on SQLite, so it never fails upgrading a read lock)."""
+        with self.engine.connect().execution_options(lock=True) as conn, conn.begin():
             yield conn
 
     # -- flows --------------------------------------------------------------------------------------------------
@@ -141,11 +142,23 @@ class Store:
 
     def update_execution(self, conn: Connection, ex: Execution) -> None:
         row = _execution_row(ex)
+        for frozen in ("id", "flow_source", "namespace", "flow_id", "flow_revision", "created"):
+            del row[frozen]  # never change after creation; the source alone can be large
         conn.execute(executions.update().where(executions.c.id == ex.id).values(**row))
 
     def insert_task_runs(self, conn: Connection, runs: list[TaskRun]) -> None:
         if runs:
             conn.execute(task_runs.insert(), [_task_run_row(run) for run in runs])
+
+    def claim_task_run(self, conn: Connection, run: TaskRun) -> bool:
+        """Write `run` only if it is still CREATED in the store; True when this caller won it."""
+        row = _task_run_row(run)
+        result = conn.execute(
+            task_runs.update()
+            .where(task_runs.c.id == run.id, task_runs.c.state == State.CREATED.value)
+            .values(state=row["state"], worker=row["worker"], started=row["started"], attempts=row["attempts"])
+        )
+        return bool(result.rowcount)
 
     def update_task_run(self, conn: Connection, run: TaskRun) -> None:
         conn.execute(task_runs.update().where(task_runs.c.id == run.id).values(**_task_run_row(run)))

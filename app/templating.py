@@ -245,7 +245,7 @@ class _Parser:
             self.pos += 1
         result = operands[-1]
         for operand, op in zip(reversed(operands[:-1]), reversed(operators), strict=True):
-            test = "_pb_present" if op == "??" else "defined"  # ??? only falls back when undefined
+            test = "_pb_present" if op == "??" else "_pb_declared"  # ??? only falls back when undefined
             text = _wrap(operand)
             result = _Node(f"{text} if {text} is {test} else {_wrap(result)}", False)
         return result
@@ -522,6 +522,7 @@ _ENV.filters.update(templating_filters.FILTERS)
 _ENV.tests.update(templating_filters.TESTS)
 # Pebble's `defined` is "not null": an optional input left empty is not defined.
 _ENV.tests["defined"] = lambda value: value is not None and not isinstance(value, Undefined)
+_ENV.tests["_pb_declared"] = lambda value: not isinstance(value, Undefined)
 _ENV.globals.update(templating_filters.GLOBALS)
 
 
