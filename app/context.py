@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from app import templating
@@ -30,6 +30,29 @@ def outputs_tree(runs: list[TaskRun]) -> dict[str, Any]:
     return tree
 
 
+class LazyOutputs(Mapping[str, Any]):
+    """`outputs` loaded on first use: most tasks never read other tasks' outputs, so a worker skips the query."""
+
+    def __init__(self, load: Callable[[], list[TaskRun]]):
+        self._load = load
+        self._tree: dict[str, Any] | None = None
+
+    @property
+    def tree(self) -> dict[str, Any]:
+        if self._tree is None:
+            self._tree = outputs_tree(self._load())
+        return self._tree
+
+    def __getitem__(self, key: str) -> Any:
+        return self.tree[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.tree)
+
+    def __len__(self) -> int:
+        return len(self.tree)
+
+
 def env_vars(prefix: str) -> dict[str, str]:
     return {k[len(prefix) :].lower(): v for k, v in os.environ.items() if k.startswith(prefix)}
 
@@ -43,6 +66,7 @@ def build_context(
     globals_: Mapping[str, Any] | None = None,
     env_prefix: str = "ENV_",
     functions: Mapping[str, Callable[..., Any]] | None = None,
+    outputs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     context: dict[str, Any] = {
         "flow": {"id": flow.id, "namespace": flow.namespace, "revision": ex.flow_revision},
@@ -54,7 +78,7 @@ def build_context(
         },
         "inputs": ex.inputs,
         "vars": flow.variables,
-        "outputs": outputs_tree(ex.task_runs),
+        "outputs": outputs if outputs is not None else outputs_tree(ex.task_runs),
         "labels": ex.labels,
         "envs": env_vars(env_prefix),
         "globals": dict(globals_ or {}),

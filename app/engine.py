@@ -212,25 +212,23 @@ def claim(execution_id: str, task_run_id: str, worker: str) -> tuple[Execution, 
     """Mark a CREATED run RUNNING for this worker; None if it is not CREATED any more (redelivery, kill)."""
     store = runtime.store()
     # No execution lock: the conditional UPDATE alone decides which of two deliveries wins.
+    moment = now()
     with store.begin() as conn:
-        run = store.get_task_run(conn, task_run_id)
-        if run.state != State.CREATED:
+        run = store.claim_task_run(conn, task_run_id, worker)
+        if run is None:
             return None
-        moment = now()
-        run.state, run.worker, run.started = State.RUNNING, worker, run.started or moment
-        run.attempts.append(Attempt(State.RUNNING, moment))
-        if not store.claim_task_run(conn, run):
-            return None
-        ex = store.load_execution(conn, execution_id)
+        ex = store.load_execution(conn, execution_id, with_runs=False)
+    # The attempt is stored when it ends (finish_attempt); until then it lives here.
+    run.attempts.append(Attempt(State.RUNNING, moment))
     if ex.state.terminal or ex.state == State.KILLING:
-        finish_attempt(execution_id, task_run_id, State.KILLED, {}, None, [])
+        finish_attempt(execution_id, task_run_id, State.KILLED, {}, None, [], attempt_start=moment)
         return None
     return ex, run
 
 
 def finish_attempt(execution_id: str, task_run_id: str, state: State, outputs: dict[str, Any],
-                   error: str | None, logs: list[dict[str, Any]], *, labels: dict[str, str] | None = None,
-                   exit_state: State | None = None) -> StepResult:
+                   error: str | None, logs: list[dict[str, Any]], *, attempt_start: datetime,
+                   labels: dict[str, str] | None = None, exit_state: State | None = None) -> StepResult:
     """Record one attempt's outcome (with its last logs) and step the execution in the same transaction."""
 
     def mutate(conn: Connection, ex: Execution, flow: Flow) -> None:
@@ -240,8 +238,7 @@ def finish_attempt(execution_id: str, task_run_id: str, state: State, outputs: d
             return  # already folded in (redelivered message)
         moment = now()
         final = state
-        if run.attempts:
-            run.attempts[-1].state, run.attempts[-1].end = state, moment
+        run.attempts.append(Attempt(state, attempt_start, moment))
         task = next(t for t in flow.all_tasks() if t.id == run.task_id)
         policy = task.retry or flow.retry
         if state == State.FAILED and ex.state != State.KILLING:

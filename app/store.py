@@ -150,15 +150,23 @@ class Store:
         if runs:
             conn.execute(task_runs.insert(), [_task_run_row(run) for run in runs])
 
-    def claim_task_run(self, conn: Connection, run: TaskRun) -> bool:
-        """Write `run` only if it is still CREATED in the store; True when this caller won it."""
-        row = _task_run_row(run)
-        result = conn.execute(
+    def claim_task_run(self, conn: Connection, task_run_id: str, worker: str) -> TaskRun | None:
+        """CREATED -> RUNNING for this worker in one statement; None when another delivery won (or it was killed)."""
+        moment = now()
+        row = conn.execute(
             task_runs.update()
-            .where(task_runs.c.id == run.id, task_runs.c.state == State.CREATED.value)
-            .values(state=row["state"], worker=row["worker"], started=row["started"], attempts=row["attempts"])
+            .where(task_runs.c.id == task_run_id, task_runs.c.state == State.CREATED.value)
+            .values(state=State.RUNNING.value, worker=worker,
+                    started=sa.func.coalesce(task_runs.c.started, moment))
+            .returning(*task_runs.c)
+        ).first()
+        return _task_run_from_row(row._mapping) if row is not None else None
+
+    def load_task_runs(self, conn: Connection, execution_id: str) -> list[TaskRun]:
+        rows = conn.execute(
+            sa.select(task_runs).where(task_runs.c.execution_id == execution_id).order_by(task_runs.c.seq)
         )
-        return bool(result.rowcount)
+        return [_task_run_from_row(r._mapping) for r in rows]
 
     def update_task_run(self, conn: Connection, run: TaskRun) -> None:
         conn.execute(task_runs.update().where(task_runs.c.id == run.id).values(**_task_run_row(run)))
@@ -169,10 +177,7 @@ class Store:
             raise NotFoundError(f"Execution {execution_id} not found")
         ex = _execution_from_row(row._mapping)
         if with_runs:
-            rows = conn.execute(
-                sa.select(task_runs).where(task_runs.c.execution_id == execution_id).order_by(task_runs.c.seq)
-            )
-            ex.task_runs = [_task_run_from_row(r._mapping) for r in rows]
+            ex.task_runs = self.load_task_runs(conn, execution_id)
         return ex
 
     def get_execution(self, execution_id: str, with_runs: bool = True) -> Execution:

@@ -47,6 +47,8 @@ def _json_default(value: Any) -> Any:
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, set | frozenset):
         return list(value)
+    if isinstance(value, Mapping):
+        return dict(value)
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, Mapping):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from app import engine, runtime, templating
-from app.context import build_context
+from app.context import LazyOutputs, build_context
 from app.errors import TaskFailure, TaskKilled
 from app.flow import Flow, Task
 from app.flowables import WorkingDirectory
@@ -114,6 +114,9 @@ def run_task_run(execution_id: str, task_run_id: str) -> None:
     ex, run = claimed
     flow = engine.flow_of(ex)
     task = next(t for t in flow.all_tasks() if t.id == run.task_id)
+    if run.parent_id or isinstance(task, WorkingDirectory):  # parents' values are needed up front
+        with runtime.store().begin() as conn:
+            ex.task_runs = runtime.store().load_task_runs(conn, ex.id)
     secrets = SecretResolver(runtime.settings().secrets_prefix)
     for inp in flow.inputs:
         if getattr(inp, "type", None) == "SECRET" and isinstance(ex.inputs.get(inp.id), str):
@@ -123,7 +126,8 @@ def run_task_run(execution_id: str, task_run_id: str) -> None:
     if outcome.error:
         logs("ERROR", outcome.error)
     engine.finish_attempt(execution_id, task_run_id, outcome.state, outcome.outputs, outcome.error, logs.take(),
-                          labels=outcome.labels, exit_state=outcome.exit_state)
+                          attempt_start=run.attempts[-1].start or run.created, labels=outcome.labels,
+                          exit_state=outcome.exit_state)
 
 
 def make_context(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogBuffer,
@@ -137,8 +141,15 @@ def make_context(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogB
         return runtime.storage().get(uri).decode()
 
     functions["read"] = read
+    lazy = None
+    if not ex.task_runs:
+        def load_runs() -> list[TaskRun]:
+            with store.engine.connect() as conn:
+                return store.load_task_runs(conn, ex.id)
+
+        lazy = LazyOutputs(load_runs)
     variables = build_context(flow, ex, run, task, globals_=settings.globals, env_prefix=settings.env_vars_prefix,
-                              functions=functions)
+                              functions=functions, outputs=lazy)
     if working_dir is not None:
         variables["workingDir"] = str(working_dir)
 

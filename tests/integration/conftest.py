@@ -75,7 +75,7 @@ def _claim_redis_db(base: str) -> tuple[Any, int]:
     try:
         probe.ping()
         try:
-            count = int(probe.config_get("databases").get("databases", 16))
+            count = int(probe.config_get("databases").get("databases") or 16)
         except redis.RedisError:  # CONFIG may be disabled; 16 is Redis's default
             count = 16
     except (redis.RedisError, OSError) as exc:

@@ -394,6 +394,15 @@ def test_logs_command_prints_log_messages(cluster: Cluster) -> None:
     assert "greet" in lines[greet] and "INFO" in lines[greet]
 
 
+def test_run_without_json_streams_logs_and_summary(cluster: Cluster) -> None:
+    result = cluster.celestra("run", "flows/hello.yaml", "-i", "name=Ada")
+    assert result.returncode == 0, describe(result)
+    text = flat(result.stdout)
+    assert text.index("Hello, Ada!") < text.index("ADA was greeted 2 times")
+    assert "ended SUCCESS" in text
+    assert HOSTNAME in text, "the summary names the worker of each task run"
+
+
 @pytest.mark.xfail(strict=True, reason="app/cli.py _print_log passes log messages to rich as markup: "
                                        "'[red]' is swallowed and '[/tmp/x]' raises rich.errors.MarkupError")
 def test_logs_command_prints_messages_with_brackets_verbatim(cluster: Cluster) -> None:
