@@ -31,8 +31,8 @@ def make_celery() -> Celery:
         "task_routes": {START_EXECUTION: {"queue": settings.executor_queue}},
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # Task events cost two publishes per task; Flower switches them on in the workers it watches.
+        "worker_send_task_events": False,
     }
     if settings.embedded:
         # The in-memory transport polls; its default second-long sleep would dominate every task.
