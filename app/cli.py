@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from app.errors import CelestraError, FlowValidationError, NotFoundError
@@ -46,7 +47,7 @@ def _parse_inputs(pairs: list[str]) -> dict[str, Any]:
 
 
 def _fail(message: str, code: int) -> None:
-    err.print(f"[red]{message}[/red]", highlight=False)
+    err.print(f"[red]{escape(message)}[/red]", highlight=False)
     raise typer.Exit(code)
 
 
@@ -58,9 +59,10 @@ def _print_log(row: dict[str, Any]) -> None:
     level = row["level"]
     style = LEVEL_STYLE.get(level, "")
     stamp = row["timestamp"].strftime("%H:%M:%S.%f")[:-3]
-    task = row.get("task_id") or "-"
-    out.print(f"[dim]{stamp}[/dim] [{style}]{level:<5}[/{style}] [bold]{task}[/bold] {row['message']}"
-              if style else f"[dim]{stamp}[/dim] {level:<5} [bold]{task}[/bold] {row['message']}",
+    task = escape(row.get("task_id") or "-")
+    message = escape(row["message"])  # a log line is data: brackets in it are not Rich markup
+    out.print(f"[dim]{stamp}[/dim] [{style}]{level:<5}[/{style}] [bold]{task}[/bold] {message}"
+              if style else f"[dim]{stamp}[/dim] {level:<5} [bold]{task}[/bold] {message}",
               highlight=False, markup=True, soft_wrap=True)
 
 
@@ -79,7 +81,7 @@ def _summary(ex: Execution) -> None:
     if ex.outputs:
         out.print_json(json.dumps(ex.outputs))
     if ex.error:
-        err.print(f"[red]{ex.error}[/red]", highlight=False)
+        err.print(f"[red]{escape(ex.error)}[/red]", highlight=False)
 
 
 @cli.command()
@@ -121,7 +123,7 @@ def validate(paths: Annotated[list[Path], typer.Argument(help="Flow files or fol
         except FlowValidationError as exc:
             bad += 1
             for problem in exc.problems:
-                err.print(f"[red]✗[/red] {problem}", highlight=False)
+                err.print(f"[red]✗[/red] {escape(problem)}", highlight=False)
     raise typer.Exit(2 if bad else 0)
 
 
@@ -275,7 +277,7 @@ def main() -> None:
     try:
         cli()
     except CelestraError as exc:
-        err.print(f"[red]{exc}[/red]", highlight=False)
+        err.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
         sys.exit(2)
 
 

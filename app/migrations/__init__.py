@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -27,5 +28,10 @@ def upgrade(engine: Engine) -> None:
         if MigrationContext.configure(conn).get_current_revision() == head:
             return
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Server and every worker process open the store at start: one migrates, the others wait for it.
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(7201550312)"))
+            if MigrationContext.configure(conn).get_current_revision() == head:
+                return
         config.attributes["connection"] = conn
         command.upgrade(config, "head")

@@ -403,8 +403,6 @@ def test_run_without_json_streams_logs_and_summary(cluster: Cluster) -> None:
     assert HOSTNAME in text, "the summary names the worker of each task run"
 
 
-@pytest.mark.xfail(strict=True, reason="app/cli.py _print_log passes log messages to rich as markup: "
-                                       "'[red]' is swallowed and '[/tmp/x]' raises rich.errors.MarkupError")
 def test_logs_command_prints_messages_with_brackets_verbatim(cluster: Cluster) -> None:
     message = "copied [red]x[/red] to [/tmp/out] and [1, 2]"
     source = (

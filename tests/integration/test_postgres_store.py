@@ -104,9 +104,6 @@ def test_migrations_are_idempotent(store: Store) -> None:
         again.engine.dispose()
 
 
-@pytest.mark.xfail(strict=True, reason="app/migrations.upgrade: processes opening an empty PostgreSQL "
-                                       "database at once all run the initial migration and all but one fail "
-                                       "with UniqueViolation (pg_type_typname_nsp_index): no lock around it")
 @pytest.mark.timeout(120)
 def test_concurrent_first_migrations(postgres_server: PostgresServer) -> None:
     """What a deployment does on a fresh database: server and worker processes start at the same moment."""
