@@ -7,6 +7,7 @@ when the flowable itself is done.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import Field, field_validator

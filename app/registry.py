@@ -5,7 +5,7 @@ from __future__ import annotations
 import typing
 from typing import Annotated, Any, Union, get_args
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from app import flow as flow_module
 from app import flowables
@@ -19,8 +19,10 @@ TASK_CLASSES: list[type[Task]] = [*RUNNABLE_TASKS, *flowables.FLOWABLE_TASKS]
 def _extra_plugins() -> list[type[Task]]:
     """Families that live in optional modules (scripts, ...) register here when importable."""
     found: list[type[Task]] = []
+    import importlib
+
     try:
-        from workers.plugins import scripts  # noqa: PLC0415
+        scripts = importlib.import_module("workers.plugins.scripts")
     except ImportError:
         return found
     found.extend(getattr(scripts, "SCRIPT_TASKS", []))
@@ -30,17 +32,18 @@ def _extra_plugins() -> list[type[Task]]:
 TASK_CLASSES.extend(_extra_plugins())
 
 TYPE_NAMES: dict[str, type[Task]] = {}
-for _cls in TASK_CLASSES:
-    for _name in get_args(_cls.model_fields["type"].annotation):
-        TYPE_NAMES[_name] = _cls
+for _task_cls in TASK_CLASSES:
+    for _name in get_args(_task_cls.model_fields["type"].annotation):
+        TYPE_NAMES[_name] = _task_cls
 
 AnyTask = Annotated[Union[tuple(TASK_CLASSES)], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
 
 _namespace: dict[str, Any] = {"AnyTask": AnyTask, "InputDef": InputDef}
-for _cls in [*flowables.FLOWABLE_TASKS, flowables.DagTask]:
-    _cls.model_rebuild(_types_namespace=_namespace, force=True)
-flow_module.AnyTask = AnyTask  # type: ignore[attr-defined]
-flow_module.InputDef = InputDef  # type: ignore[attr-defined]
+_models: list[type[BaseModel]] = [*flowables.FLOWABLE_TASKS, flowables.DagTask]
+for _model in _models:
+    _model.model_rebuild(_types_namespace=_namespace, force=True)
+setattr(flow_module, "AnyTask", AnyTask)  # noqa: B010  (the forward reference Flow's annotations name)
+setattr(flow_module, "InputDef", InputDef)  # noqa: B010
 Flow.model_rebuild(_types_namespace=_namespace, force=True)
 
 

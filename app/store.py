@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from app.errors import NotFoundError
 from app.records import Attempt, Execution, TaskRun, now
-from app.schema import executions, flows, kv, logs, metadata, task_runs
+from app.schema import executions, flows, kv, logs, task_runs
 from app.states import State
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import json
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
@@ -12,7 +13,6 @@ from app.errors import TaskFailure, TaskKilled
 from app.flow import Duration, Task
 from app.templating import is_truthy
 from workers.context import RunContext
-
 
 
 class RunnableTask(Task):
@@ -183,8 +183,8 @@ class LocalFiles(RunnableTask):
         uris: dict[str, str] = {}
         for pattern in ctx.render(self.outputs) or []:
             for path in sorted(glob.glob(str(root / pattern), recursive=True)):
-                rel = str(__import__("pathlib").Path(path).relative_to(root))
-                uris[rel] = ctx.extra["store_output"](rel, open(path, "rb").read())
+                rel = str(Path(path).relative_to(root))
+                uris[rel] = ctx.extra["store_output"](rel, Path(path).read_bytes())
         return {"uris": uris}
 
 

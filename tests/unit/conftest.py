@@ -1,0 +1,34 @@
+"""Shared embedded runtime for the unit tests that run flows.
+
+The embedded runtime (in-memory broker, in-process worker thread, SQLite) is process-global: one home folder for
+the whole session, and each module that runs flows re-points the runtime at it when another module (the Kestra
+conformance suite, say) configured different settings meanwhile.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+HELLO = REPO / "flows" / "hello.yaml"
+
+
+@pytest.fixture(scope="session")
+def celestra_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(home=tmp_path_factory.mktemp("celestra-home"))
+
+
+@pytest.fixture(scope="module")
+def client(celestra_settings: Settings) -> Any:
+    from app import runtime
+    from app.client import Client
+
+    if runtime.settings() is celestra_settings:
+        return Client()
+    return Client(settings=celestra_settings)
+
