@@ -138,7 +138,7 @@ def advance(execution_id: str, mutate: Callable[[Connection, Execution, Flow], N
             dispatch.start_execution(child.id)
     if result.dispatch:
         dispatch.send_task_runs(ex, flow, result.dispatch)
-    if result.ended and ex.parent_execution_id:
+    if ex.state.terminal and not before_state.terminal and ex.parent_execution_id:
         child_ended(store.get_execution(ex.id))
     return result
 

@@ -39,6 +39,9 @@ class TimerLoop:
         # An execution whose start message was lost (broker restart, server down) is started again.
         for execution_id in store.stalled_executions(timedelta(seconds=30)):
             engine.start(execution_id)
+        # A subflow that ended while the process that would tell its parent died.
+        for child_id in store.ended_children_of_running_subflows():
+            engine.child_ended(store.get_execution(child_id))
         return len(due)
 
     def _loop(self) -> None:

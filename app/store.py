@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from app.errors import NotFoundError
 from app.records import Attempt, Execution, TaskRun, now
 from app.schema import executions, flows, kv, logs, task_runs
-from app.states import State
+from app.states import TERMINAL, State
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -232,6 +232,17 @@ class Store:
         """Executions stuck in CREATED (their start message was lost, e.g. the server was down)."""
         query = sa.select(executions.c.id).where(
             executions.c.state == State.CREATED.value, executions.c.created <= now() - older_than
+        )
+        with self.engine.connect() as conn:
+            return [row.id for row in conn.execute(query)]
+
+    def ended_children_of_running_subflows(self) -> list[str]:
+        """Child executions that ended while their parent's Subflow run still waits (the notice was lost)."""
+        child = executions.alias("child")
+        query = (
+            sa.select(child.c.id)
+            .join(task_runs, task_runs.c.id == child.c.parent_task_run_id)
+            .where(task_runs.c.state == State.RUNNING.value, child.c.state.in_([s.value for s in TERMINAL]))
         )
         with self.engine.connect() as conn:
             return [row.id for row in conn.execute(query)]
