@@ -85,7 +85,7 @@ class Client:
             embedded.ensure_started()
 
     def get(self, execution_id: str) -> Execution:
-        return runtime.store().get_execution(execution_id)
+        return _with_secrets_marked(runtime.store().get_execution(execution_id))
 
     def wait(self, execution_id: str, timeout: float | None = None) -> Execution:
         """Block until the execution ends; polls fast at first (most flows end in milliseconds), then backs off."""
@@ -98,7 +98,7 @@ class Client:
                 raise ExecutionTimeout(f"Execution {execution_id} did not end within {timeout}s")
             # 1 ms polls for the first second (short flows end in milliseconds), then 50 ms.
             time.sleep(0.001 if time.monotonic() - started < 1 else 0.05)
-        return store.get_execution(execution_id)
+        return _with_secrets_marked(store.get_execution(execution_id))
 
     def logs(self, execution_id: str, follow: bool = False, after: int = 0,
              poll: float = 0.05) -> Iterator[dict[str, Any]]:
@@ -125,4 +125,11 @@ class Client:
 
     def executions(self, namespace: str | None = None, flow_id: str | None = None, state: str | State | None = None,
                    limit: int = 50) -> list[Execution]:
-        return runtime.store().list_executions(namespace, flow_id, str(state) if state else None, limit)
+        found = runtime.store().list_executions(namespace, flow_id, str(state) if state else None, limit)
+        return [_with_secrets_marked(ex) for ex in found]
+
+
+def _with_secrets_marked(ex: Execution) -> Execution:
+    """Mark SECRET inputs so that printing the execution masks them."""
+    ex.secret_inputs = frozenset(i.id for i in engine.flow_of(ex).inputs if i.type == "SECRET")
+    return ex

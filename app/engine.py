@@ -25,8 +25,18 @@ from app.states import State
 log = logging.getLogger("celestra.engine")
 
 
+_flows_by_execution: dict[str, Flow] = {}
+
+
 def flow_of(ex: Execution) -> Flow:
-    return runtime.parse_flow(ex.flow_source)
+    """The execution's flow, parsed once per process (its source is read from the store only the first time)."""
+    flow = _flows_by_execution.get(ex.id)
+    if flow is None:
+        flow = runtime.parse_flow(ex.flow_source or runtime.store().flow_source(ex.id))
+        if len(_flows_by_execution) > 1024:
+            _flows_by_execution.clear()
+        _flows_by_execution[ex.id] = flow
+    return flow
 
 
 def context_factory(flow: Flow, ex: Execution) -> Callable[[TaskRun | None, Task | None], dict[str, Any]]:
@@ -115,8 +125,7 @@ def start(execution_id: str) -> None:
 def advance(execution_id: str, mutate: Callable[[Connection, Execution, Flow], None] | None = None) -> StepResult:
     """Lock, load, apply `mutate` (the event), step, save; then dispatch. Returns what the step did."""
     store = runtime.store()
-    with store.locked(execution_id) as conn:
-        ex = store.load_execution(conn, execution_id)
+    with store.locked(execution_id) as (conn, ex):
         flow = flow_of(ex)
         before = {run.id: (run.state, run.next_at) for run in ex.task_runs}
         before_state = ex.state
@@ -193,7 +202,7 @@ def child_ended(child: Execution) -> None:
         error = None
         if task.outputs:
             # Rendered against the child's own variables: its task outputs, inputs, labels.
-            scope = context_factory(runtime.parse_flow(child.flow_source), child)(None, None)
+            scope = context_factory(flow_of(child), child)(None, None)
             try:
                 outputs["outputs"] = templating.render_value(task.outputs, scope)
             except templating.TemplateError as exc:

@@ -89,7 +89,7 @@ class Execution:
     namespace: str
     flow_id: str
     flow_revision: int | None
-    flow_source: str
+    flow_source: str | None  # None when loaded without it: engine.flow_of fetches it once per process
     state: State = State.CREATED
     inputs: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
@@ -101,6 +101,7 @@ class Execution:
     started: datetime | None = None
     ended: datetime | None = None
     task_runs: list[TaskRun] = field(default_factory=list)
+    secret_inputs: frozenset[str] = frozenset()  # SECRET inputs: never printed
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -109,7 +110,8 @@ class Execution:
             "flowId": self.flow_id,
             "flowRevision": self.flow_revision,
             "state": self.state.value,
-            "inputs": self.inputs,
+            "inputs": {k: ("********" if k in self.secret_inputs and v is not None else v)
+                       for k, v in self.inputs.items()},
             "outputs": self.outputs,
             "labels": self.labels,
             "parentExecutionId": self.parent_execution_id,

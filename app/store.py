@@ -79,12 +79,10 @@ class Store:
 
     # -- transactions -------------------------------------------------------------------------------------------
     @contextmanager
-    def locked(self, execution_id: str) -> Iterator[Connection]:
-        """A transaction holding the lock of one execution."""
+    def locked(self, execution_id: str) -> Iterator[tuple[Connection, Execution]]:
+        """A transaction holding the lock of one execution, with the execution (and its task runs) read in it."""
         with self.engine.connect().execution_options(lock=True) as conn, conn.begin():
-            if not self.is_sqlite:
-                conn.execute(sa.select(executions.c.id).where(executions.c.id == execution_id).with_for_update())
-            yield conn
+            yield conn, self.load_execution(conn, execution_id, for_update=not self.is_sqlite)
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
@@ -171,14 +169,24 @@ class Store:
     def update_task_run(self, conn: Connection, run: TaskRun) -> None:
         conn.execute(task_runs.update().where(task_runs.c.id == run.id).values(**_task_run_row(run)))
 
-    def load_execution(self, conn: Connection, execution_id: str, with_runs: bool = True) -> Execution:
-        row = conn.execute(sa.select(executions).where(executions.c.id == execution_id)).first()
+    def load_execution(self, conn: Connection, execution_id: str, with_runs: bool = True,
+                       for_update: bool = False) -> Execution:
+        """The execution without its flow source (see `flow_source`), and its task runs when asked."""
+        query = sa.select(*_EXECUTION_COLUMNS).where(executions.c.id == execution_id)
+        row = conn.execute(query.with_for_update() if for_update else query).first()
         if row is None:
             raise NotFoundError(f"Execution {execution_id} not found")
         ex = _execution_from_row(row._mapping)
         if with_runs:
             ex.task_runs = self.load_task_runs(conn, execution_id)
         return ex
+
+    def flow_source(self, execution_id: str) -> str:
+        with self.engine.connect() as conn:
+            source = conn.execute(sa.select(executions.c.flow_source).where(executions.c.id == execution_id)).scalar()
+        if source is None:
+            raise NotFoundError(f"Execution {execution_id} not found")
+        return str(source)
 
     def get_execution(self, execution_id: str, with_runs: bool = True) -> Execution:
         with self.engine.connect() as conn:
@@ -290,6 +298,9 @@ class Store:
         return bool(result.rowcount)
 
 
+_EXECUTION_COLUMNS = [c for c in executions.c if c.name != "flow_source"]
+
+
 def _execution_row(ex: Execution) -> dict[str, Any]:
     return {
         "id": ex.id,
@@ -316,7 +327,7 @@ def _execution_from_row(row: Any) -> Execution:
         namespace=row["namespace"],
         flow_id=row["flow_id"],
         flow_revision=row["flow_revision"],
-        flow_source=row["flow_source"],
+        flow_source=None,
         state=State(row["state"]),
         inputs=row["inputs"] or {},
         outputs=row["outputs"] or {},

@@ -7,15 +7,11 @@ conformance suite, say) configured different settings meanwhile.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from app.settings import Settings
-
-REPO = Path(__file__).resolve().parents[2]
-HELLO = REPO / "flows" / "hello.yaml"
 
 
 @pytest.fixture(scope="session")
