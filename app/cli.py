@@ -110,15 +110,15 @@ def run(
 
 
 @cli.command()
-def validate(paths: Annotated[list[Path], typer.Argument(help="Flow files or folders.")]) -> None:
+def validate(paths: Annotated[list[Path], typer.Argument(help="Flow files or folders.")],
+             config: ConfigOption = None) -> None:
     """Check flow files; every problem names file, line, column and field."""
-    from app.loader import load_flow_file
-
+    client = _client(config)
     files = [f for p in paths for f in (sorted([*p.glob("**/*.yaml"), *p.glob("**/*.yml")]) if p.is_dir() else [p])]
     bad = 0
     for file in files:
         try:
-            flow, _ = load_flow_file(file)
+            flow, _ = client.load(file)
             out.print(f"[green]✓[/green] {file} ({flow.namespace}.{flow.id})", highlight=False)
         except FlowValidationError as exc:
             bad += 1
@@ -271,6 +271,32 @@ def worker(
     if pool:
         argv += ["-P", pool]
     get_celery().worker_main(argv)
+
+
+@cli.command()
+def workers(as_json: Annotated[bool, typer.Option("--json")] = False, config: ConfigOption = None) -> None:
+    """Worker groups with their live workers and queue depth."""
+    groups = _client(config).worker_groups()
+    if as_json:
+        sys.stdout.write(json.dumps(groups) + "\n")
+        return
+    table = Table()
+    for column in ("group", "description", "live workers", "queued"):
+        table.add_column(column)
+    for group in groups:
+        names = ", ".join(w["id"] for w in group["workers"]) or "[red]none[/red]"
+        queued = "" if group["queued"] is None else str(group["queued"])
+        table.add_row(escape(group["key"]), escape(group["description"]), names, queued)
+    out.print(table)
+
+
+@cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def flower(ctx: typer.Context, config: ConfigOption = None) -> None:
+    """The Flower dashboard for this cluster (extra options go to Flower, e.g. --port=5555)."""
+    _client(config)
+    from app.celery_app import get_celery
+
+    get_celery().start(["flower", *ctx.args])
 
 
 def main() -> None:

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from app import engine, runtime
-from app.errors import CelestraError
+from app.errors import CelestraError, FlowValidationError
 from app.flow import Flow
 from app.loader import load_flow, load_flow_file
 from app.records import Execution
+from app.routing import static_group_problems
 from app.settings import Settings, load_settings
 from app.states import State
 
@@ -35,15 +36,19 @@ class Client:
         self.settings = runtime.settings()
 
     # -- flows ----------------------------------------------------------------------------------------------
-    @staticmethod
-    def load(path_or_yaml: str | Path) -> tuple[Flow, str]:
-        """A flow from a file path or from YAML text."""
-        if isinstance(path_or_yaml, Path) or ("\n" not in str(path_or_yaml) and Path(path_or_yaml).exists()):
-            return load_flow_file(path_or_yaml)
-        text = str(path_or_yaml)
-        if "\n" not in text:
-            return load_flow_file(text)  # names the missing file
-        return load_flow(text, "<yaml>"), text
+    def load(self, path_or_yaml: str | Path) -> tuple[Flow, str]:
+        """A flow from a file path or from YAML text, checked against this configuration's worker groups."""
+        name = "<yaml>"
+        if isinstance(path_or_yaml, Path) or "\n" not in str(path_or_yaml):
+            flow, text = load_flow_file(path_or_yaml)  # a missing file is named in the error
+            name = str(path_or_yaml)
+        else:
+            text = str(path_or_yaml)
+            flow = load_flow(text, name)
+        problems = [f"{name}: {problem}" for problem in static_group_problems(self.settings, flow)]
+        if problems:
+            raise FlowValidationError(problems)
+        return flow, text
 
     def validate(self, path_or_yaml: str | Path) -> Flow:
         return self.load(path_or_yaml)[0]
@@ -115,6 +120,26 @@ class Client:
             if not rows:
                 time.sleep(poll)
 
+    def worker_groups(self) -> list[dict[str, Any]]:
+        """Declared and served worker groups: their live workers and how many messages wait in their queue."""
+        from app import liveness
+        from app.celery_app import get_celery
+
+        live = liveness.live_workers()
+        names = sorted({*self.settings.worker_groups, *(g for w in live for g in w.groups)})
+        depths = _queue_depths(get_celery(), names) if not self.settings.embedded else {}
+        return [
+            {
+                "key": name,
+                "description": self.settings.worker_groups[name].description
+                if name in self.settings.worker_groups else "",
+                "declared": name in self.settings.worker_groups,
+                "workers": [w.to_json() for w in live if name in w.groups],
+                "queued": depths.get(name),
+            }
+            for name in names
+        ]
+
     def cancel(self, execution_id: str) -> None:
         """Kill a running execution: running tasks are stopped, nothing new starts; it ends KILLED."""
         engine.kill(execution_id)
@@ -133,3 +158,19 @@ def _with_secrets_marked(ex: Execution) -> Execution:
     """Mark SECRET inputs so that printing the execution masks them."""
     ex.secret_inputs = frozenset(i.id for i in engine.flow_of(ex).inputs if i.type == "SECRET")
     return ex
+
+
+def _queue_depths(celery: Any, queues: list[str]) -> dict[str, int | None]:
+    """Messages waiting in each queue (passive declare: a queue that does not exist yet reports None)."""
+    depths: dict[str, int | None] = {}
+    with celery.connection_for_write() as conn:
+        for name in queues:
+            try:
+                channel = conn.channel()
+                try:
+                    depths[name] = channel.queue_declare(queue=name, passive=True).message_count
+                finally:
+                    channel.close()
+            except Exception:
+                depths[name] = None
+    return depths

@@ -84,7 +84,6 @@ def build_context(
         "globals": dict(globals_ or {}),
     }
     if run is not None:
-        runs_by_id = {r.id: r for r in ex.task_runs}
         context["taskrun"] = {
             "id": run.id,
             "value": run.value,
@@ -93,19 +92,14 @@ def build_context(
             "startDate": iso(run.started or run.created),
             "iteration": run.iteration,
         }
-        parents = []
+        # `parents`: the enclosing task runs that carry a loop value, nearest first (Kestra's parent chain).
+        runs_by_id = {r.id: r for r in ex.task_runs}
+        loop_parents = []
         parent = runs_by_id.get(run.parent_id or "")
         while parent is not None:
-            parents.append({"taskrun": {"value": parent.value, "id": parent.id}, "outputs": parent.outputs})
+            if parent.value is not None:
+                loop_parents.append({"taskrun": {"value": parent.value, "id": parent.id}})
             parent = runs_by_id.get(parent.parent_id or "")
-        # Kestra's `parents` lists only loop levels: the nearest first.
-        loop_parents = []
-        seen: set[str | None] = set()
-        for p in parents:
-            value = p["taskrun"]["value"]
-            if value is not None and value not in seen:
-                seen.add(value)
-                loop_parents.append(p)
         context["parents"] = loop_parents
         if loop_parents:
             context["parent"] = loop_parents[0]

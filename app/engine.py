@@ -19,7 +19,9 @@ from app.executor import Step, StepResult, retry_delay
 from app.flow import Flow, Task
 from app.flowables import Subflow
 from app.inputs import resolve_inputs
+from app.liveness import group_is_alive
 from app.records import Attempt, Execution, TaskRun, new_id, now
+from app.routing import Route, route_task
 from app.states import State
 
 log = logging.getLogger("celestra.engine")
@@ -72,23 +74,12 @@ def executor_functions(ex: Execution) -> dict[str, Callable[..., Any]]:
     return {"kv": kv, "errorLogs": error_logs, "secret": secret}
 
 
-def resolve_worker_group(flow: Flow, ex: Execution) -> Callable[[Task, TaskRun], str | None]:
+def router(flow: Flow, ex: Execution) -> Callable[[Task, TaskRun], Route]:
     settings = runtime.settings()
+    make_context = context_factory(flow, ex)
 
-    def resolve(task: Task, run: TaskRun) -> str | None:
-        ref = task.workerGroup or flow.workerGroup
-        if ref is None:
-            ns = ex.namespace
-            while ns:
-                conf = settings.namespaces.get(ns)
-                if conf and conf.worker_group:
-                    return conf.worker_group.key
-                ns = ns.rpartition(".")[0]
-            return None
-        key = ref.key
-        if "{{" in key or "{%" in key:
-            key = templating.render(key, build_context(flow, ex, run, task, globals_=settings.globals)).strip()
-        return key or None
+    def resolve(task: Task, run: TaskRun) -> Route:
+        return route_task(settings, flow, task, lambda: make_context(run, task))
 
     return resolve
 
@@ -131,7 +122,7 @@ def advance(execution_id: str, mutate: Callable[[Connection, Execution, Flow], N
         before_state = ex.state
         if mutate:
             mutate(conn, ex, flow)
-        result = Step(flow, ex, now(), context_factory(flow, ex), resolve_worker_group(flow, ex)).run()
+        result = Step(flow, ex, now(), context_factory(flow, ex), router(flow, ex), group_is_alive).run()
         store.insert_task_runs(conn, result.created)
         store.append_logs(conn, [log_row(ex.id, run, level, message) for run, level, message in result.logs])
         created = {run.id for run in result.created}
@@ -237,14 +228,15 @@ def claim(execution_id: str, task_run_id: str, worker: str) -> tuple[Execution, 
 
 def finish_attempt(execution_id: str, task_run_id: str, state: State, outputs: dict[str, Any],
                    error: str | None, logs: list[dict[str, Any]], *, attempt_start: datetime,
-                   labels: dict[str, str] | None = None, exit_state: State | None = None) -> StepResult:
+                   labels: dict[str, str] | None = None, exit_state: State | None = None,
+                   worker: str | None = None) -> StepResult:
     """Record one attempt's outcome (with its last logs) and step the execution in the same transaction."""
 
     def mutate(conn: Connection, ex: Execution, flow: Flow) -> None:
         runtime.store().append_logs(conn, logs)
         run = next(r for r in ex.task_runs if r.id == task_run_id)
-        if run.state != State.RUNNING:
-            return  # already folded in (redelivered message)
+        if run.state != State.RUNNING or (worker is not None and run.worker != worker):
+            return  # already folded in, or resent to another worker after this one was declared dead
         moment = now()
         final = state
         run.attempts.append(Attempt(state, attempt_start, moment))
@@ -276,6 +268,23 @@ def _exit(ex: Execution, state: State, moment: datetime) -> None:
         if not run.state.terminal:
             run.state, run.ended = (State.KILLED if state == State.KILLED else state), moment
     ex.state, ex.ended = state, moment
+
+
+def resend(execution_id: str, task_run_id: str, dead_worker: str) -> None:
+    """The worker running this task run died: record the lost attempt and send the run again."""
+
+    def mutate(conn: Connection, ex: Execution, flow: Flow) -> None:
+        run = next((r for r in ex.task_runs if r.id == task_run_id), None)
+        if run is None or run.state != State.RUNNING or run.worker != dead_worker:
+            return
+        moment = now()
+        run.attempts.append(Attempt(State.KILLED, run.started, moment))
+        message = f"Worker {dead_worker} stopped beating while running this task; it is sent again"
+        runtime.store().append_logs(conn, [log_row(ex.id, run, "WARN", message)])
+        # RETRYING due now: this very step turns it back into CREATED and dispatches it.
+        run.state, run.worker, run.next_at = State.RETRYING, None, moment
+
+    advance(execution_id, mutate)
 
 
 def kill(execution_id: str) -> None:

@@ -17,6 +17,7 @@ from app import flowables as fl
 from app import templating
 from app.flow import Flow, Retry, Task
 from app.records import Attempt, Execution, TaskRun, new_id
+from app.routing import Route
 from app.states import State, worst
 
 ContextFactory = Callable[[TaskRun | None, Task | None], dict[str, Any]]
@@ -40,12 +41,14 @@ def is_flowable(task: Task) -> bool:
 
 class Step:
     def __init__(self, flow: Flow, ex: Execution, now: datetime, context: ContextFactory,
-                 worker_group: Callable[[Task, TaskRun], str | None] | None = None):
+                 route: Callable[[Task, TaskRun], Route] | None = None,
+                 group_alive: Callable[[str], bool] | None = None):
         self.flow = flow
         self.ex = ex
         self.now = now
         self.context = context
-        self.worker_group = worker_group or (lambda task, run: None)
+        self.route = route or (lambda task, run: Route(None))
+        self.group_alive = group_alive or (lambda group: True)
         self.tasks = {task.id: task for task in flow.all_tasks()}
         self.result = StepResult()
         self.by_position: dict[tuple[str | None, str, str | None], TaskRun] = {
@@ -67,6 +70,12 @@ class Step:
             state = State.KILLED if all(run.state.terminal for run in ex.task_runs) else None
         if state is not None:
             self._end(state)
+        elif not self.killing:
+            paused = any(run.state == State.PAUSED for run in ex.task_runs)
+            wanted = State.PAUSED if paused else State.RUNNING
+            if ex.state != wanted:  # Kestra shows a paused execution as PAUSED until it is resumed
+                ex.state = wanted
+                self.result.execution_changed = True
         return self.result
 
     def _end(self, state: State) -> None:
@@ -93,6 +102,9 @@ class Step:
             elif run.state == State.RETRYING:
                 run.state, run.ended = State.CREATED, None
                 self.result.dispatch.append(run)
+            elif run.state == State.CREATED and run.worker_group:  # WAIT fallback ran out of time
+                self._fail(run, f"No worker of group '{run.worker_group}' came up within the task's timeout")
+                continue
             elif run.state == State.PAUSED:
                 run.state = State.SUCCESS
                 run.ended = self.now
@@ -120,13 +132,35 @@ class Step:
             run.attempts.append(Attempt(State.RUNNING, self.now))
             self._start_flowable(task, run)
         else:
-            try:
-                run.worker_group = self.worker_group(task, run)
-            except Exception as exc:  # a templated key that cannot render: the run fails, with the reason
-                self._finish(run, State.FAILED, str(exc))
-                return run
-            self.result.dispatch.append(run)
+            self._route(task, run)
         return run
+
+    def _route(self, task: Task, run: TaskRun) -> None:
+        """Send a new runnable run to its worker group, or apply the group's fallback when none is alive."""
+        try:
+            route = self.route(task, run)
+        except Exception as exc:  # a templated key that cannot render, or an undeclared group
+            self._fail(run, str(exc))
+            return
+        run.worker_group = route.group
+        if route.group is not None and not self.group_alive(route.group):
+            if route.fallback == "FAIL":
+                self._fail(run, f"No worker of group '{route.group}' is alive (fallback FAIL)")
+                return
+            if route.fallback == "CANCEL":
+                self._finish(run, State.KILLED)
+                self.result.logs.append((run, "WARN", f"No worker of group '{route.group}' is alive: "
+                                                      "execution cancelled (fallback CANCEL)"))
+                self.ex.state, self.killing = State.KILLING, True
+                self.result.execution_changed = True
+                return
+            if task.timeout is not None:  # WAIT, but not longer than the task may take
+                run.next_at = self.now + task.timeout
+        self.result.dispatch.append(run)
+
+    def _fail(self, run: TaskRun, message: str) -> None:
+        self._finish(run, State.FAILED, message)
+        self.result.logs.append((run, "ERROR", message))
 
     def _finish(self, run: TaskRun, state: State, error: str | None = None) -> None:
         run.state, run.ended = state, self.now

@@ -10,7 +10,7 @@ import json
 from datetime import timedelta
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from app.flow import Duration, Model, Task
 
@@ -122,6 +122,23 @@ class Dag(FlowableTask):
 
     def child_lists(self) -> list[list[Task]]:
         return [[t.task for t in self.tasks], *super().child_lists()]
+
+    @model_validator(mode="after")
+    def _dependencies_form_a_dag(self) -> Dag:
+        # An unknown dependency or a cycle would leave the execution waiting forever: refuse it up front.
+        ids = {node.task.id for node in self.tasks}
+        for node in self.tasks:
+            unknown = [dep for dep in node.dependsOn if dep not in ids]
+            if unknown:
+                raise ValueError(f"task '{node.task.id}' depends on {unknown}, not a task of this Dag")
+        deps = {node.task.id: set(node.dependsOn) for node in self.tasks}
+        done: set[str] = set()
+        while len(done) < len(deps):
+            ready = {task_id for task_id, needs in deps.items() if task_id not in done and needs <= done}
+            if not ready:
+                raise ValueError(f"dependsOn forms a cycle among {sorted(set(deps) - done)}")
+            done |= ready
+        return self
 
 
 class Pause(FlowableTask):

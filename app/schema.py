@@ -85,3 +85,14 @@ kv = sa.Table(
     sa.Column("value", sa.JSON),
     sa.Column("expires", TS),
 )
+
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("id", sa.String(255), primary_key=True),  # the Celery node name, e.g. gpu@host
+    sa.Column("hostname", sa.String(255), nullable=False),
+    sa.Column("groups", sa.JSON, nullable=False),  # the queues (worker groups) it consumes
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started", TS, nullable=False),
+    sa.Column("heartbeat", TS, nullable=False, index=True),
+)

@@ -39,10 +39,22 @@ class TimerLoop:
         # An execution whose start message was lost (broker restart, server down) is started again.
         for execution_id in store.stalled_executions(timedelta(seconds=30)):
             engine.start(execution_id)
+        self.resend_from_dead_workers()
         # A subflow that ended while the process that would tell its parent died.
         for child_id in store.ended_children_of_running_subflows():
             engine.child_ended(store.get_execution(child_id))
         return len(due)
+
+    def resend_from_dead_workers(self) -> None:
+        """Task runs held by a worker that stopped beating run again elsewhere (the broker may never resend them:
+        Redis keeps an unacked message for its whole visibility timeout)."""
+        from app import liveness
+
+        for dead in liveness.dead_workers():
+            for execution_id, task_run_id in runtime.store().running_on(dead.id):
+                engine.resend(execution_id, task_run_id, dead.id)
+            liveness.forget(dead.id)
+            log.warning("worker %s stopped beating; its task runs were resent", dead.id)
 
     def _loop(self) -> None:
         while not self.stopped.wait(self.interval):

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     default_queue: str = Field("celery", description="Queue of tasks with no worker group.")
     executor_queue: str = Field("celestra.executor", description="Queue the server consumes (execution starts).")
     timer_interval: float = Field(0.5, description="Seconds between scans for due retries, pauses and waits.")
+    heartbeat_interval: float = Field(3.0, description="Seconds between a worker's liveness heartbeats.")
+    worker_timeout: float = Field(
+        15.0, description="A worker whose last heartbeat is older than this is dead: its running tasks are resent."
+    )
     namespaces: dict[str, NamespaceSettings] = Field(default_factory=dict)
     worker_groups: dict[str, WorkerGroupSettings] = Field(default_factory=dict)
     globals: dict[str, Any] = Field(default_factory=dict, description="Values exposed as {{ globals.* }}.")

@@ -154,7 +154,7 @@ class Store:
         row = conn.execute(
             task_runs.update()
             .where(task_runs.c.id == task_run_id, task_runs.c.state == State.CREATED.value)
-            .values(state=State.RUNNING.value, worker=worker,
+            .values(state=State.RUNNING.value, worker=worker, next_at=None,
                     started=sa.func.coalesce(task_runs.c.started, moment))
             .returning(*task_runs.c)
         ).first()
@@ -243,6 +243,13 @@ class Store:
         )
         with self.engine.connect() as conn:
             return [row.id for row in conn.execute(query)]
+
+    def running_on(self, worker: str) -> list[tuple[str, str]]:
+        query = sa.select(task_runs.c.execution_id, task_runs.c.id).where(
+            task_runs.c.worker == worker, task_runs.c.state == State.RUNNING.value
+        )
+        with self.engine.connect() as conn:
+            return [(row.execution_id, row.id) for row in conn.execute(query)]
 
     def ended_children_of_running_subflows(self) -> list[str]:
         """Child executions that ended while their parent's Subflow run still waits (the notice was lost)."""

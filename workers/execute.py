@@ -106,15 +106,16 @@ class KillWatch:
         self.done.set()
 
 
-def run_task_run(execution_id: str, task_run_id: str) -> None:
+def run_task_run(execution_id: str, task_run_id: str, worker: str | None = None) -> None:
     """The whole life of one attempt on this worker. Safe to call twice: only a CREATED run is claimed."""
-    claimed = engine.claim(execution_id, task_run_id, hostname())
+    worker = worker or hostname()
+    claimed = engine.claim(execution_id, task_run_id, worker)
     if claimed is None:
         return
     ex, run = claimed
     flow = engine.flow_of(ex)
     task = next(t for t in flow.all_tasks() if t.id == run.task_id)
-    if run.parent_id or isinstance(task, WorkingDirectory):  # parents' values are needed up front
+    if run.parent_id or isinstance(task, WorkingDirectory):  # `parents`, or children reading each other's outputs
         with runtime.store().begin() as conn:
             ex.task_runs = runtime.store().load_task_runs(conn, ex.id)
     secrets = SecretResolver(runtime.settings().secrets_prefix)
@@ -127,7 +128,7 @@ def run_task_run(execution_id: str, task_run_id: str) -> None:
         logs("ERROR", outcome.error)
     engine.finish_attempt(execution_id, task_run_id, outcome.state, outcome.outputs, outcome.error, logs.take(),
                           attempt_start=run.attempts[-1].start or run.created, labels=outcome.labels,
-                          exit_state=outcome.exit_state)
+                          exit_state=outcome.exit_state, worker=worker)
 
 
 def make_context(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogBuffer,

@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
+from celery.exceptions import Reject
 
-from app import engine
+from app import engine, runtime
 from app.celery_app import RUN_TASK, START_EXECUTION
+from workers import liveness
 from workers.execute import run_task_run
 
+log = logging.getLogger("celestra.worker")
 
-@shared_task(name=RUN_TASK, ignore_result=True)
-def run_task(execution_id: str, task_run_id: str, **names: Any) -> None:
-    run_task_run(execution_id, task_run_id)
+
+@shared_task(name=RUN_TASK, ignore_result=True, bind=True)
+def run_task(self: Task, execution_id: str, task_run_id: str, **names: Any) -> None:
+    group = names.get("group")
+    embedded = runtime.settings().embedded  # the in-process worker serves every queue
+    served = None if embedded else liveness.served_queues(self.app)
+    if group and served is not None and group not in served:
+        # A message routed to a group this worker does not serve: never run it here, give it back.
+        log.error("refusing task run %s of group %r: this worker serves %s", task_run_id, group, sorted(served))
+        raise Reject(f"worker does not serve group {group!r}", requeue=True)
+    worker = self.request.hostname or "unknown"
+    if embedded:
+        worker = worker.split("@", 1)[-1]
+    run_task_run(execution_id, task_run_id, worker)
 
 
 @shared_task(name=START_EXECUTION, ignore_result=True)

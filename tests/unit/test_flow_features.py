@@ -87,6 +87,16 @@ def test_pause_without_delay_waits_for_resume(client: Any) -> None:
     assert run_of(done, "after").outputs["value"].startswith("resumed")
 
 
+def test_paused_execution_is_in_state_paused(client: Any) -> None:
+    ex = client.run(flow(PAUSE_FLOW.format(name="state", delay="")), wait=False)
+    poll(client, ex.id, lambda e: any(r.task_id == "wait" and r.state == State.PAUSED for r in e.task_runs))
+    try:
+        assert client.get(ex.id).state == State.PAUSED
+    finally:
+        client.resume(ex.id)
+        assert client.wait(ex.id, WAIT).state == State.SUCCESS
+
+
 def test_resume_of_an_execution_with_nothing_paused_says_so(client: Any) -> None:
     ex = client.run(HELLO)
     assert ex.state == State.SUCCESS
@@ -358,8 +368,6 @@ def test_nested_foreach_outputs_and_parents(client: Any) -> None:
     assert run_of(ex, "pick").outputs["value"] == "y-2 x-1"
 
 
-@pytest.mark.xfail(strict=True, reason="app/context.py:build_context: loop parents are de-duplicated by "
-                   "taskrun.value, so nested loops iterating over equal values lose a `parents` level")
 def test_nested_loops_with_equal_values_keep_every_parent_level(client: Any) -> None:
     ex = client.run(flow("""
         id: nested_same_values
@@ -663,3 +671,37 @@ def test_working_directory_with_local_files(client: Any) -> None:
     wd = run_of(ex, "wd")
     assert run_of(ex, "write").parent_id == wd.id
     assert run_of(ex, "export").parent_id == wd.id
+
+
+# -- worker groups ----------------------------------------------------------------------------------------------
+WORKER_GROUP_FLOW = """
+    id: templated_group
+    namespace: unit.features
+    inputs:
+      - id: group
+        type: STRING
+    tasks:
+      - id: placed
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ taskrun.id }}"
+        workerGroup:
+          key: "{{ inputs.group }}"
+      - id: default
+        type: io.kestra.plugin.core.debug.Return
+        format: x
+"""
+
+
+def test_templated_worker_group_is_rendered_and_served_embedded(client: Any) -> None:
+    ex = client.run(flow(WORKER_GROUP_FLOW), inputs={"group": "unit-gpu"}, timeout=WAIT)
+    assert ex.state == State.SUCCESS, ex.to_json()
+    assert run_of(ex, "placed").worker_group == "unit-gpu"
+    assert run_of(ex, "default").worker_group is None
+    assert ex.to_json()["taskRuns"][0]["workerGroup"] == "unit-gpu"
+
+
+def test_templated_worker_group_rendering_to_a_bad_key_fails_the_task(client: Any) -> None:
+    ex = client.run(flow(WORKER_GROUP_FLOW), inputs={"group": "bad key!"}, timeout=WAIT)
+    placed = run_of(ex, "placed")
+    assert placed.state == State.FAILED
+    assert "bad key!" in (placed.error or "")

@@ -1,0 +1,413 @@
+"""The `celestra` command line: exit codes, JSON output, error messages (embedded mode)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from app.cli import cli
+
+HELLO = Path(__file__).resolve().parents[2] / "flows" / "hello.yaml"
+CELESTRA = Path(sys.executable).parent / "celestra"
+EXECUTION_KEYS = {"id", "namespace", "flowId", "state", "inputs", "outputs", "taskRuns"}
+TASK_RUN_KEYS = {"id", "taskId", "value", "state", "attempts", "workerGroup", "worker", "outputs"}
+
+FAILING = """
+    id: failing
+    namespace: unit.cli
+    tasks:
+      - id: ok
+        type: io.kestra.plugin.core.log.Log
+        message: before the failure
+      - id: boom
+        type: io.kestra.plugin.core.execution.Fail
+        errorMessage: it broke on purpose
+      - id: never
+        type: io.kestra.plugin.core.log.Log
+        message: never printed
+"""
+UNKNOWN_PROPERTY = """
+    id: typo
+    namespace: unit.cli
+    tasks:
+      - id: greet
+        type: io.kestra.plugin.core.log.Log
+        message: hi
+        mesage: typo
+"""
+REQUIRED_INPUT = """
+    id: required_input
+    namespace: unit.cli
+    inputs:
+      - id: who
+        type: STRING
+    tasks:
+      - id: greet
+        type: io.kestra.plugin.core.log.Log
+        message: "Hello {{ inputs.who }}"
+"""
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
+
+
+@pytest.fixture
+def cwd(client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Commands run in a fresh folder, against the session's embedded runtime."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args))
+
+
+def json_out(result: Result) -> Any:
+    assert result.stdout.count("\n") == 1, f"expected one JSON line, got {result.stdout!r}"
+    return json.loads(result.stdout)
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def check_shape(data: dict[str, Any]) -> None:
+    assert set(data) >= EXECUTION_KEYS, sorted(EXECUTION_KEYS - set(data))
+    assert isinstance(data["taskRuns"], list) and data["taskRuns"]
+    for run in data["taskRuns"]:
+        assert set(run) >= TASK_RUN_KEYS, sorted(TASK_RUN_KEYS - set(run))
+        assert isinstance(run["attempts"], list)
+        assert isinstance(run["outputs"], dict)
+
+
+# -- run --------------------------------------------------------------------------------------------------------
+def test_run_json_shape(cwd: Path) -> None:
+    result = invoke("run", str(HELLO), "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json_out(result)
+    check_shape(data)
+    assert data["namespace"] == "company.team"
+    assert data["flowId"] == "hello"
+    assert data["state"] == "SUCCESS"
+    assert data["inputs"] == {"name": "World", "times": 2}
+    assert data["outputs"] == {"message": "WORLD was greeted 2 times"}
+    assert [run["taskId"] for run in data["taskRuns"]] == ["greet", "message", "done"]
+    assert all(run["state"] == "SUCCESS" and len(run["attempts"]) == 1 for run in data["taskRuns"])
+    assert data["taskRuns"][1]["outputs"] == {"value": "WORLD was greeted 2 times"}
+    assert all(run["worker"] for run in data["taskRuns"])
+
+
+def test_run_with_inputs_changes_the_outputs(cwd: Path) -> None:
+    result = invoke("run", str(HELLO), "-i", "name=Ada", "--input", "times=5", "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json_out(result)
+    assert data["inputs"] == {"name": "Ada", "times": 5}
+    assert data["outputs"] == {"message": "ADA was greeted 5 times"}
+
+
+def test_run_streams_logs_and_a_summary(cwd: Path) -> None:
+    result = invoke("run", str(HELLO), "-i", "name=Ada")
+    assert result.exit_code == 0, result.stderr
+    assert "Hello, Ada!" in result.stdout
+    assert "ADA was greeted 2 times" in result.stdout
+    assert "SUCCESS" in result.stdout
+
+
+def test_run_failed_flow_exits_1(cwd: Path) -> None:
+    path = write(cwd, "failing.yaml", FAILING)
+    result = invoke("run", str(path), "--json")
+    assert result.exit_code == 1
+    data = json_out(result)
+    assert data["state"] == "FAILED"
+    states = {run["taskId"]: run["state"] for run in data["taskRuns"]}
+    assert states == {"ok": "SUCCESS", "boom": "FAILED"}
+    boom = next(run for run in data["taskRuns"] if run["taskId"] == "boom")
+    assert "it broke on purpose" in (boom.get("error") or "")
+
+
+def test_run_failed_flow_prints_the_error_log(cwd: Path) -> None:
+    path = write(cwd, "failing.yaml", FAILING)
+    result = invoke("run", str(path))
+    assert result.exit_code == 1
+    assert "it broke on purpose" in result.stdout
+    assert "never printed" not in result.stdout
+    assert "FAILED" in result.stdout
+
+
+def test_run_yaml_mistake_exits_2_naming_file_line_column_and_field(cwd: Path) -> None:
+    write(cwd, "typo.yaml", UNKNOWN_PROPERTY)
+    result = invoke("run", "typo.yaml", "--json")
+    assert result.exit_code == 2
+    assert result.stdout == ""  # nothing a JSON consumer could mistake for a result
+    assert "typo.yaml:7:5: tasks[0].mesage (task 'greet'): unknown property" in one_line(result.stderr)
+
+
+def test_run_invalid_yaml_syntax_exits_2(cwd: Path) -> None:
+    write(cwd, "syntax.yaml", "id: s\nnamespace: unit.cli\ntasks:\n  - id: a\n   type: Log\n")
+    result = invoke("run", "syntax.yaml")
+    assert result.exit_code == 2
+    assert "syntax.yaml:5:" in result.stderr
+    assert "invalid YAML" in result.stderr
+
+
+def test_run_missing_file_exits_2(cwd: Path) -> None:
+    result = invoke("run", "no_such_flow.yaml")
+    assert result.exit_code == 2
+    assert "no_such_flow.yaml" in result.stderr
+
+
+def test_run_missing_required_input_exits_2_naming_it(cwd: Path) -> None:
+    path = write(cwd, "required.yaml", REQUIRED_INPUT)
+    result = invoke("run", str(path))
+    assert result.exit_code == 2
+    assert "'who'" in result.stderr
+    assert "required" in result.stderr.lower()
+    ok = invoke("run", str(path), "-i", "who=Ada", "--json")
+    assert ok.exit_code == 0, ok.stderr
+    assert json_out(ok)["inputs"] == {"who": "Ada"}
+
+
+def test_run_bad_int_input_exits_2(cwd: Path) -> None:
+    result = invoke("run", str(HELLO), "-i", "times=many")
+    assert result.exit_code == 2
+    assert "'times'" in result.stderr
+    assert "many" in result.stderr
+    assert "integer" in result.stderr.lower()
+
+
+def test_run_input_without_equals_is_a_usage_error(cwd: Path) -> None:
+    result = invoke("run", str(HELLO), "-i", "name")
+    assert result.exit_code == 2
+    assert "key=value" in result.stderr
+
+
+# -- validate / schema ------------------------------------------------------------------------------------------
+def test_validate_good_file(cwd: Path) -> None:
+    result = invoke("validate", str(HELLO))
+    assert result.exit_code == 0, result.stderr
+    assert "company.team.hello" in result.stdout
+    assert result.stderr == ""
+
+
+def test_validate_bad_file_names_every_problem(cwd: Path) -> None:
+    write(cwd, "typo.yaml", UNKNOWN_PROPERTY)
+    write(cwd, "dup.yaml", """
+        id: dup
+        namespace: unit.cli
+        tasks:
+          - id: same
+            type: Log
+            message: one
+          - id: same
+            type: Log
+            message: two
+    """)
+    result = invoke("validate", "typo.yaml", "dup.yaml", str(HELLO))
+    assert result.exit_code == 2
+    err = one_line(result.stderr)
+    assert "typo.yaml:7:5: tasks[0].mesage (task 'greet'): unknown property" in err
+    assert "dup.yaml:7:5: tasks[1].id: duplicate task id 'same'" in err
+    assert "company.team.hello" in result.stdout  # the good file is still reported good
+
+
+def test_validate_folder(cwd: Path) -> None:
+    flows = cwd / "flows"
+    flows.mkdir()
+    write(flows, "a.yaml", HELLO.read_text())
+    write(flows, "b.yml", REQUIRED_INPUT)
+    result = invoke("validate", str(flows))
+    assert result.exit_code == 0, result.stderr
+    assert "company.team.hello" in result.stdout
+    assert "unit.cli.required_input" in result.stdout
+    write(flows, "c.yaml", UNKNOWN_PROPERTY)
+    assert invoke("validate", str(flows)).exit_code == 2
+
+
+def test_schema_names_log_type_and_its_message_property(cwd: Path) -> None:
+    result = invoke("schema")
+    assert result.exit_code == 0, result.stderr
+    schema = json.loads(result.stdout)
+    assert schema["$schema"].startswith("https://json-schema.org/")
+    assert "io.kestra.plugin.core.log.Log" in result.stdout
+    log_defs = [d for d in schema["$defs"].values()
+                if "io.kestra.plugin.core.log.Log" in json.dumps(d.get("properties", {}).get("type", {}))]
+    assert len(log_defs) == 1
+    assert "message" in log_defs[0]["properties"]
+    assert "message" in log_defs[0].get("required", [])
+
+
+def test_schema_output_file(cwd: Path) -> None:
+    result = invoke("schema", "-o", "flow.schema.json")
+    assert result.exit_code == 0, result.stderr
+    written = json.loads((cwd / "flow.schema.json").read_text())
+    assert written == json.loads(invoke("schema").stdout)
+
+
+# -- deploy / execute / executions / logs -----------------------------------------------------------------------
+def test_deploy_then_execute_json(cwd: Path) -> None:
+    path = write(cwd, "deployed.yaml", """
+        id: deployed
+        namespace: unit.cli
+        inputs:
+          - id: n
+            type: INT
+            defaults: 1
+        tasks:
+          - id: double
+            type: io.kestra.plugin.core.debug.Return
+            format: "{{ inputs.n * 2 }}"
+    """)
+    deployed = invoke("flow", "deploy", str(path))
+    assert deployed.exit_code == 0, deployed.stderr
+    assert "unit.cli.deployed revision" in deployed.stdout
+    result = invoke("execute", "unit.cli", "deployed", "-i", "n=21", "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json_out(result)
+    check_shape(data)
+    assert data["state"] == "SUCCESS"
+    assert data["flowRevision"] is not None
+    assert data["taskRuns"][0]["outputs"] == {"value": "42"}
+    listed = invoke("flow", "list", "--namespace", "unit.cli")
+    assert listed.exit_code == 0
+    assert "unit.cli.deployed" in listed.stdout
+
+
+def test_deploy_same_source_keeps_revision_and_a_change_adds_one(cwd: Path) -> None:
+    path = write(cwd, "revisions.yaml", """
+        id: revisions
+        namespace: unit.cli
+        tasks:
+          - id: a
+            type: Log
+            message: one
+    """)
+    first = invoke("flow", "deploy", str(path)).stdout.split()[-1]
+    again = invoke("flow", "deploy", str(path)).stdout.split()[-1]
+    assert first == again
+    path.write_text(path.read_text().replace("message: one", "message: two"))
+    changed = invoke("flow", "deploy", str(path)).stdout.split()[-1]
+    assert int(changed) == int(first) + 1
+
+
+def test_deploy_invalid_flow_exits_2(cwd: Path) -> None:
+    write(cwd, "typo.yaml", UNKNOWN_PROPERTY)
+    result = invoke("flow", "deploy", "typo.yaml")
+    assert result.exit_code == 2
+    assert "unknown property" in result.stderr
+
+
+def test_execute_unknown_flow_exits_2(cwd: Path) -> None:
+    result = invoke("execute", "unit.cli", "never_deployed")
+    assert result.exit_code == 2
+    assert "unit.cli.never_deployed" in result.stderr
+
+
+def test_executions_json_lists_the_runs(cwd: Path) -> None:
+    path = write(cwd, "listed.yaml", """
+        id: listed
+        namespace: unit.cli.listing
+        tasks:
+          - id: a
+            type: io.kestra.plugin.core.debug.Return
+            format: x
+    """)
+    ids = [json_out(invoke("run", str(path), "--json"))["id"] for _ in range(2)]
+    failed_id = json_out(invoke("run", str(write(cwd, "failing.yaml", FAILING)), "--json"))["id"]
+    result = invoke("executions", "--namespace", "unit.cli.listing", "--json")
+    assert result.exit_code == 0, result.stderr
+    listed = json_out(result)
+    assert [ex["id"] for ex in listed] == ids[::-1]  # newest first
+    assert all(ex["flowId"] == "listed" and ex["state"] == "SUCCESS" for ex in listed)
+    check_shape(listed[0])
+    by_state = json_out(invoke("executions", "--namespace", "unit.cli", "--state", "FAILED", "--json"))
+    assert failed_id in [ex["id"] for ex in by_state]
+    assert all(ex["state"] == "FAILED" for ex in by_state)
+    by_flow = json_out(invoke("executions", "--flow", "listed", "--limit", "1", "--json"))
+    assert [ex["id"] for ex in by_flow] == [ids[-1]]
+    table = invoke("executions", "--namespace", "unit.cli.listing")
+    assert table.exit_code == 0
+    assert ids[0][:10] in table.stdout  # a narrow terminal wraps the id column
+
+
+def test_logs_prints_the_lines(cwd: Path) -> None:
+    execution_id = json_out(invoke("run", str(HELLO), "-i", "name=Lovelace", "--json"))["id"]
+    result = invoke("logs", execution_id)
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    greet = [line for line in lines if "Hello, Lovelace!" in line]
+    assert len(greet) == 1
+    assert "INFO" in greet[0] and "greet" in greet[0]
+    assert any("LOVELACE was greeted 2 times" in line for line in lines)
+    followed = invoke("logs", execution_id, "--follow")
+    assert followed.exit_code == 0
+    assert followed.stdout == result.stdout
+
+
+def test_logs_keep_brackets_verbatim(cwd: Path) -> None:
+    path = write(cwd, "brackets.yaml", """
+        id: brackets
+        namespace: unit.cli
+        tasks:
+          - id: a
+            type: io.kestra.plugin.core.log.Log
+            message: "[bold]not markup[/bold] [red]"
+    """)
+    execution_id = json_out(invoke("run", str(path), "--json"))["id"]
+    assert "[bold]not markup[/bold] [red]" in invoke("logs", execution_id).stdout
+
+
+def test_logs_of_unknown_execution_exits_2(cwd: Path) -> None:
+    result = invoke("logs", "noSuchExecution")
+    assert result.exit_code == 2
+    assert "noSuchExecution" in result.stderr
+
+
+def test_resume_without_paused_task_exits_1(cwd: Path) -> None:
+    execution_id = json_out(invoke("run", str(HELLO), "--json"))["id"]
+    result = invoke("resume", execution_id)
+    assert result.exit_code == 1
+    assert "no paused task" in result.stderr
+
+
+# -- the installed entry point, in its own process --------------------------------------------------------------
+def celestra(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CELESTRA_")}
+    env.update(CELESTRA_HOME=str(tmp_path / "home"), COLUMNS="200")
+    return subprocess.run([str(CELESTRA), *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.skipif(not CELESTRA.exists(), reason="the celestra script is not installed next to this python")
+def test_entry_point_run_json(tmp_path: Path) -> None:
+    proc = celestra(tmp_path, "run", str(HELLO), "--json", "-i", "name=Ada")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    check_shape(data)
+    assert data["outputs"] == {"message": "ADA was greeted 2 times"}
+    assert (tmp_path / "home" / "celestra.db").exists()  # CELESTRA_HOME is where the embedded state goes
+
+
+@pytest.mark.skipif(not CELESTRA.exists(), reason="the celestra script is not installed next to this python")
+def test_entry_point_exit_codes(tmp_path: Path) -> None:
+    write(tmp_path, "typo.yaml", UNKNOWN_PROPERTY)
+    write(tmp_path, "failing.yaml", FAILING)
+    bad = celestra(tmp_path, "run", "typo.yaml")
+    assert bad.returncode == 2
+    assert "typo.yaml:7:5: tasks[0].mesage (task 'greet'): unknown property" in bad.stderr
+    failed = celestra(tmp_path, "run", "failing.yaml", "--json")
+    assert failed.returncode == 1
+    assert json.loads(failed.stdout)["state"] == "FAILED"
+    missing = celestra(tmp_path, "logs", "noSuchExecution")
+    assert missing.returncode == 2
+    assert "noSuchExecution" in missing.stderr

@@ -1,0 +1,82 @@
+"""A worker announces itself while it runs: node name, host, the groups (queues) it serves, a heartbeat.
+
+Started from Celery's worker_ready signal in the worker's main process, so `celery -A app worker -Q gpu` and
+`celestra worker --worker-group gpu` both beat without any extra flag.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from typing import Any
+
+from celery.signals import worker_ready, worker_shutdown
+
+from app import liveness, runtime
+from app.records import now
+
+log = logging.getLogger("celestra.liveness")
+
+
+class Heartbeat:
+    def __init__(self, consumer: Any):
+        self.consumer = consumer
+        self.worker_id = str(consumer.hostname)
+        self.started = now()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True, name="celestra-heartbeat")
+
+    def groups(self) -> list[str]:
+        task_consumer = getattr(self.consumer, "task_consumer", None)
+        queues = getattr(task_consumer, "queues", None) or []
+        return sorted({q.name for q in queues})
+
+    def beat(self) -> None:
+        liveness.beat(self.worker_id, socket.gethostname(), self.groups(), os.getpid(), self.started)
+
+    def _run(self) -> None:
+        interval = runtime.settings().heartbeat_interval
+        while True:
+            try:
+                self.beat()
+            except Exception:  # the store is briefly unreachable: beat again next time
+                log.warning("heartbeat of %s failed", self.worker_id, exc_info=True)
+            if self.stopped.wait(interval):
+                return
+
+    def start(self) -> None:
+        self.beat()  # visible before the first task can arrive
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        try:
+            liveness.forget(self.worker_id)
+        except Exception:
+            log.warning("could not unregister %s", self.worker_id, exc_info=True)
+
+
+_heartbeat: Heartbeat | None = None
+
+
+@worker_ready.connect
+def _on_ready(sender: Any = None, **_: Any) -> None:
+    global _heartbeat
+    if runtime.settings().embedded:
+        return  # embedded: one process serves every queue, nobody needs to know
+    _heartbeat = Heartbeat(sender)
+    _heartbeat.start()
+
+
+@worker_shutdown.connect
+def _on_shutdown(**_: Any) -> None:
+    if _heartbeat is not None:
+        _heartbeat.stop()
+
+
+def served_queues(app: Any) -> set[str] | None:
+    """Queues this worker process consumes; None when it was started without -Q (the default queue)."""
+    consume_from = getattr(app.amqp.queues, "consume_from", None)
+    return set(consume_from) if consume_from else None
