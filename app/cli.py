@@ -20,6 +20,10 @@ from app.states import State
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Kestra-style YAML flows on Celery.")
 flow_cli = typer.Typer(no_args_is_help=True, help="Deployed flows.")
 cli.add_typer(flow_cli, name="flow")
+ns_files_cli = typer.Typer(no_args_is_help=True, help="Files shared by the flows of a namespace.")
+cli.add_typer(ns_files_cli, name="namespace-files")
+files_cli = typer.Typer(no_args_is_help=True, help="Files in internal storage (outputs, inputs).")
+cli.add_typer(files_cli, name="files")
 out = Console()
 err = Console(stderr=True)
 STATE_STYLE = {"SUCCESS": "green", "WARNING": "yellow", "FAILED": "red", "KILLED": "red", "RUNNING": "cyan"}
@@ -68,13 +72,13 @@ def _print_log(row: dict[str, Any]) -> None:
 
 def _summary(ex: Execution) -> None:
     table = Table(title=f"{ex.namespace}.{ex.flow_id}  {ex.id}", title_justify="left")
-    for column in ("task", "value", "state", "attempts", "worker", "duration"):
+    for column in ("task", "value", "state", "attempts", "group", "worker", "duration"):
         table.add_column(column)
     for run in ex.task_runs:
         duration = f"{(run.ended - run.started).total_seconds() * 1000:.0f} ms" if run.ended and run.started else ""
         style = STATE_STYLE.get(run.state.value, "")
         table.add_row(run.task_id, run.value or "", f"[{style}]{run.state.value}[/{style}]" if style else run.state,
-                      str(len(run.attempts)), run.worker or "", duration)
+                      str(len(run.attempts)), run.worker_group or "", run.worker or "", duration)
     out.print(table)
     style = STATE_STYLE.get(ex.state.value, "")
     out.print(f"Execution [bold]{ex.id}[/bold] ended [{style}]{ex.state.value}[/{style}]")
@@ -155,6 +159,37 @@ def flow_deploy(paths: Annotated[list[Path], typer.Argument()], config: ConfigOp
 def flow_list(namespace: Annotated[str | None, typer.Option()] = None, config: ConfigOption = None) -> None:
     for row in _client(config).flows(namespace):
         out.print(f"{row['namespace']}.{row['id']}  revision {row['revision']}", highlight=False)
+
+
+@ns_files_cli.command("upload")
+def ns_files_upload(namespace: str, folder: Path, config: ConfigOption = None) -> None:
+    """Upload a folder's files as NAMESPACE's namespace files."""
+    try:
+        uris = _client(config).upload_namespace_files(namespace, folder)
+    except CelestraError as exc:
+        _fail(str(exc), 2)
+    for uri in uris:
+        out.print(uri, highlight=False)
+
+
+@ns_files_cli.command("list")
+def ns_files_list(namespace: str, config: ConfigOption = None) -> None:
+    for uri in _client(config).namespace_files(namespace):
+        out.print(uri, highlight=False)
+
+
+@files_cli.command("get")
+def files_get(uri: str, output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+              config: ConfigOption = None) -> None:
+    """Download a file from internal storage (to stdout, or to --output)."""
+    try:
+        data = _client(config).download(uri)
+    except Exception as exc:
+        _fail(str(exc), 2)
+    if output:
+        output.write_bytes(data)
+    else:
+        sys.stdout.buffer.write(data)
 
 
 @cli.command()

@@ -120,6 +120,27 @@ class Client:
             if not rows:
                 time.sleep(poll)
 
+    # -- files --------------------------------------------------------------------------------------------
+    def upload_namespace_files(self, namespace: str, folder: str | Path) -> list[str]:
+        """Upload every file under `folder` as namespace files (scripts read them with namespaceFiles.enabled)."""
+        from app.storage import namespace_file_uri
+
+        root = Path(folder)
+        if not root.is_dir():
+            raise CelestraError(f"{root} is not a folder")
+        storage = runtime.storage()
+        return [storage.put(namespace_file_uri(namespace, str(path.relative_to(root))), path.read_bytes())
+                for path in sorted(root.rglob("*")) if path.is_file()]
+
+    def namespace_files(self, namespace: str) -> list[str]:
+        from app.storage import namespace_files_prefix
+
+        return runtime.storage().list(namespace_files_prefix(namespace))
+
+    def download(self, uri: str) -> bytes:
+        """The content of a file in internal storage (an output file, an input file, a namespace file)."""
+        return runtime.storage().get(uri)
+
     def worker_groups(self) -> list[dict[str, Any]]:
         """Declared and served worker groups: their live workers and how many messages wait in their queue."""
         from app import liveness

@@ -106,6 +106,11 @@ def namespace_file_uri(namespace: str, path: str) -> str:
     return key_to_uri("/".join([*_namespace_segments(namespace), "_files", *rel]))
 
 
+def namespace_files_prefix(namespace: str) -> str:
+    """URI prefix under which every namespace file of `namespace` lives."""
+    return key_to_uri("/".join([*_namespace_segments(namespace), "_files"]))
+
+
 def _key_matches(key: str, prefix: str) -> bool:
     # Prefixes are directory-like: "executions/ab" must not match "executions/abc/...".
     return not prefix or key == prefix or key.startswith(prefix + "/")

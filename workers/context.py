@@ -27,11 +27,17 @@ class RunContext:
     kv: Any = None  # app.kv.KVStore-like: get/put/delete(namespace, key)
     set_labels: Callable[[dict[str, str]], None] | None = None
     set_state: Callable[[str], None] | None = None  # Exit task: end the execution in a given state
+    set_external_id: Callable[[str], None] | None = None  # a runner's container / job / process id
+    warning: bool = False  # the task succeeded with warnings (e.g. it wrote to stderr)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def render(self, value: Any, extra: Mapping[str, Any] | None = None) -> Any:
         scope = {**self.variables, **extra} if extra else self.variables
         return templating.render_value(value, scope)
+
+    def render_str_with(self, value: Any, extra: Mapping[str, Any]) -> str:
+        rendered = self.render(value, extra)
+        return rendered if isinstance(rendered, str) else templating.render("{{ v }}", {"v": rendered})
 
     def render_str(self, value: Any) -> str:
         rendered = self.render(value)

@@ -19,6 +19,7 @@ from app.errors import TaskFailure, TaskKilled
 from app.flow import Flow, Task
 from app.flowables import WorkingDirectory
 from app.records import Execution, TaskRun, new_id, now
+from app.schema import task_runs
 from app.states import State
 from app.storage import execution_uri
 from workers.context import RunContext
@@ -51,8 +52,9 @@ class LogBuffer:
         self.ex, self.run, self.secrets = ex, run, secrets
         self.min_level = LEVEL_ORDER.get((min_level or "TRACE").upper(), 0)
         self.rows: list[dict[str, Any]] = []
-        self.last_flush = time.monotonic()
         self.lock = threading.Lock()
+        self.writing = threading.Lock()  # held while a batch is written: take() waits for it, keeping order
+        self.timer: threading.Timer | None = None
 
     def __call__(self, level: str, message: str) -> None:
         level = "WARN" if level == "WARNING" else level
@@ -60,18 +62,30 @@ class LogBuffer:
             return  # the task's logLevel filters it out
         with self.lock:
             self.rows.append(engine.log_row(self.ex.id, self.run, level, self.secrets.mask(message)))
-            due = time.monotonic() - self.last_flush > FLUSH_EVERY
-        if due:
-            self.flush()
+            if self.timer is None:  # lines within FLUSH_EVERY of each other are written together
+                self.timer = threading.Timer(FLUSH_EVERY, self.flush)
+                self.timer.daemon = True
+                self.timer.start()
 
     def flush(self) -> None:
-        with self.lock:
-            rows, self.rows = self.rows, []
-            self.last_flush = time.monotonic()
-        runtime.store().append_logs(None, rows)
+        with self.writing:
+            with self.lock:
+                rows, self.rows, self.timer = self.rows, [], None
+            if not rows:
+                return
+            try:
+                runtime.store().append_logs(None, rows)
+            except Exception:  # the store is briefly unreachable: keep the lines for the final write
+                log.warning("could not write %d log lines yet", len(rows), exc_info=True)
+                with self.lock:
+                    self.rows = rows + self.rows
 
     def take(self) -> list[dict[str, Any]]:
-        with self.lock:
+        """What is left to write, to go with the attempt's outcome in one transaction."""
+        with self.writing, self.lock:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
             rows, self.rows = self.rows, []
         return rows
 
@@ -163,11 +177,23 @@ def make_context(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogB
         put = staticmethod(store.kv_put)
         delete = staticmethod(store.kv_delete)
 
+    def set_external_id(external_id: str) -> None:
+        # Saved at once: cancel, timeout and a restarted worker must be able to find what was started.
+        run.external_id = external_id
+        with store.begin() as conn:
+            conn.execute(task_runs.update().where(task_runs.c.id == run.id).values(external_id=external_id))
+
+    attempt = len(run.attempts)
+    meta = {
+        "labels": {"celestra.execution": ex.id, "celestra.taskrun": run.id, "celestra.attempt": str(attempt)},
+        "name": f"celestra-{run.id}-{attempt}".lower(),
+    }
     return RunContext(
         variables=variables, log=logs, storage=runtime.storage(), working_dir=working_dir, kv=KV,
         set_labels=outcome.labels.update,
         set_state=lambda state: setattr(outcome, "exit_state", State(state)),
-        extra={"store_output": store_output, "secrets": secrets},
+        set_external_id=set_external_id,
+        extra={"store_output": store_output, "secrets": secrets, "meta": meta},
     )
 
 
@@ -182,8 +208,8 @@ def execute(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogBuffer
             outcome = run_working_directory(flow, ex, run, task, logs, secrets, outcome)
         elif isinstance(task, RunnableTask):
             outcome.outputs = task.run(ctx) or {}
-            if any(row["level"] in ("WARN", "ERROR") for row in logs.rows) and task.type.endswith("Log"):
-                outcome.state = State.SUCCESS
+            if ctx.warning:
+                outcome.state = State.WARNING
         else:
             raise TaskFailure(f"Task type {task.type} cannot run on a worker")
         if ctx.kill_event.is_set() and watch.timed_out:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -380,6 +381,48 @@ def test_resume_without_paused_task_exits_1(cwd: Path) -> None:
     assert "no paused task" in result.stderr
 
 
+PAUSING = """
+    id: pausing
+    namespace: unit.cli
+    tasks:
+      - id: wait
+        type: io.kestra.plugin.core.flow.Pause
+      - id: after
+        type: io.kestra.plugin.core.debug.Return
+        format: resumed
+"""
+
+
+def start_paused(cwd: Path, client: Any) -> str:
+    assert invoke("flow", "deploy", str(write(cwd, "pausing.yaml", PAUSING))).exit_code == 0
+    started = invoke("execute", "unit.cli", "pausing", "--no-wait")
+    assert started.exit_code == 0, started.stderr
+    execution_id = started.stdout.strip()
+    deadline = time.monotonic() + 30
+    while not any(r.task_id == "wait" and r.state.value == "PAUSED" for r in client.get(execution_id).task_runs):
+        assert time.monotonic() < deadline, "the Pause task never paused"
+        time.sleep(0.02)
+    return execution_id
+
+
+def test_execute_no_wait_then_resume(cwd: Path, client: Any) -> None:
+    execution_id = start_paused(cwd, client)
+    assert not client.get(execution_id).state.terminal
+    result = invoke("resume", execution_id)
+    assert result.exit_code == 0, result.stderr
+    done = client.wait(execution_id, 30)
+    assert done.state.value == "SUCCESS"
+    assert [r.outputs for r in done.task_runs if r.task_id == "after"] == [{"value": "resumed"}]
+
+
+def test_cancel_a_paused_execution(cwd: Path, client: Any) -> None:
+    execution_id = start_paused(cwd, client)
+    result = invoke("cancel", execution_id)
+    assert result.exit_code == 0, result.stderr
+    assert execution_id in result.stdout
+    assert client.wait(execution_id, 30).state.value == "KILLED"
+
+
 # -- the installed entry point, in its own process --------------------------------------------------------------
 def celestra(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CELESTRA_")}
@@ -408,6 +451,7 @@ def test_entry_point_exit_codes(tmp_path: Path) -> None:
     failed = celestra(tmp_path, "run", "failing.yaml", "--json")
     assert failed.returncode == 1
     assert json.loads(failed.stdout)["state"] == "FAILED"
-    missing = celestra(tmp_path, "logs", "noSuchExecution")
-    assert missing.returncode == 2
-    assert "noSuchExecution" in missing.stderr
+    for command in ("logs", "cancel", "resume"):
+        missing = celestra(tmp_path, command, "noSuchExecution")
+        assert missing.returncode == 2, command
+        assert "noSuchExecution" in missing.stderr

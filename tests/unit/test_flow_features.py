@@ -705,3 +705,125 @@ def test_templated_worker_group_rendering_to_a_bad_key_fails_the_task(client: An
     placed = run_of(ex, "placed")
     assert placed.state == State.FAILED
     assert "bad key!" in (placed.error or "")
+
+
+# -- more cancellation, failure and masking cases ----------------------------------------------------------------
+def test_secret_is_masked_in_a_failure_message(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    value = "t0p-unit-secret"
+    monkeypatch.setenv("SECRET_UNIT_TOKEN", base64.b64encode(value.encode()).decode())
+    ex = client.run(flow("""
+        id: secret_in_error
+        namespace: unit.features
+        tasks:
+          - id: leak
+            type: io.kestra.plugin.core.execution.Fail
+            errorMessage: "token {{ secret('UNIT_TOKEN') }} rejected"
+    """), timeout=WAIT)
+    assert ex.state == State.FAILED
+    assert run_of(ex, "leak").error == "token ******** rejected"
+    lines = messages(client, ex.id)
+    assert "token ******** rejected" in lines
+    assert not any(value in line for line in lines)
+
+
+def test_cancel_a_paused_execution(client: Any) -> None:
+    ex = client.run(flow(PAUSE_FLOW.format(name="cancelled", delay="")), wait=False)
+    poll(client, ex.id, lambda e: any(r.task_id == "wait" and r.state == State.PAUSED for r in e.task_runs))
+    client.cancel(ex.id)
+    done = client.wait(ex.id, WAIT)
+    assert done.state == State.KILLED
+    assert run_of(done, "wait").state == State.KILLED
+    assert runs_of(done, "after") == []
+    assert client.resume(ex.id) is False
+
+
+def test_cancel_during_a_retry_delay_does_not_wait_for_it(client: Any) -> None:
+    ex = client.run(flow("""
+        id: cancel_retrying
+        namespace: unit.features
+        tasks:
+          - id: flaky
+            type: io.kestra.plugin.core.execution.Fail
+            retry:
+              type: constant
+              interval: PT30S
+              maxAttempt: 3
+    """), wait=False)
+    poll(client, ex.id, lambda e: any(r.task_id == "flaky" and r.state == State.RETRYING for r in e.task_runs))
+    started = time.monotonic()
+    client.cancel(ex.id)
+    done = client.wait(ex.id, WAIT)
+    assert time.monotonic() - started < 5
+    assert done.state == State.KILLED
+    assert run_of(done, "flaky").state == State.KILLED
+    assert len(run_of(done, "flaky").attempts) == 1
+
+
+def test_timeout_counts_as_a_failed_attempt_and_is_retried(client: Any) -> None:
+    ex = client.run(flow("""
+        id: timeout_retry
+        namespace: unit.features
+        tasks:
+          - id: slow
+            type: io.kestra.plugin.core.flow.Sleep
+            duration: PT10S
+            timeout: PT0.2S
+            retry:
+              type: constant
+              interval: PT0.05S
+              maxAttempt: 2
+    """), timeout=WAIT)
+    assert ex.state == State.FAILED
+    slow = run_of(ex, "slow")
+    assert [a.state for a in slow.attempts] == [State.FAILED, State.FAILED]
+    assert "timed out" in (slow.error or "")
+
+
+def test_allow_failure_on_a_flowable(client: Any) -> None:
+    ex = client.run(flow("""
+        id: allow_failure_flowable
+        namespace: unit.features
+        tasks:
+          - id: group
+            type: io.kestra.plugin.core.flow.Sequential
+            allowFailure: true
+            tasks:
+              - id: broken
+                type: io.kestra.plugin.core.execution.Fail
+              - id: skipped
+                type: io.kestra.plugin.core.log.Log
+                message: never
+          - id: next
+            type: io.kestra.plugin.core.debug.Return
+            format: went on
+    """), timeout=WAIT)
+    assert ex.state == State.WARNING
+    assert run_of(ex, "group").state == State.WARNING
+    assert run_of(ex, "broken").state == State.FAILED
+    assert runs_of(ex, "skipped") == []
+    assert run_of(ex, "next").outputs == {"value": "went on"}
+
+
+def test_exit_killed_in_a_parallel_branch_stops_the_other_branch(client: Any) -> None:
+    started = time.monotonic()
+    ex = client.run(flow("""
+        id: exit_parallel
+        namespace: unit.features
+        tasks:
+          - id: par
+            type: io.kestra.plugin.core.flow.Parallel
+            tasks:
+              - id: slow
+                type: io.kestra.plugin.core.flow.Sleep
+                duration: PT20S
+              - id: stop
+                type: io.kestra.plugin.core.execution.Exit
+                state: KILLED
+          - id: never
+            type: io.kestra.plugin.core.log.Log
+            message: never
+    """), timeout=WAIT)
+    assert ex.state == State.KILLED
+    assert run_of(ex, "slow").state == State.KILLED
+    assert runs_of(ex, "never") == []
+    assert time.monotonic() - started < 10

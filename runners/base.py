@@ -1,0 +1,83 @@
+"""The task-runner contract: run one command spec somewhere, stream its lines, bring its files back.
+
+A runner knows nothing of flows. The worker prepares a local working directory (script, input and namespace
+files), hands over a `CommandSpec`, and gets a `RunResult`. One method to implement: `run`.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol
+
+Stream = Literal["stdout", "stderr"]
+
+
+class LogSink(Protocol):
+    def __call__(self, line: str, stream: Stream) -> None: ...
+
+
+class RunnerError(Exception):
+    """The runner could not run the command at all (missing image, unreachable daemon, ...)."""
+
+
+@dataclass
+class CommandSpec:
+    command: list[str]  # argv, e.g. ["/bin/sh", "-c", "set -e\npython main.py"]
+    working_dir: Path  # holds the inputs; output files are collected from it
+    env: dict[str, str] = field(default_factory=dict)
+    output_files: list[str] = field(default_factory=list)  # globs relative to working_dir
+    output_dir: str = "_outputs"  # every file written there is an output too
+    timeout: float | None = None  # seconds
+    container_image: str | None = None
+    resources: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)  # execution id, task run id: to find what we started
+    name: str = "celestra-task"  # deterministic per attempt
+
+
+@dataclass
+class RunResult:
+    exit_code: int
+    external_id: str | None = None
+    output_files: dict[str, Path] = field(default_factory=dict)  # name relative to working_dir -> local file
+    timed_out: bool = False
+    killed: bool = False
+
+
+@dataclass
+class RunControl:
+    """How the worker talks to a running command: a kill request, and where to record the external id."""
+
+    kill: threading.Event = field(default_factory=threading.Event)
+    on_external_id: Callable[[str], None] = lambda external_id: None
+
+
+class TaskRunner(ABC):
+    """Runs a command spec to completion. Every output line goes to `sink` as it arrives."""
+
+    supports_resume: ClassVar[bool] = False
+
+    @abstractmethod
+    def run(self, spec: CommandSpec, sink: LogSink, control: RunControl) -> RunResult: ...
+
+    def resume(self, external_id: str, spec: CommandSpec, sink: LogSink, control: RunControl) -> RunResult:
+        """Follow a command started by a worker that died (only runners with supports_resume)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot resume a command it did not start")
+
+
+def collect_outputs(spec: CommandSpec) -> dict[str, Path]:
+    """Files matching the spec's globs (named relative to working_dir) and everything under its output dir."""
+    root = spec.working_dir
+    found: dict[str, Path] = {}
+    for pattern in spec.output_files:
+        for path in sorted(root.glob(pattern)):
+            if path.is_file():
+                found[str(path.relative_to(root))] = path
+    output_dir = root / spec.output_dir
+    for path in sorted(output_dir.glob("**/*")):  # named relative to OUTPUT_DIR, as Kestra names them
+        if path.is_file():
+            found[str(path.relative_to(output_dir))] = path
+    return found

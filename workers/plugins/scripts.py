@@ -1,0 +1,234 @@
+"""Scripting tasks (Python, Shell, Node; Script and Commands) handing their command to a task runner.
+
+The worker prepares a fresh working directory (input files, namespace files, the script), the runner runs the
+command and streams its lines, and the worker turns `::{"outputs": ...}::` lines into outputs and uploads output
+files to internal storage.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app import runtime
+from app.errors import TaskFailure, TaskKilled
+from app.storage import namespace_files_prefix
+from runners import CommandSpec, RunControl, RunnerError, runner_for
+from workers.context import RunContext
+from workers.plugins.core import RunnableTask
+
+OUTPUT_MARKER = "::"
+TAIL_LINES = 10  # last lines of stderr/stdout quoted in a failure message
+
+
+class NamespaceFiles(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+
+
+class TaskRunnerRef(BaseModel):
+    """`taskRunner: {type: ..., <runner properties>}`; properties are checked by the runner itself."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+
+
+class ScriptTask(RunnableTask):
+    language: ClassVar[str] = "shell"
+    default_image: ClassVar[str] = "ubuntu"
+
+    beforeCommands: list[str] = Field(default_factory=list)
+    interpreter: list[str] = Field(default_factory=lambda: ["/bin/sh", "-c"])
+    env: dict[str, str] = Field(default_factory=dict)
+    containerImage: str | None = None
+    inputFiles: dict[str, str] | str | None = None
+    namespaceFiles: NamespaceFiles | None = None
+    outputFiles: list[str] = Field(default_factory=list)
+    warningOnStdErr: bool = True
+    failFast: bool = True
+    taskRunner: TaskRunnerRef | None = None
+    targetOS: Literal["LINUX", "WINDOWS", "AUTO"] = "AUTO"
+
+    def main_lines(self, ctx: RunContext, folder: Path) -> list[str]:
+        raise NotImplementedError
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        folder = Path(tempfile.mkdtemp(prefix="celestra-script-"))
+        try:
+            return self._run_in(ctx, folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)  # also after a failure, kill or timeout
+
+    def _run_in(self, ctx: RunContext, folder: Path) -> dict[str, Any]:
+        runner_ref = self.taskRunner or TaskRunnerRef(type=runtime.settings().default_task_runner)
+        properties = runner_ref.model_dump(exclude={"type"})
+        try:
+            runner = runner_for(runner_ref.type, properties)
+        except RunnerError as exc:
+            raise TaskFailure(str(exc)) from exc
+        workdir = getattr(runner, "container_workdir", None) or str(folder)
+        paths = {"workingDir": workdir, "outputDir": f"{workdir}/_outputs"}
+        self._stage_files(ctx, folder, paths)
+        lines = [ctx.render_str_with(line, paths) for line in self.beforeCommands]
+        lines += self.main_lines(ctx, folder)
+        if self.failFast and self.interpreter[:1] in (["/bin/sh"], ["sh"], ["/bin/bash"], ["bash"]):
+            lines.insert(0, "set -e")
+        env = {str(k): ctx.render_str_with(v, paths) for k, v in self.env.items()}
+        env.update({"WORKING_DIR": paths["workingDir"], "OUTPUT_DIR": paths["outputDir"]})
+        meta = ctx.extra.get("meta", {})
+        spec = CommandSpec(
+            command=[*self.interpreter, "\n".join(lines)], working_dir=folder, env=env,
+            output_files=[ctx.render_str_with(p, paths) for p in self.outputFiles],
+            timeout=self.timeout.total_seconds() if self.timeout else None,
+            container_image=ctx.render_str_with(self.containerImage or self.default_image, paths),
+            labels=meta.get("labels", {}), name=meta.get("name", f"celestra-{self.id}"),
+        )
+        collector = _LineCollector(ctx)
+        control = RunControl(kill=ctx.kill_event,
+                             on_external_id=ctx.set_external_id or (lambda external_id: None))
+        try:
+            result = runner.run(spec, collector, control)
+        except RunnerError as exc:
+            raise TaskFailure(str(exc)) from exc
+        if result.timed_out:
+            raise TaskFailure(f"Task '{self.id}' timed out after {self.timeout}")
+        if result.killed:
+            raise TaskKilled("killed")
+        outputs: dict[str, Any] = {"exitCode": result.exit_code, "vars": collector.outputs}
+        if collector.metrics:
+            outputs["metrics"] = collector.metrics
+        store_output = ctx.extra["store_output"]
+        outputs["outputFiles"] = {name: store_output(name, path.read_bytes())
+                                  for name, path in result.output_files.items()}
+        if result.exit_code != 0:
+            tail = "\n".join(collector.tail)
+            raise TaskFailure(f"Command failed with exit code {result.exit_code}" + (f":\n{tail}" if tail else ""))
+        if collector.stderr_lines and self.warningOnStdErr:
+            ctx.warning = True
+        return outputs
+
+    def _stage_files(self, ctx: RunContext, folder: Path, paths: dict[str, str]) -> None:
+        if self.namespaceFiles is not None and self.namespaceFiles.enabled:
+            _download_namespace_files(ctx, folder, self.namespaceFiles)
+        files = ctx.render(self.inputFiles, paths) if self.inputFiles else {}
+        if isinstance(files, str):
+            files = json.loads(files)
+        for name, content in (files or {}).items():
+            target = (folder / name).resolve()
+            if folder.resolve() not in target.parents:
+                raise TaskFailure(f"Input file {name!r} escapes the working directory")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, str) and content.startswith("kestra://"):
+                target.write_bytes(ctx.storage.get(content))
+            else:
+                target.write_text(content if isinstance(content, str) else json.dumps(content))
+
+
+def _download_namespace_files(ctx: RunContext, folder: Path, spec: NamespaceFiles) -> None:
+    prefix = namespace_files_prefix(ctx.namespace)
+    for uri in ctx.storage.list(prefix):
+        name = uri[len(prefix):].lstrip("/")
+        if spec.include and not any(fnmatch.fnmatch(name, p) for p in spec.include):
+            continue
+        if any(fnmatch.fnmatch(name, p) for p in spec.exclude):
+            continue
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(ctx.storage.get(uri))
+
+
+class _LineCollector:
+    """The runner's sink: log lines as they come, outputs and metrics from Kestra's `::{...}::` lines."""
+
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+        self.outputs: dict[str, Any] = {}
+        self.metrics: list[dict[str, Any]] = []
+        self.tail: list[str] = []
+        self.stderr_lines = 0
+
+    def __call__(self, line: str, stream: str) -> None:
+        stripped = line.strip()
+        if stripped.startswith(OUTPUT_MARKER) and stripped.endswith(OUTPUT_MARKER) and len(stripped) > 4:
+            try:
+                payload = json.loads(stripped[2:-2])
+            except ValueError:
+                payload = None
+            if isinstance(payload, dict):
+                self._structured(payload)
+                return
+        if stream == "stderr":
+            self.stderr_lines += 1
+        self.tail = [*self.tail[-(TAIL_LINES - 1):], line]
+        self.ctx.log("ERROR" if stream == "stderr" else "INFO", line)
+
+    def _structured(self, payload: dict[str, Any]) -> None:
+        self.outputs.update(payload.get("outputs") or {})
+        self.metrics.extend(payload.get("metrics") or [])
+        for entry in payload.get("logs") or []:
+            self.ctx.log(str(entry.get("level", "INFO")).upper(), str(entry.get("message", "")))
+
+
+class _CommandsTask(ScriptTask):
+    commands: list[str] = Field(min_length=1)
+
+    def main_lines(self, ctx: RunContext, folder: Path) -> list[str]:
+        paths = {"workingDir": str(folder), "outputDir": str(folder / "_outputs")}
+        return [ctx.render_str_with(c, paths) for c in self.commands]
+
+
+class _ScriptTask(ScriptTask):
+    script: str
+    script_suffix: ClassVar[str] = ".sh"
+    run_with: ClassVar[str] = "/bin/sh"
+
+    def main_lines(self, ctx: RunContext, folder: Path) -> list[str]:
+        paths = {"workingDir": str(folder), "outputDir": str(folder / "_outputs")}
+        script = folder / f"script_{self.id}{self.script_suffix}"
+        script.write_text(ctx.render_str_with(self.script, paths))
+        return [f"{self.run_with} {script.name}"]
+
+
+class PythonCommands(_CommandsTask):
+    type: Literal["io.kestra.plugin.scripts.python.Commands", "python.Commands"]
+    default_image = "python:3.11-slim"
+
+
+class PythonScript(_ScriptTask):
+    type: Literal["io.kestra.plugin.scripts.python.Script", "python.Script"]
+    default_image = "python:3.11-slim"
+    script_suffix = ".py"
+    run_with = "python"
+
+
+class ShellCommands(_CommandsTask):
+    type: Literal["io.kestra.plugin.scripts.shell.Commands", "shell.Commands"]
+
+
+class ShellScript(_ScriptTask):
+    type: Literal["io.kestra.plugin.scripts.shell.Script", "shell.Script"]
+
+
+class NodeCommands(_CommandsTask):
+    type: Literal["io.kestra.plugin.scripts.node.Commands", "node.Commands"]
+    default_image = "node"
+
+
+class NodeScript(_ScriptTask):
+    type: Literal["io.kestra.plugin.scripts.node.Script", "node.Script"]
+    default_image = "node"
+    script_suffix = ".js"
+    run_with = "node"
+
+
+SCRIPT_TASKS: list[type[RunnableTask]] = [
+    PythonCommands, PythonScript, ShellCommands, ShellScript, NodeCommands, NodeScript,
+]
