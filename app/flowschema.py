@@ -13,4 +13,26 @@ def flow_json_schema() -> dict[str, Any]:
     schema = Flow.model_json_schema(by_alias=True, mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "Celestra flow"
+    _accept_legacy_input_name(schema)
     return schema
+
+
+def _accept_legacy_input_name(schema: dict[str, Any]) -> None:
+    """Inputs may say `name:` instead of `id:` (Kestra's legacy key), as the loader accepts: one of the two."""
+    from app.inputs import Input
+
+    input_titles = {cls.__name__ for cls in _subclasses(Input)}
+    for name, definition in schema.get("$defs", {}).items():
+        props = definition.get("properties", {})
+        if name not in input_titles or "id" not in props:
+            continue
+        props["name"] = {**props["id"], "description": "Legacy spelling of `id`."}
+        definition["required"] = [r for r in definition.get("required", []) if r != "id"]
+        definition["oneOf"] = [{"required": ["id"]}, {"required": ["name"]}]
+
+
+def _subclasses(cls: type) -> list[type]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return found

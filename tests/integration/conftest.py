@@ -323,3 +323,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         running = getattr(item, "funcargs", {}).get("cluster")
         if isinstance(running, Cluster):
             report.sections.extend(running.tails())
+        # Other clusters (tests/integration/groups_support.py) offer their process logs the same way.
+        for value in getattr(item, "funcargs", {}).values():
+            if not isinstance(value, Cluster) and callable(getattr(type(value), "failure_sections", None)):
+                report.sections.extend(value.failure_sections())

@@ -230,7 +230,7 @@ def test_templated_worker_group_key_is_accepted() -> None:
     ("id: a\nnamespace: unit.loader\ntasks:\n  - id: a\n   type: Log\n", 5),
     ("id: a\nnamespace: unit.loader\ntasks: [\n", 4),
     ("id: a\nnamespace: unit.loader\n\tbad: tab\n", 3),
-])
+], ids=["bad-indent", "unclosed-list", "tab"])
 def test_invalid_yaml_syntax_names_the_line(text: str, line: int) -> None:
     with pytest.raises(FlowValidationError) as info:
         load_flow(text, "syntax.yaml")

@@ -183,9 +183,6 @@ def test_schema_rejects_a_flow_without_tasks(validator: Any) -> None:
     assert errors(validator, {"id": "a", "namespace": "unit.schema", "tasks": []}) != []
 
 
-@pytest.mark.xfail(strict=True, reason="app/flowschema.py:flow_json_schema: inputs declared with Kestra's legacy "
-                                       "`name:` key are accepted by the loader (AliasChoices) but rejected by the "
-                                       "schema, which only knows `id`")
 def test_legacy_input_name_key_validates(validator: Any) -> None:
     text = "id: a\nnamespace: unit.schema\ninputs:\n  - name: x\n    type: STRING\ntasks:\n" \
            "  - id: t\n    type: Log\n    message: hi\n"
