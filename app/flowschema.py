@@ -32,7 +32,8 @@ def _accept_legacy_input_name(schema: dict[str, Any]) -> None:
 
 
 def _subclasses(cls: type) -> list[type]:
-    found = []
-    for sub in cls.__subclasses__():
-        found += [sub, *_subclasses(sub)]
+    found: list[type] = []
+    subclass: type
+    for subclass in cls.__subclasses__():
+        found += [subclass, *_subclasses(subclass)]
     return found

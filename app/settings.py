@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     namespaces: dict[str, NamespaceSettings] = Field(default_factory=dict)
     worker_groups: dict[str, WorkerGroupSettings] = Field(default_factory=dict)
     globals: dict[str, Any] = Field(default_factory=dict, description="Values exposed as {{ globals.* }}.")
+    docker_volumes_enabled: bool = Field(False, description="Let Docker task runners mount host `volumes`.")
     default_task_runner: str = Field("process", description="Task runner of scripts that name none.")
     env_vars_prefix: str = Field("ENV_", description="Env vars with this prefix are exposed as {{ envs.* }}.")
     secrets_prefix: str = Field("SECRET_", description="Env var prefix of base64-encoded secrets (Kestra OSS).")

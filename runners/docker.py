@@ -1,0 +1,317 @@
+"""Docker runner: the command runs in a container of the task's image, on the engine at `host` (or DOCKER_HOST).
+
+Files go in and out through the container itself (VOLUME: a named volume filled with put_archive, read back with
+get_archive) or a bind mount of the worker's folder (MOUNT: the engine must see the worker's filesystem).
+The container is named after the attempt and labelled with execution and task run, so a worker that restarts
+finds it instead of starting a duplicate; it is removed after the run, also on cancel and timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import tarfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import docker
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from pydantic import BaseModel, ConfigDict, Field
+
+from runners.base import CommandSpec, LogSink, RunControl, RunnerError, RunResult, Stream, TaskRunner, collect_outputs
+
+log = logging.getLogger("celestra.runners.docker")
+WORKDIR = "/celestra/work"
+PULL_ATTEMPTS = 3
+
+
+class Credentials(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    registry: str | None = None
+    username: str | None = None
+    password: str | None = None
+    auth: str | None = None
+    identityToken: str | None = None
+    registryToken: str | None = None
+
+
+class Cpu(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cpus: float | None = None
+
+
+class Memory(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    memory: str | None = None
+    memorySwap: str | None = None
+    memorySwappiness: int | None = None
+    memoryReservation: str | None = None
+    oomKillDisable: bool | None = None
+
+
+class DeviceRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    driver: str | None = None
+    count: int | None = None
+    deviceIds: list[str] | None = None
+    capabilities: list[list[str]] | None = None
+    options: dict[str, str] | None = None
+
+
+class DockerOptions(BaseModel):
+    """Kestra's Docker task-runner properties."""
+
+    model_config = ConfigDict(extra="forbid")
+    host: str | None = None
+    config: dict[str, Any] | str | None = None
+    credentials: Credentials | None = None
+    pullPolicy: Literal["ALWAYS", "IF_NOT_PRESENT", "NEVER"] = "IF_NOT_PRESENT"
+    cpu: Cpu | None = None
+    memory: Memory | None = None
+    shmSize: str | None = None
+    networkMode: str | None = None
+    user: str | None = None
+    entryPoint: list[str] | None = None
+    extraHosts: list[str] | None = None
+    volumes: list[str] | None = None
+    deviceRequests: list[DeviceRequest] = Field(default_factory=list)
+    fileHandlingStrategy: Literal["VOLUME", "MOUNT"] = "VOLUME"
+    delete: bool = True
+    privileged: bool | None = None
+
+
+class DockerRunner(TaskRunner):
+    supports_resume: ClassVar[bool] = True
+    container_workdir: ClassVar[str] = WORKDIR
+    allow_volumes: ClassVar[bool] = False  # `volumes` reach the host: only when the operator enables them
+
+    def __init__(self, **properties: Any):
+        try:
+            self.options = DockerOptions(**properties)
+        except Exception as exc:
+            raise RunnerError(f"Invalid Docker task runner properties: {exc}") from exc
+        if self.options.volumes and not self._volumes_enabled():
+            raise RunnerError("Docker `volumes` are disabled: set docker_volumes_enabled: true in the configuration")
+
+    @staticmethod
+    def _volumes_enabled() -> bool:
+        try:
+            from app import runtime
+
+            return bool(runtime.settings().docker_volumes_enabled)
+        except Exception:
+            return DockerRunner.allow_volumes
+
+    # -- the contract ---------------------------------------------------------------------------------------
+    def run(self, spec: CommandSpec, sink: LogSink, control: RunControl) -> RunResult:
+        client = self._client()
+        try:
+            existing = self._find(client, spec.name)
+            if existing is not None:  # left by a worker that died: follow it rather than start a duplicate
+                log.warning("container %s already exists: resuming it", spec.name)
+                return self._follow(client, existing, spec, sink, control, volume=None)
+            image = spec.container_image or "ubuntu"
+            self._pull(client, image)
+            volume = None
+            if self.options.fileHandlingStrategy == "VOLUME":
+                volume = client.volumes.create(name=f"{spec.name}-work", labels=spec.labels)
+            container = self._create(client, image, spec, volume)
+            control.on_external_id(container.id)
+            if volume is not None:
+                container.put_archive(WORKDIR, _tar_of(spec.working_dir))
+            container.start()
+            return self._follow(client, container, spec, sink, control, volume)
+        finally:
+            client.close()
+
+    def resume(self, external_id: str, spec: CommandSpec, sink: LogSink, control: RunControl) -> RunResult:
+        client = self._client()
+        try:
+            try:
+                container = client.containers.get(external_id)
+            except NotFound as exc:
+                raise RunnerError(f"Container {external_id} no longer exists") from exc
+            return self._follow(client, container, spec, sink, control, volume=None)
+        finally:
+            client.close()
+
+    # -- steps ----------------------------------------------------------------------------------------------
+    def _client(self) -> docker.DockerClient:
+        try:
+            client = docker.DockerClient(base_url=self.options.host) if self.options.host else docker.from_env()
+            client.ping()
+            return client
+        except DockerException as exc:
+            where = self.options.host or "DOCKER_HOST"
+            raise RunnerError(f"Cannot reach the Docker daemon ({where}): {exc}") from exc
+
+    @staticmethod
+    def _find(client: docker.DockerClient, name: str) -> Any:
+        try:
+            return client.containers.get(name)
+        except NotFound:
+            return None
+
+    def _pull(self, client: docker.DockerClient, image: str) -> None:
+        policy = self.options.pullPolicy
+        if policy != "ALWAYS":
+            try:
+                client.images.get(image)
+                return
+            except ImageNotFound:
+                if policy == "NEVER":
+                    raise RunnerError(f"Image '{image}' is not present and pullPolicy is NEVER") from None
+        auth = self._auth()
+        for attempt in range(1, PULL_ATTEMPTS + 1):
+            try:
+                client.images.pull(image, auth_config=auth)
+                return
+            except ImageNotFound as exc:
+                raise RunnerError(f"Image '{image}' not found: {exc.explanation}") from exc
+            except APIError as exc:
+                if attempt == PULL_ATTEMPTS or (exc.status_code and 400 <= exc.status_code < 500):
+                    raise RunnerError(f"Cannot pull image '{image}': {exc.explanation or exc}") from exc
+                time.sleep(2**attempt)
+
+    def _auth(self) -> dict[str, Any] | None:
+        creds = self.options.credentials
+        if creds is None:
+            return None
+        auth = {"username": creds.username, "password": creds.password, "auth": creds.auth,
+                "identitytoken": creds.identityToken, "registrytoken": creds.registryToken,
+                "serveraddress": creds.registry}
+        return {k: v for k, v in auth.items() if v is not None}
+
+    def _create(self, client: docker.DockerClient, image: str, spec: CommandSpec, volume: Any) -> Any:
+        opts = self.options
+        mounts: dict[str, dict[str, str]] = {}
+        if volume is not None:
+            mounts[volume.name] = {"bind": WORKDIR, "mode": "rw"}
+        else:
+            mounts[str(spec.working_dir)] = {"bind": WORKDIR, "mode": "rw"}
+        for entry in opts.volumes or []:
+            host, _, rest = entry.partition(":")
+            target, _, mode = rest.partition(":")
+            mounts[host] = {"bind": target, "mode": mode or "rw"}
+        kwargs: dict[str, Any] = {
+            "command": spec.command, "name": spec.name, "labels": spec.labels, "working_dir": WORKDIR,
+            "environment": spec.env, "volumes": mounts, "detach": True, "user": opts.user,
+            "network_mode": opts.networkMode, "shm_size": opts.shmSize, "privileged": bool(opts.privileged),
+        }
+        if opts.entryPoint is not None:
+            kwargs["entrypoint"] = opts.entryPoint
+        if opts.extraHosts:
+            kwargs["extra_hosts"] = dict(h.split(":", 1) for h in opts.extraHosts)
+        if opts.cpu and opts.cpu.cpus:
+            kwargs["nano_cpus"] = int(opts.cpu.cpus * 1e9)
+        if opts.memory:
+            kwargs.update({k: v for k, v in {
+                "mem_limit": opts.memory.memory, "memswap_limit": opts.memory.memorySwap,
+                "mem_swappiness": opts.memory.memorySwappiness, "mem_reservation": opts.memory.memoryReservation,
+                "oom_kill_disable": opts.memory.oomKillDisable}.items() if v is not None})
+        if opts.deviceRequests:
+            kwargs["device_requests"] = [docker.types.DeviceRequest(
+                driver=d.driver or "", count=d.count or 0, device_ids=d.deviceIds or [],
+                capabilities=d.capabilities or [], options=d.options or {}) for d in opts.deviceRequests]
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        try:
+            return client.containers.create(image, **kwargs)
+        except APIError as exc:
+            raise RunnerError(f"Cannot create the container: {exc.explanation or exc}") from exc
+
+    def _follow(self, client: docker.DockerClient, container: Any, spec: CommandSpec, sink: LogSink,
+                control: RunControl, volume: Any) -> RunResult:
+        streamer = threading.Thread(target=_stream_logs, args=(container, sink), daemon=True,
+                                    name="celestra-docker-logs")
+        streamer.start()
+        deadline = time.monotonic() + spec.timeout if spec.timeout else None
+        timed_out = killed = False
+        try:
+            while True:
+                try:
+                    exit_code = container.wait(timeout=0.25)["StatusCode"]
+                    break
+                except Exception:  # wait timed out: the container still runs
+                    pass
+                if control.kill.is_set():
+                    killed = True
+                elif deadline is not None and time.monotonic() >= deadline:
+                    timed_out = True
+                if killed or timed_out:
+                    _kill(container)
+                    exit_code = container.wait()["StatusCode"]
+                    break
+            streamer.join(10)  # the log stream ends with the container: every line is in
+            if not (killed or timed_out):
+                _copy_back(container, spec.working_dir)
+            return RunResult(exit_code=exit_code, external_id=container.id, timed_out=timed_out, killed=killed,
+                             output_files=collect_outputs(spec) if not (killed or timed_out) else {})
+        finally:
+            if self.options.delete:
+                _remove(container, volume)
+
+
+def _stream_logs(container: Any, sink: LogSink) -> None:
+    buffers: dict[Stream, bytes] = {"stdout": b"", "stderr": b""}
+    for out, err in container.attach(stdout=True, stderr=True, stream=True, logs=True, demux=True):
+        for stream, chunk in (("stdout", out), ("stderr", err)):
+            if not chunk:
+                continue
+            data = buffers[stream] + chunk  # type: ignore[index]
+            *lines, rest = data.split(b"\n")
+            buffers[stream] = rest  # type: ignore[index]
+            for line in lines:
+                sink(line.decode("utf-8", "replace").rstrip("\r"), stream)  # type: ignore[arg-type]
+    for stream, rest in buffers.items():
+        if rest:
+            sink(rest.decode("utf-8", "replace").rstrip("\r"), stream)
+
+
+def _tar_of(folder: Path) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path in sorted(folder.rglob("*")):
+            tar.add(path, arcname=str(path.relative_to(folder)), recursive=False)
+    return buffer.getvalue()
+
+
+def _copy_back(container: Any, folder: Path) -> None:
+    """The container's working directory back into the worker's folder (outputs are collected from there)."""
+    try:
+        chunks, _ = container.get_archive(WORKDIR + "/.")
+    except NotFound:
+        return
+    data = io.BytesIO(b"".join(chunks))
+    with tarfile.open(fileobj=data) as tar:
+        for member in tar.getmembers():
+            name = Path(member.name)
+            parts = name.parts[1:] if name.parts and name.parts[0] in (".", "work") else name.parts
+            if not parts or ".." in parts or not (member.isfile() or member.isdir()):
+                continue
+            target = folder.joinpath(*parts)
+            if member.isdir():
+                target.mkdir(parents=True, exist_ok=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                source = tar.extractfile(member)
+                if source is not None:
+                    target.write_bytes(source.read())
+
+
+def _kill(container: Any) -> None:
+    with contextlib.suppress(NotFound, APIError):  # already gone or already stopped
+        container.kill()
+
+
+def _remove(container: Any, volume: Any) -> None:
+    with contextlib.suppress(NotFound, APIError):
+        container.remove(force=True)
+    if volume is not None:
+        with contextlib.suppress(NotFound, APIError):
+            volume.remove(force=True)
+
+
+__all__ = ["DockerRunner", "DockerOptions"]
