@@ -9,6 +9,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 have() { docker image inspect "$1" >/dev/null 2>&1; }
+apt-cache show busybox-static python3.11-minimal >/dev/null 2>&1 || apt-get update -qq >/dev/null
 
 busybox_rootfs() {  # $1: rootfs folder; a static busybox with its applets as /bin/*
   local rootfs="$1" deb

@@ -17,7 +17,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-import click
 import pytest
 import typer
 import yaml
@@ -104,22 +103,29 @@ def parse_command(argv: Any, settings: Settings) -> Command:
 
 
 def _parse_celestra(argv: list[str], settings: Settings) -> Command:
-    command: click.Command = typer.main.get_command(cli)
-    ctx = click.Context(command, info_name="celestra")
+    # Only parse, never invoke. Duck-typed: recent typer releases vendor their own copy of click.
+    command: Any = typer.main.get_command(cli)
+    ctx = command.context_class(command, info_name="celestra")
     rest = argv[1:]
     try:
-        while isinstance(command, click.Group):
+        while hasattr(command, "list_commands"):  # a group: the next word names a subcommand
             if not rest or rest[0].startswith("-"):
-                raise ValueError(f"{shlex.join(argv)!r} names no celestra subcommand")
+                raise ValueError("no celestra subcommand named")
             sub = command.get_command(ctx, rest[0])
             if sub is None:
-                raise ValueError(f"{shlex.join(argv)!r}: celestra has no command {rest[0]!r}")
-            ctx = sub.make_context(rest[0], rest[1:], parent=ctx)
-            command, rest = sub, []
-    except click.ClickException as exc:
-        raise ValueError(f"{shlex.join(argv)!r} does not parse: {exc.format_message()}") from exc
+                raise ValueError(f"celestra has no command {rest[0]!r}")
+            if hasattr(sub, "list_commands"):
+                ctx = sub.context_class(sub, info_name=rest[0], parent=ctx)
+                command, rest = sub, rest[1:]
+            else:
+                ctx = sub.make_context(rest[0], rest[1:], parent=ctx)
+                command, rest = sub, []
+    except Exception as exc:  # click's UsageError, BadParameter, NoSuchOption, ...
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        raise ValueError(f"{shlex.join(argv)!r} does not parse: {message}") from exc
     name = command.name or ""
-    from_cli = ctx.get_parameter_source("config") == click.core.ParameterSource.COMMANDLINE
+    source = ctx.get_parameter_source("config")
+    from_cli = source is not None and source.name == "COMMANDLINE"  # not filled from $CELESTRA_CONFIG
     config = str(ctx.params["config"]) if from_cli and ctx.params.get("config") else None
     queues = [ctx.params.get("worker_group") or settings.default_queue] if name == "worker" else None
     return Command(argv, "celestra", name, config=config, queues=queues, extra=list(ctx.args))
@@ -434,7 +440,7 @@ def check_compose_mounts(d: Deploy) -> list[str]:
             source = mounts.get(path)
             if source is None:
                 problems.append(f"{where} reads {path} but mounts nothing there")
-            elif not (DEPLOY / source).resolve() == CONFIG_FILE.resolve():
+            elif (DEPLOY / source).resolve() != CONFIG_FILE.resolve():
                 problems.append(f"{where} mounts {source} on {path}, not deploy/celestra.yaml")
         if settings.storage_url and settings.storage_url.startswith("/") and command.name != "flower":
             if settings.storage_url not in mounts:
@@ -941,7 +947,9 @@ BREAKAGES: list[tuple[str, Callable[[Deploy], list[str]], Callable[[Deploy], Non
 
 
 @pytest.mark.parametrize(("check", "breakage"), [(c, b) for _, c, b in BREAKAGES], ids=[n for n, _, _ in BREAKAGES])
-def test_check_catches(deploy: Deploy, check: Callable[[Deploy], list[str]], breakage: Callable[[Deploy], None]) -> None:
+def test_check_catches(
+    deploy: Deploy, check: Callable[[Deploy], list[str]], breakage: Callable[[Deploy], None]
+) -> None:
     broken = copy.deepcopy(deploy)
     assert check(broken) == []
     breakage(broken)
