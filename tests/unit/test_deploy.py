@@ -437,11 +437,11 @@ def check_compose_mounts(d: Deploy) -> list[str]:
                 problems.append(f"{where} mounts undeclared named volume {source!r}")
         path = _config_path(command, _env_dict(service.get("environment")), where, problems)
         if path:
-            source = mounts.get(path)
-            if source is None:
+            mounted = mounts.get(path)
+            if mounted is None:
                 problems.append(f"{where} reads {path} but mounts nothing there")
-            elif (DEPLOY / source).resolve() != CONFIG_FILE.resolve():
-                problems.append(f"{where} mounts {source} on {path}, not deploy/celestra.yaml")
+            elif (DEPLOY / mounted).resolve() != CONFIG_FILE.resolve():
+                problems.append(f"{where} mounts {mounted} on {path}, not deploy/celestra.yaml")
         if settings.storage_url and settings.storage_url.startswith("/") and command.name != "flower":
             if settings.storage_url not in mounts:
                 problems.append(f"{where} does not mount the storage folder {settings.storage_url}")
@@ -497,7 +497,7 @@ def check_flower(d: Deploy) -> list[str]:
     settings = _settings(d)
     problems = []
     seen = {"compose": 0, "kubernetes": 0}
-    services = [doc for doc in k8s_objects(d, "Service")]
+    services = k8s_objects(d, "Service")
     for name, service in compose_celestra_services(d):
         try:
             command = parse_command(compose_argv(d, service), settings)
