@@ -192,6 +192,7 @@ def _queue_depths(celery: Any, queues: list[str]) -> dict[str, int | None]:
                     depths[name] = channel.queue_declare(queue=name, passive=True).message_count
                 finally:
                     channel.close()
-            except Exception:
-                depths[name] = None
+            except Exception as exc:
+                # Redis drops an empty list, so an empty queue "does not exist": that is 0 waiting, not unknown.
+                depths[name] = 0 if "NOT_FOUND" in str(exc) or "no queue" in str(exc).lower() else None
     return depths

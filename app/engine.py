@@ -208,13 +208,14 @@ def child_ended(child: Execution) -> None:
     advance(child.parent_execution_id, mutate)
 
 
-def claim(execution_id: str, task_run_id: str, worker: str) -> tuple[Execution, TaskRun] | None:
+def claim(execution_id: str, task_run_id: str, worker: str,
+          groups: set[str] | None = None) -> tuple[Execution, TaskRun] | None:
     """Mark a CREATED run RUNNING for this worker; None if it is not CREATED any more (redelivery, kill)."""
     store = runtime.store()
     # No execution lock: the conditional UPDATE alone decides which of two deliveries wins.
     moment = now()
     with store.begin() as conn:
-        run = store.claim_task_run(conn, task_run_id, worker)
+        run = store.claim_task_run(conn, task_run_id, worker, groups, runtime.settings().default_queue)
         if run is None:
             return None
         ex = store.load_execution(conn, execution_id, with_runs=False)

@@ -148,12 +148,18 @@ class Store:
         if runs:
             conn.execute(task_runs.insert(), [_task_run_row(run) for run in runs])
 
-    def claim_task_run(self, conn: Connection, task_run_id: str, worker: str) -> TaskRun | None:
-        """CREATED -> RUNNING for this worker in one statement; None when another delivery won (or it was killed)."""
+    def claim_task_run(self, conn: Connection, task_run_id: str, worker: str,
+                       groups: set[str] | None = None, default_queue: str = "celery") -> TaskRun | None:
+        """CREATED -> RUNNING for this worker in one statement; None when another delivery won, it was killed, or
+        (with `groups`, the queues the worker serves) the run belongs to a group this worker does not serve."""
         moment = now()
+        query = task_runs.update().where(task_runs.c.id == task_run_id, task_runs.c.state == State.CREATED.value)
+        if groups is not None:
+            own_group = task_runs.c.worker_group.in_(sorted(groups))
+            query = query.where(sa.or_(own_group, task_runs.c.worker_group.is_(None)) if default_queue in groups
+                                else own_group)
         row = conn.execute(
-            task_runs.update()
-            .where(task_runs.c.id == task_run_id, task_runs.c.state == State.CREATED.value)
+            query
             .values(state=State.RUNNING.value, worker=worker, next_at=None,
                     started=sa.func.coalesce(task_runs.c.started, moment))
             .returning(*task_runs.c)

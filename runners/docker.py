@@ -109,10 +109,11 @@ class DockerRunner(TaskRunner):
     def run(self, spec: CommandSpec, sink: LogSink, control: RunControl) -> RunResult:
         client = self._client()
         try:
-            existing = self._find(client, spec.name)
+            existing = self._left_behind(client, spec)
             if existing is not None:  # left by a worker that died: follow it rather than start a duplicate
-                log.warning("container %s already exists: resuming it", spec.name)
-                return self._follow(client, existing, spec, sink, control, volume=None)
+                log.warning("container %s of this task run already exists: following it", existing.name)
+                control.on_external_id(existing.id)
+                return self._follow(client, existing, spec, sink, control, self._volume_of(client, existing))
             image = spec.container_image or "ubuntu"
             self._pull(client, image)
             volume = None
@@ -149,9 +150,22 @@ class DockerRunner(TaskRunner):
             raise RunnerError(f"Cannot reach the Docker daemon ({where}): {exc}") from exc
 
     @staticmethod
-    def _find(client: docker.DockerClient, name: str) -> Any:
+    def _left_behind(client: docker.DockerClient, spec: CommandSpec) -> Any:
+        """A container of the same task run (any attempt), started by a worker that is gone."""
+        task_run = spec.labels.get("celestra.taskrun")
+        if task_run:
+            found = client.containers.list(all=True, filters={"label": f"celestra.taskrun={task_run}"})
+            if found:
+                return found[0]
         try:
-            return client.containers.get(name)
+            return client.containers.get(spec.name)
+        except NotFound:
+            return None
+
+    @staticmethod
+    def _volume_of(client: docker.DockerClient, container: Any) -> Any:
+        try:
+            return client.volumes.get(f"{container.name}-work")
         except NotFound:
             return None
 

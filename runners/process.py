@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -12,6 +13,8 @@ from typing import IO
 from runners.base import CommandSpec, LogSink, RunControl, RunnerError, RunResult, Stream, TaskRunner, collect_outputs
 
 KILL_GRACE = 1.0  # seconds between SIGTERM and SIGKILL
+POLL = 0.05  # seconds between checks for a kill request or the timeout
+READER_GRACE = 5.0  # seconds to drain the pipes once the process group is gone
 
 
 class ProcessRunner(TaskRunner):
@@ -29,17 +32,23 @@ class ProcessRunner(TaskRunner):
         readers = [self._reader(process.stdout, "stdout", sink), self._reader(process.stderr, "stderr", sink)]
         deadline = time.monotonic() + spec.timeout if spec.timeout else None
         timed_out = killed = False
-        while process.poll() is None:
-            if control.kill.wait(0.05):
-                killed = True
-            elif deadline is not None and time.monotonic() >= deadline:
-                timed_out = True
+        while True:
+            try:
+                process.wait(POLL)  # returns as soon as the process ends (Popen polls with short sleeps)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            killed = control.kill.is_set()
+            timed_out = not killed and deadline is not None and time.monotonic() >= deadline
             if killed or timed_out:
                 self._kill_group(process)
                 break
         process.wait()
+        # The leader is done: anything it left in its group (a background child holding our pipes) is an orphan.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         for reader in readers:
-            reader.join()  # every line is in the sink before we return (no line lost at the end)
+            reader.join(READER_GRACE)  # every line is in the sink before we return (no line lost at the end)
         return RunResult(exit_code=process.returncode, external_id=str(process.pid),
                          output_files=collect_outputs(spec), timed_out=timed_out, killed=killed)
 

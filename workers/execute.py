@@ -120,10 +120,12 @@ class KillWatch:
         self.done.set()
 
 
-def run_task_run(execution_id: str, task_run_id: str, worker: str | None = None) -> None:
-    """The whole life of one attempt on this worker. Safe to call twice: only a CREATED run is claimed."""
+def run_task_run(execution_id: str, task_run_id: str, worker: str | None = None,
+                 groups: set[str] | None = None) -> None:
+    """The whole life of one attempt on this worker. Safe to call twice: only a CREATED run is claimed, and only
+    when its stored group is one of `groups` (the queues this worker serves; None: any)."""
     worker = worker or hostname()
-    claimed = engine.claim(execution_id, task_run_id, worker)
+    claimed = engine.claim(execution_id, task_run_id, worker, groups)
     if claimed is None:
         return
     ex, run = claimed

@@ -14,7 +14,7 @@ from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown
 
-from app import liveness, runtime
+from app import engine, liveness, runtime
 from app.records import now
 
 log = logging.getLogger("celestra.liveness")
@@ -31,7 +31,8 @@ class Heartbeat:
     def groups(self) -> list[str]:
         task_consumer = getattr(self.consumer, "task_consumer", None)
         queues = getattr(task_consumer, "queues", None) or []
-        return sorted({q.name for q in queues})
+        internal = runtime.settings().executor_queue  # the server's queue is no worker group
+        return sorted({q.name for q in queues} - {internal})
 
     def beat(self) -> None:
         liveness.beat(self.worker_id, socket.gethostname(), self.groups(), os.getpid(), self.started)
@@ -47,10 +48,18 @@ class Heartbeat:
                 return
 
     def start(self) -> None:
+        if not self.groups():
+            return  # `celestra server`: it consumes only the executor queue and runs no task
+        # A worker restarted under the same name within the liveness timeout: what its predecessor was running
+        # is lost with it (this process has run nothing yet), so it is resent now.
+        for execution_id, task_run_id in runtime.store().running_on(self.worker_id):
+            engine.resend(execution_id, task_run_id, self.worker_id)
         self.beat()  # visible before the first task can arrive
         self.thread.start()
 
     def stop(self) -> None:
+        if not self.thread.is_alive():
+            return
         self.stopped.set()
         try:
             liveness.forget(self.worker_id)

@@ -6,7 +6,6 @@ import logging
 from typing import Any
 
 from celery import Task, shared_task
-from celery.exceptions import Reject
 
 from app import engine, runtime
 from app.celery_app import RUN_TASK, START_EXECUTION
@@ -20,15 +19,18 @@ log = logging.getLogger("celestra.worker")
 def run_task(self: Task, execution_id: str, task_run_id: str, **names: Any) -> None:
     group = names.get("group")
     embedded = runtime.settings().embedded  # the in-process worker serves every queue
-    served = None if embedded else liveness.served_queues(self.app)
+    served = None if embedded else (liveness.served_queues(self.app) or {runtime.settings().default_queue})
     if group and served is not None and group not in served:
-        # A message routed to a group this worker does not serve: never run it here, give it back.
-        log.error("refusing task run %s of group %r: this worker serves %s", task_run_id, group, sorted(served))
-        raise Reject(f"worker does not serve group {group!r}", requeue=True)
+        # Misrouted: never run it here. Requeueing would hand it back to this same queue forever, so it is sent
+        # to its own group's queue instead, and this copy is acknowledged.
+        log.error("refusing task run %s of group %r: this worker serves %s; sent to queue %r",
+                  task_run_id, group, sorted(served), group)
+        self.app.send_task(RUN_TASK, args=[execution_id, task_run_id], kwargs=names, queue=group)
+        return
     worker = self.request.hostname or "unknown"
     if embedded:
         worker = worker.split("@", 1)[-1]
-    run_task_run(execution_id, task_run_id, worker)
+    run_task_run(execution_id, task_run_id, worker, served)
 
 
 @shared_task(name=START_EXECUTION, ignore_result=True)

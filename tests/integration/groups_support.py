@@ -319,7 +319,7 @@ def groups_cluster(broker_url: str, database_url: str, root: Path) -> Iterator[G
             cluster.start_default_worker()
             cluster.start_worker("gpu")
             cluster.start_worker("onprem", friendly=True)
-            cluster.wait_live(*(cluster.node(n) for n in ("server", "default", "gpu", "onprem")))
+            cluster.wait_live(*(cluster.node(n) for n in ("default", "gpu", "onprem")))
             yield cluster
         finally:
             cluster.stop_all()

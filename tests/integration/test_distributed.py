@@ -28,6 +28,7 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 HELLO = REPO / "flows" / "hello.yaml"
 HOSTNAME = socket.gethostname()
+WORKER = f"w1@{HOSTNAME}"  # task runs record the Celery node name of the worker that ran them
 FAN_OUT = 50
 FAN_OUT_RUNS = 20
 
@@ -206,7 +207,7 @@ def assert_hello_json(data: dict[str, Any]) -> None:
     assert [run["taskId"] for run in data["taskRuns"]] == ["greet", "message", "done"]
     for run in data["taskRuns"]:
         assert run["state"] == "SUCCESS", run
-        assert run["worker"] == HOSTNAME, run
+        assert run["worker"] == WORKER, run
         assert len(run["attempts"]) == 1, run
 
 
@@ -279,7 +280,7 @@ def test_deploy_then_execute(cluster: Cluster) -> None:
     assert data["state"] == "SUCCESS", data
     assert data["flowRevision"] == 2
     assert data["outputs"] == {"text": "Welcome, Bob"}
-    assert data["taskRuns"][0]["worker"] == HOSTNAME
+    assert data["taskRuns"][0]["worker"] == WORKER
 
     missing = cluster.celestra("execute", "celestra.it.deploy", "nope", "--json")
     assert missing.returncode == 2, describe(missing)
@@ -310,7 +311,7 @@ def test_parallel_fan_out_is_exact_under_concurrency(cluster: Cluster) -> None:
                 assert run.parent_id == fan.id
                 assert run.outputs == {"value": str(int(run.task_id[1:]))}
                 assert len(run.attempts) == 1, f"{run.task_id} ran {len(run.attempts)} times"
-                assert run.worker == HOSTNAME
+                assert run.worker == WORKER
                 assert run.ended is not None and fan.ended is not None and run.ended <= fan.ended
     print(f"{FAN_OUT_RUNS} x Parallel({FAN_OUT}) took {time.monotonic() - started:.1f}s")
 
@@ -400,7 +401,7 @@ def test_run_without_json_streams_logs_and_summary(cluster: Cluster) -> None:
     text = flat(result.stdout)
     assert text.index("Hello, Ada!") < text.index("ADA was greeted 2 times")
     assert "ended SUCCESS" in text
-    assert HOSTNAME in text, "the summary names the worker of each task run"
+    assert WORKER in text, "the summary names the worker of each task run"
 
 
 def test_logs_command_prints_messages_with_brackets_verbatim(cluster: Cluster) -> None:

@@ -47,7 +47,7 @@ class ScriptTask(RunnableTask):
 
     beforeCommands: list[str] = Field(default_factory=list)
     interpreter: list[str] = Field(default_factory=lambda: ["/bin/sh", "-c"])
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[str, str | int | float | bool] = Field(default_factory=dict)
     containerImage: str | None = None
     inputFiles: dict[str, str] | str | None = None
     namespaceFiles: NamespaceFiles | None = None
@@ -57,7 +57,8 @@ class ScriptTask(RunnableTask):
     taskRunner: TaskRunnerRef | None = None
     targetOS: Literal["LINUX", "WINDOWS", "AUTO"] = "AUTO"
 
-    def main_lines(self, ctx: RunContext, folder: Path) -> list[str]:
+    def main_lines(self, ctx: RunContext, folder: Path, paths: dict[str, str]) -> list[str]:
+        """The command lines; `paths` are workingDir/outputDir as the command sees them (inside a container)."""
         raise NotImplementedError
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
@@ -78,10 +79,10 @@ class ScriptTask(RunnableTask):
         paths = {"workingDir": workdir, "outputDir": f"{workdir}/_outputs"}
         self._stage_files(ctx, folder, paths)
         lines = [ctx.render_str_with(line, paths) for line in self.beforeCommands]
-        lines += self.main_lines(ctx, folder)
+        lines += self.main_lines(ctx, folder, paths)
         if self.failFast and self.interpreter[:1] in (["/bin/sh"], ["sh"], ["/bin/bash"], ["bash"]):
             lines.insert(0, "set -e")
-        env = {str(k): ctx.render_str_with(v, paths) for k, v in self.env.items()}
+        env = {str(k): ctx.render_str_with(_env_text(v), paths) for k, v in self.env.items()}
         env.update({"WORKING_DIR": paths["workingDir"], "OUTPUT_DIR": paths["outputDir"]})
         meta = ctx.extra.get("meta", {})
         spec = CommandSpec(
@@ -132,6 +133,13 @@ class ScriptTask(RunnableTask):
                 target.write_text(content if isinstance(content, str) else json.dumps(content))
 
 
+def _env_text(value: str | int | float | bool) -> str:
+    """Environment values are text; YAML numbers and booleans are written the way Kestra writes them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def _download_namespace_files(ctx: RunContext, folder: Path, spec: NamespaceFiles) -> None:
     prefix = namespace_files_prefix(ctx.namespace)
     for uri in ctx.storage.list(prefix):
@@ -180,8 +188,7 @@ class _LineCollector:
 class _CommandsTask(ScriptTask):
     commands: list[str] = Field(min_length=1)
 
-    def main_lines(self, ctx: RunContext, folder: Path) -> list[str]:
-        paths = {"workingDir": str(folder), "outputDir": str(folder / "_outputs")}
+    def main_lines(self, ctx: RunContext, folder: Path, paths: dict[str, str]) -> list[str]:
         return [ctx.render_str_with(c, paths) for c in self.commands]
 
 
@@ -190,8 +197,7 @@ class _ScriptTask(ScriptTask):
     script_suffix: ClassVar[str] = ".sh"
     run_with: ClassVar[str] = "/bin/sh"
 
-    def main_lines(self, ctx: RunContext, folder: Path) -> list[str]:
-        paths = {"workingDir": str(folder), "outputDir": str(folder / "_outputs")}
+    def main_lines(self, ctx: RunContext, folder: Path, paths: dict[str, str]) -> list[str]:
         script = folder / f"script_{self.id}{self.script_suffix}"
         script.write_text(ctx.render_str_with(self.script, paths))
         return [f"{self.run_with} {script.name}"]

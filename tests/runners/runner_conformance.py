@@ -272,7 +272,7 @@ class RunnerConformance:
     def test_timeout_with_a_background_child_holding_the_output(self, runner: TaskRunner, workdir: Path) -> None:
         ids: list[str] = []
         control = RunControl(on_external_id=ids.append)
-        result, sink, elapsed = self.run(runner, self.spec(workdir, self.LINGERING, timeout=1), control)
+        _, sink, elapsed = self.run(runner, self.spec(workdir, self.LINGERING, timeout=1), control)
         assert ("leader done", "stdout") in sink.lines
         assert elapsed < 3.5, f"timeout=1 but run() returned after {elapsed:.2f}s (waited for the background child)"
         assert ids and wait_until(lambda: not self.live_processes(ids[0]), 1.0), "the background child outlived run()"
@@ -281,7 +281,7 @@ class RunnerConformance:
         ids: list[str] = []
         control = RunControl(on_external_id=ids.append)
         killer = self.kill_later(control, 0.5)
-        result, sink, elapsed = self.run(runner, self.spec(workdir, self.LINGERING), control)
+        _, sink, elapsed = self.run(runner, self.spec(workdir, self.LINGERING), control)
         killer.join()
         assert ("leader done", "stdout") in sink.lines
         assert elapsed < 3.5, f"cancel after 0.5s but run() returned after {elapsed:.2f}s"

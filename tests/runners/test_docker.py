@@ -1,0 +1,140 @@
+"""The Docker runner on a real Docker engine: the conformance suite, plus what only a container runner promises.
+
+Needs DOCKER_HOST (`.ci/start-dockerd` prints it) and the local images of deploy/images/build.sh. Skips locally
+when no engine answers; fails in CI.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runners import RunnerError, TaskRunner, runner_for
+from runners.base import CommandSpec, RunControl
+
+docker = pytest.importorskip("docker")
+SHELL_IMAGE = "celestra/busybox:local"
+PYTHON_IMAGE = "celestra/python:3.11"
+
+
+def _engine() -> Any:
+    try:
+        client = docker.from_env()
+        client.ping()
+        client.images.get(SHELL_IMAGE)
+        return client
+    except Exception as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"Docker engine or test image unavailable in CI: {exc}")
+        pytest.skip(f"no Docker engine with {SHELL_IMAGE} (run .ci/start-dockerd and deploy/images/build.sh): {exc}")
+
+
+@pytest.fixture(scope="module")
+def engine() -> Any:
+    client = _engine()
+    yield client
+    client.close()
+
+
+from runner_conformance import RunnerConformance  # noqa: E402  (tests/runners/ is on sys.path)
+
+TEST_LABEL = "celestra.test"
+
+
+class TestDockerRunner(RunnerConformance):  # type: ignore[misc]
+    run_label = uuid.uuid4().hex[:12]
+
+    @pytest.fixture(autouse=True)
+    def _no_container_left(self, engine: Any) -> Any:
+        yield
+        left = engine.containers.list(all=True, filters={"label": f"{TEST_LABEL}={self.run_label}"})
+        names = [c.name for c in left]
+        for container in left:
+            container.remove(force=True)
+        assert not names, f"containers left behind: {names}"
+
+    def make_runner(self) -> TaskRunner:
+        return runner_for("docker", {"pullPolicy": "NEVER"})
+
+    def spec(self, workdir: Path, script: str, **kwargs: object) -> CommandSpec:  # type: ignore[override]
+        kwargs.setdefault("container_image", SHELL_IMAGE)
+        kwargs.setdefault("labels", {TEST_LABEL: self.run_label, "celestra.taskrun": uuid.uuid4().hex})
+        kwargs.setdefault("name", f"celestra-test-{uuid.uuid4().hex[:12]}")
+        return CommandSpec(command=["/bin/sh", "-c", script], working_dir=workdir, **kwargs)  # type: ignore[arg-type]
+
+    def live_processes(self, external_id: str) -> list[int]:
+        """A container counts as live while it exists at all (it must be removed, not only stopped)."""
+        try:
+            container = docker.from_env().containers.get(external_id)
+        except docker.errors.NotFound:
+            return []
+        return [1] if container else []
+
+    # -- only a container runner ----------------------------------------------------------------------------
+    def test_the_command_really_runs_in_a_container(self, runner: TaskRunner, workdir: Path) -> None:
+        ids: list[str] = []
+        result, sink, _ = self.run(runner, self.spec(workdir, "test -f /.dockerenv && echo in-docker; hostname"),
+                                   RunControl(on_external_id=ids.append))
+        assert result.exit_code == 0
+        assert sink.stream("stdout")[0] == "in-docker"
+        assert ids and ids[0].startswith(sink.stream("stdout")[1])  # the hostname is the container id
+
+    def test_mount_strategy_shares_the_folder(self, workdir: Path) -> None:
+        runner = runner_for("docker", {"pullPolicy": "NEVER", "fileHandlingStrategy": "MOUNT"})
+        (workdir / "in.txt").write_text("mounted")
+        result, sink, _ = self.run(runner, self.spec(workdir, "cat in.txt; echo out > out.txt",
+                                                     output_files=["out.txt"]))
+        assert result.exit_code == 0 and sink.stream("stdout") == ["mounted"]
+        assert result.output_files["out.txt"].read_text() == "out\n"
+
+    def test_python_image_runs_a_python_command(self, workdir: Path) -> None:
+        runner = runner_for("docker", {"pullPolicy": "NEVER"})
+        spec = self.spec(workdir, "", container_image=PYTHON_IMAGE)
+        spec.command = ["python", "-c", "import sys; print(sys.version_info[:2])"]
+        result, sink, _ = self.run(runner, spec)
+        assert result.exit_code == 0 and sink.stream("stdout") == ["(3, 11)"]
+
+    def test_missing_image_is_a_clear_error(self, workdir: Path) -> None:
+        runner = runner_for("docker", {"pullPolicy": "NEVER"})
+        with pytest.raises(RunnerError, match="no-such/image:1"):
+            runner.run(self.spec(workdir, "true", container_image="no-such/image:1"), lambda *_: None, RunControl())
+
+    def test_unreachable_daemon_is_a_clear_error(self, workdir: Path) -> None:
+        runner = runner_for("docker", {"host": "unix:///nonexistent/docker.sock"})
+        with pytest.raises(RunnerError, match="Cannot reach the Docker daemon"):
+            runner.run(self.spec(workdir, "true"), lambda *_: None, RunControl())
+
+    def test_host_volumes_need_the_operator(self) -> None:
+        with pytest.raises(RunnerError, match="volumes"):
+            runner_for("docker", {"volumes": ["/etc:/host-etc"]})
+
+    def test_unknown_property_is_rejected(self) -> None:
+        with pytest.raises(RunnerError, match="pullPolicyy"):
+            runner_for("docker", {"pullPolicyy": "NEVER"})
+
+    def test_a_container_left_by_a_dead_worker_is_followed_not_duplicated(self, engine: Any, workdir: Path) -> None:
+        task_run = uuid.uuid4().hex
+        labels = {TEST_LABEL: self.run_label, "celestra.taskrun": task_run}
+        orphan = engine.containers.run(SHELL_IMAGE, ["/bin/sh", "-c", "echo started; sleep 2; echo finished"],
+                                       detach=True, labels=labels, name=f"celestra-orphan-{task_run[:12]}")
+        runner = runner_for("docker", {"pullPolicy": "NEVER"})
+        result, sink, _ = self.run(runner, self.spec(workdir, "echo duplicate", labels=labels))
+        assert result.exit_code == 0
+        assert result.external_id == orphan.id
+        assert sink.stream("stdout") == ["started", "finished"]  # the orphan's output, not a new run's
+
+    def test_cancel_removes_the_container_quickly(self, engine: Any, runner: TaskRunner, workdir: Path) -> None:
+        control = RunControl()
+        ids: list[str] = []
+        control.on_external_id = ids.append
+        threading.Timer(1.0, control.kill.set).start()
+        started = time.monotonic()
+        result = runner.run(self.spec(workdir, "echo up; sleep 60"), lambda *_: None, control)
+        assert result.killed and time.monotonic() - started < 15
+        assert ids and not self.live_processes(ids[0])
