@@ -114,6 +114,7 @@ class DockerRunner(TaskRunner):
                 log.warning("container %s of this task run already exists: following it", existing.name)
                 control.on_external_id(existing.id)
                 return self._follow(client, existing, spec, sink, control, self._volume_of(client, existing))
+            (spec.working_dir / spec.output_dir).mkdir(parents=True, exist_ok=True)
             image = spec.container_image or "ubuntu"
             self._pull(client, image)
             volume = None
@@ -269,19 +270,24 @@ class DockerRunner(TaskRunner):
 
 
 def _stream_logs(container: Any, sink: LogSink) -> None:
-    buffers: dict[Stream, bytes] = {"stdout": b"", "stderr": b""}
-    for out, err in container.attach(stdout=True, stderr=True, stream=True, logs=True, demux=True):
-        for stream, chunk in (("stdout", out), ("stderr", err)):
-            if not chunk:
-                continue
-            data = buffers[stream] + chunk  # type: ignore[index]
-            *lines, rest = data.split(b"\n")
-            buffers[stream] = rest  # type: ignore[index]
-            for line in lines:
-                sink(line.decode("utf-8", "replace").rstrip("\r"), stream)  # type: ignore[arg-type]
-    for stream, rest in buffers.items():
-        if rest:
-            sink(rest.decode("utf-8", "replace").rstrip("\r"), stream)
+    """Both streams, each followed from the container's first line to its end (also if it already ended)."""
+    threads = [threading.Thread(target=_follow_stream, args=(container, stream, sink), daemon=True)
+               for stream in ("stdout", "stderr")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _follow_stream(container: Any, stream: Stream, sink: LogSink) -> None:
+    rest = b""
+    chunks = container.logs(stdout=stream == "stdout", stderr=stream == "stderr", stream=True, follow=True)
+    for chunk in chunks:
+        *lines, rest = (rest + chunk).split(b"\n")
+        for line in lines:
+            sink(line.decode("utf-8", "replace").rstrip("\r"), stream)
+    if rest:
+        sink(rest.decode("utf-8", "replace").rstrip("\r"), stream)
 
 
 def _tar_of(folder: Path) -> bytes:
