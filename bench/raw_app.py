@@ -1,4 +1,5 @@
-"""The raw Celery baseline: one no-op task, a Redis broker and a Redis result backend (round trips need it).
+"""The raw Celery baseline: a no-op task and a time-stamping task, a Redis broker and a Redis result backend
+(round trips need it).
 
 Delivery settings match Celestra's (JSON, acks_late, prefetch 1) so the comparison measures Celestra's own
 work, not a difference in how messages are acknowledged. Configured from the environment because the worker
@@ -8,6 +9,7 @@ imports it as `celery -A raw_app worker` (PYTHONPATH=bench/).
 from __future__ import annotations
 
 import os
+import time
 
 from celery import Celery
 
@@ -32,3 +34,9 @@ app.conf.update(
 @app.task(name="bench.noop")
 def noop() -> None:
     return None
+
+
+@app.task(name="bench.stamp")
+def stamp() -> float:
+    """The wall-clock time at which the task body starts (one-way dispatch = this - the time at send)."""
+    return time.time()

@@ -17,6 +17,7 @@ import pytest
 
 from runners import RunnerError, TaskRunner, runner_for
 from runners.base import CommandSpec, RunControl
+from runners.docker import DockerRunner
 
 docker = pytest.importorskip("docker")
 SHELL_IMAGE = "celestra/busybox:local"
@@ -138,3 +139,72 @@ class TestDockerRunner(RunnerConformance):  # type: ignore[misc]
         result = runner.run(self.spec(workdir, "echo up; sleep 60"), lambda *_: None, control)
         assert result.killed and time.monotonic() - started < 15
         assert ids and not self.live_processes(ids[0])
+
+
+# -- script tasks on the Docker runner, end to end (embedded) -------------------------------------------------
+@pytest.fixture(scope="module")
+def client(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from app.client import Client
+    from app.settings import Settings
+
+    return Client(settings=Settings(home=tmp_path_factory.mktemp("docker-scripts")))
+
+
+def docker_flow(flow_id: str, body: str, extra: str = "") -> str:
+    lines = "\n".join("      " + line for line in body.strip().splitlines())
+    return (f"id: {flow_id}\nnamespace: company.team\ntasks:\n"
+            f"  - id: py\n    type: io.kestra.plugin.scripts.python.Script\n    containerImage: {PYTHON_IMAGE}\n"
+            f"    taskRunner:\n      type: io.kestra.plugin.scripts.runner.docker.Docker\n      pullPolicy: NEVER\n"
+            f"{extra}    script: |\n{lines}\n")
+
+
+def containers_of(engine: Any, execution_id: str) -> list[str]:
+    return [c.name for c in engine.containers.list(all=True, filters={"label": f"celestra.execution={execution_id}"})]
+
+
+def test_script_task_runs_in_the_container_with_files_both_ways(engine: Any, client: Any) -> None:
+    source = docker_flow("docker_script", """
+import json, os, socket
+print("dockerenv", os.path.exists("/.dockerenv"), "host", socket.gethostname())
+print("input", open("in.txt").read())
+open("out.txt", "w").write("made in the container")
+print("::" + json.dumps({"outputs": {"cwd": os.getcwd()}}) + "::")
+""", extra="    inputFiles:\n      in.txt: from the worker\n    outputFiles: [out.txt]\n")
+    ex = client.run(source, timeout=120)
+    run = ex.task_runs[0]
+    lines = [row["message"] for row in client.logs(ex.id)]
+    assert ex.state.value == "SUCCESS", (ex.to_json(), lines)
+    assert any(line.startswith("dockerenv True host ") for line in lines), lines
+    hostname = next(line for line in lines if line.startswith("dockerenv")).split()[-1]
+    assert run.external_id and run.external_id.startswith(hostname)  # the container id is its hostname
+    assert "input from the worker" in lines
+    assert client.download(run.outputs["outputFiles"]["out.txt"]) == b"made in the container"
+    assert run.outputs["vars"]["cwd"] == DockerRunner.container_workdir
+    assert containers_of(engine, ex.id) == []
+
+
+@pytest.mark.parametrize(("case", "body", "extra", "state"), [
+    ("failing", "import sys\nprint('bad', file=sys.stderr)\nsys.exit(4)", "", "FAILED"),
+    ("timeout", "import time\nprint('up', flush=True)\ntime.sleep(60)", "    timeout: PT2S\n", "FAILED"),
+])
+def test_no_container_left_after_failure_or_timeout(engine: Any, client: Any, case: str, body: str, extra: str,
+                                                    state: str) -> None:
+    ex = client.run(docker_flow(f"docker_{case}", body, extra), timeout=120)
+    assert ex.state.value == state, ex.to_json()
+    assert containers_of(engine, ex.id) == []
+    if case == "failing":
+        assert "exit code 4" in (ex.task_runs[0].error or "")
+
+
+def test_no_container_left_after_cancel(engine: Any, client: Any) -> None:
+    ex = client.run(docker_flow("docker_cancel", "import time\nprint('up', flush=True)\ntime.sleep(60)"),
+                    wait=False)
+    deadline = time.monotonic() + 60
+    while not any(row["message"] == "up" for row in client.logs(ex.id)):
+        assert time.monotonic() < deadline, "the container never printed"
+        time.sleep(0.1)
+    cancelled = time.monotonic()
+    client.cancel(ex.id)
+    ended = client.wait(ex.id, timeout=60)
+    assert ended.state.value == "KILLED" and time.monotonic() - cancelled < 15
+    assert containers_of(engine, ex.id) == []
