@@ -50,6 +50,7 @@ CONFIG: dict[str, Any] = {
         "onprem": {"description": "next to the on-premise SQL Server"},
         "late": {"description": "its worker starts during a test"},
         "idle": {"description": "no worker ever serves it"},
+        "myWorkerGroupKey": {"description": "the seed flow myflow's group"},
     },
     "namespaces": {"company.team": {"worker_group": {"key": "gpu", "fallback": "FAIL"}}},
 }
