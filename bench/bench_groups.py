@@ -61,6 +61,11 @@ class Sample:
     transit_ms: float  # send_task_runs called -> attempts[0].start
     started_ms: float  # created -> task run `started` (set by the claim UPDATE, a little after the attempt start)
     e2e_ms: float  # Client.run(wait=True) wall time
+    submit_ms: float  # Client.run called -> execution created (parse, validate)
+    start_ms: float  # execution created -> task run created (insert, commit, lock, load, step)
+    work_ms: float  # attempt start -> attempt end (claim, context, plugin)
+    finish_ms: float  # attempt end -> execution ended (finish_attempt: lock, load, fold, step, save)
+    poll_ms: float  # execution ended -> Client.run returned (Client.wait polling, final load)
 
 
 @dataclass
@@ -90,15 +95,17 @@ class SendClock:
 def celestra_sample(client: Any, clock: SendClock) -> Sample:
     from app.states import State
 
-    t0 = time.perf_counter()
+    wall0, t0 = time.time(), time.perf_counter()
     ex = client.run(FLOW, wait=True, timeout=60)
     e2e = time.perf_counter() - t0
+    wall1 = time.time()
     if ex.state != State.SUCCESS:
         raise bench.BenchError(f"execution {ex.id} ended {ex.state}: {ex.error}")
     run = ex.task_runs[0]
-    if run.worker_group != GROUP or not run.attempts or run.attempts[0].start is None or run.started is None:
+    attempt = run.attempts[0] if run.attempts else None
+    if run.worker_group != GROUP or attempt is None or None in (attempt.start, attempt.end, run.started, ex.ended):
         raise bench.BenchError(f"task run {run.id}: group {run.worker_group!r}, attempts {run.attempts}")
-    start = run.attempts[0].start
+    start, end = attempt.start, attempt.end
     sent = clock.sent.pop(run.id, None)
     if sent is None:
         raise bench.BenchError(f"task run {run.id} was not sent from this process")
@@ -108,6 +115,11 @@ def celestra_sample(client: Any, clock: SendClock) -> Sample:
         transit_ms=(start.timestamp() - sent) * 1000,
         started_ms=bench.ms(run.started - run.created),
         e2e_ms=e2e * 1000,
+        submit_ms=(ex.created.timestamp() - wall0) * 1000,
+        start_ms=bench.ms(run.created - ex.created),
+        work_ms=bench.ms(end - start),
+        finish_ms=bench.ms(ex.ended - end),
+        poll_ms=(wall1 - ex.ended.timestamp()) * 1000,
     )
 
 
@@ -168,6 +180,12 @@ def report(ours: list[Sample], raw: list[RawSample], args: argparse.Namespace, r
     line("raw celery one-way: send -> task body starts", one_way)
     line("raw celery round trip: send -> result", round_trip)
     line("celestra 1-task flow, Client.run end to end", col("e2e_ms"))
+    line("  Client.run -> execution created (parse, validate)", col("submit_ms"))
+    line("  execution created -> task run created (insert, start step)", col("start_ms"))
+    line("  dispatch (as above)", dispatch)
+    line("  attempt start -> end (claim, context, Return)", col("work_ms"))
+    line("  attempt end -> execution ended (finish_attempt, step)", col("finish_ms"))
+    line("  execution ended -> Client.run returned (wait polling)", col("poll_ms"))
     print("-" * width)
     ratio = p(dispatch, 50) / p(one_way, 50)
     print(f"ratio p50 celestra dispatch / raw one-way: {bench.fmt_ratio(ratio, TARGET_RATIO)} "
