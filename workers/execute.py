@@ -18,7 +18,7 @@ from app.context import LazyOutputs, build_context
 from app.errors import TaskFailure, TaskKilled
 from app.flow import Flow, Task
 from app.flowables import WorkingDirectory
-from app.records import Execution, TaskRun, new_id, now
+from app.records import Attempt, Execution, TaskRun, new_id, now
 from app.schema import task_runs
 from app.states import State
 from app.storage import execution_uri
@@ -139,7 +139,7 @@ def run_task_run(execution_id: str, task_run_id: str, worker: str | None = None,
         if getattr(inp, "type", None) == "SECRET" and isinstance(ex.inputs.get(inp.id), str):
             secrets.remember(ex.inputs[inp.id])
     logs = LogBuffer(ex, run, secrets, task.logLevel)
-    outcome = execute(flow, ex, run, task, logs, secrets)
+    outcome = execute(flow, ex, run, task, logs, secrets, worker=worker)
     if outcome.error:
         logs("ERROR", outcome.error)
     engine.finish_attempt(execution_id, task_run_id, outcome.state, outcome.outputs, outcome.error, logs.take(),
@@ -200,14 +200,14 @@ def make_context(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogB
 
 
 def execute(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogBuffer, secrets: SecretResolver,
-            working_dir: Path | None = None) -> Outcome:
+            working_dir: Path | None = None, worker: str | None = None) -> Outcome:
     outcome = Outcome(State.SUCCESS)
     ctx = make_context(flow, ex, run, task, logs, secrets, working_dir, outcome)
     timeout = task.timeout.total_seconds() if task.timeout else None
     watch = KillWatch(ex.id, ctx.kill_event, timeout)
     try:
         if isinstance(task, WorkingDirectory):
-            outcome = run_working_directory(flow, ex, run, task, logs, secrets, outcome)
+            outcome = run_working_directory(flow, ex, run, task, logs, secrets, outcome, worker or hostname())
         elif isinstance(task, RunnableTask):
             outcome.outputs = task.run(ctx) or {}
             if ctx.warning:
@@ -233,45 +233,48 @@ def execute(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogBuffer
 
 
 def run_working_directory(flow: Flow, ex: Execution, parent: TaskRun, task: WorkingDirectory, logs: LogBuffer,
-                          secrets: SecretResolver, outcome: Outcome) -> Outcome:
-    """Children run here, one after another, in one temporary folder; each gets its own task run."""
-    store = runtime.store()
+                          secrets: SecretResolver, outcome: Outcome, worker: str) -> Outcome:
+    """Children run here, one after another, in one temporary folder; each gets its own task run.
+    Like a Sequential: the first failure stops `tasks`, then `errors` run, then `finally`."""
     folder = Path(tempfile.mkdtemp(prefix="celestra-wd-"))
     try:
-        failed = False
-        states: list[State] = []
-        for phase in (task.tasks, task.errors if True else [], task.finally_):
-            if phase is task.errors and not failed:
-                continue
-            for child in phase:
-                if child.disabled or (failed and phase is task.tasks):
-                    continue
-                child_run = TaskRun(id=new_id(), execution_id=ex.id, task_id=child.id, parent_id=parent.id,
-                                    value=parent.value, values=parent.values, state=State.RUNNING,
-                                    worker=hostname(), started=now())
-                from app.records import Attempt
-
-                child_run.attempts.append(Attempt(State.RUNNING, child_run.started))
-                with store.begin() as conn:
-                    store.insert_task_runs(conn, [child_run])
-                ex.task_runs.append(child_run)
-                child_logs = LogBuffer(ex, child_run, secrets, child.logLevel)
-                result = execute(flow, ex, child_run, child, child_logs, secrets, working_dir=folder)
-                if result.error:
-                    child_logs("ERROR", result.error)
-                state = result.state
-                if state.failed and child.allowFailure:
-                    state = State.WARNING
-                child_run.state, child_run.ended, child_run.outputs = state, now(), result.outputs
-                child_run.error = result.error
-                child_run.attempts[-1].state, child_run.attempts[-1].end = state, child_run.ended
-                with store.begin() as conn:
-                    store.update_task_run(conn, child_run)
-                    store.append_logs(conn, child_logs.take())
-                if phase is task.tasks:
-                    states.append(state)
-                    failed = failed or state.failed
+        states = _run_children(flow, ex, parent, task.tasks, secrets, folder, worker, stop_on_failure=True)
+        failed = any(state.failed for state in states)
+        if failed:
+            _run_children(flow, ex, parent, task.errors, secrets, folder, worker, stop_on_failure=True)
+        _run_children(flow, ex, parent, task.finally_, secrets, folder, worker, stop_on_failure=False)
         outcome.state = State.FAILED if failed else (State.WARNING if State.WARNING in states else State.SUCCESS)
         return outcome
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _run_children(flow: Flow, ex: Execution, parent: TaskRun, children: list[Task], secrets: SecretResolver,
+                  folder: Path, worker: str, stop_on_failure: bool) -> list[State]:
+    store = runtime.store()
+    states: list[State] = []
+    for child in children:
+        if child.disabled:
+            continue
+        started = now()
+        child_run = TaskRun(id=new_id(), execution_id=ex.id, task_id=child.id, parent_id=parent.id,
+                            value=parent.value, values=parent.values, state=State.RUNNING, worker=worker,
+                            started=started, attempts=[Attempt(State.RUNNING, started)])
+        with store.begin() as conn:
+            store.insert_task_runs(conn, [child_run])
+        ex.task_runs.append(child_run)
+        child_logs = LogBuffer(ex, child_run, secrets, child.logLevel)
+        result = execute(flow, ex, child_run, child, child_logs, secrets, working_dir=folder, worker=worker)
+        if result.error:
+            child_logs("ERROR", result.error)
+        state = State.WARNING if result.state.failed and child.allowFailure else result.state
+        child_run.state, child_run.ended, child_run.outputs, child_run.error = state, now(), result.outputs, \
+            result.error
+        child_run.attempts[-1].state, child_run.attempts[-1].end = state, child_run.ended
+        with store.begin() as conn:
+            store.update_task_run(conn, child_run)
+            store.append_logs(conn, child_logs.take())
+        states.append(state)
+        if state.failed and stop_on_failure:
+            break
+    return states
