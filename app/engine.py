@@ -96,6 +96,7 @@ def create_execution(flow: Flow, source: str, inputs: dict[str, Any], *, revisio
         ex.parent_execution_id, ex.parent_task_run_id = parent
     with runtime.store().begin() as conn:
         runtime.store().insert_execution(conn, ex)
+    _flows_by_execution[ex.id] = flow  # the first step (usually in this process) need not read the source back
     return ex
 
 

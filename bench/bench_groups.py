@@ -62,10 +62,9 @@ class Sample:
     started_ms: float  # created -> task run `started` (set by the claim UPDATE, a little after the attempt start)
     e2e_ms: float  # Client.run(wait=True) wall time
     submit_ms: float  # Client.run called -> execution created (parse, validate)
-    start_ms: float  # execution created -> task run created (insert, commit, lock, load, step)
-    work_ms: float  # attempt start -> attempt end (claim, context, plugin)
-    finish_ms: float  # attempt end -> execution ended (finish_attempt: lock, load, fold, step, save)
-    poll_ms: float  # execution ended -> Client.run returned (Client.wait polling, final load)
+    start_ms: float  # execution created -> task run created (insert + commit, lock, load, flow source)
+    work_ms: float  # attempt start -> attempt end (claim, context, plugin, finish_attempt's lock + load)
+    poll_ms: float  # attempt end (= execution ended) -> Client.run returned (finish commit, wait polling, load)
 
 
 @dataclass
@@ -118,8 +117,7 @@ def celestra_sample(client: Any, clock: SendClock) -> Sample:
         submit_ms=(ex.created.timestamp() - wall0) * 1000,
         start_ms=bench.ms(run.created - ex.created),
         work_ms=bench.ms(end - start),
-        finish_ms=bench.ms(ex.ended - end),
-        poll_ms=(wall1 - ex.ended.timestamp()) * 1000,
+        poll_ms=(wall1 - end.timestamp()) * 1000,
     )
 
 
@@ -158,7 +156,7 @@ def report(ours: list[Sample], raw: list[RawSample], args: argparse.Namespace, r
     one_way = [s.one_way_ms for s in raw]
     round_trip = [s.round_trip_ms for s in raw]
     dispatch = col("dispatch_ms")
-    width = 104
+    width = 108
     print()
     print("=" * width)
     print(header)
@@ -166,7 +164,7 @@ def report(ours: list[Sample], raw: list[RawSample], args: argparse.Namespace, r
           f"solo); cluster ready in {ready_s:.1f} s; {args.runs} runs each (+{args.warmup} warm-up), interleaved")
     print(bench.machine_note())
     print("-" * width)
-    row = "{:<58} {:>10} {:>10} {:>10} {:>12}"
+    row = "{:<64} {:>10} {:>10} {:>10} {:>10}"
     print(row.format("measurement", "p50", "p99", "mean", "max"))
 
     def line(label: str, values: list[float]) -> None:
@@ -181,11 +179,10 @@ def report(ours: list[Sample], raw: list[RawSample], args: argparse.Namespace, r
     line("raw celery round trip: send -> result", round_trip)
     line("celestra 1-task flow, Client.run end to end", col("e2e_ms"))
     line("  Client.run -> execution created (parse, validate)", col("submit_ms"))
-    line("  execution created -> task run created (insert, start step)", col("start_ms"))
+    line("  execution created -> task run created (insert, lock, load)", col("start_ms"))
     line("  dispatch (as above)", dispatch)
-    line("  attempt start -> end (claim, context, Return)", col("work_ms"))
-    line("  attempt end -> execution ended (finish_attempt, step)", col("finish_ms"))
-    line("  execution ended -> Client.run returned (wait polling)", col("poll_ms"))
+    line("  attempt start -> end (claim, context, Return, finish load)", col("work_ms"))
+    line("  attempt end -> Client.run returned (commit, wait polling)", col("poll_ms"))
     print("-" * width)
     ratio = p(dispatch, 50) / p(one_way, 50)
     print(f"ratio p50 celestra dispatch / raw one-way: {bench.fmt_ratio(ratio, TARGET_RATIO)} "
