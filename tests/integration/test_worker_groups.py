@@ -416,8 +416,7 @@ def test_flower_shows_groups_as_queues_and_tasks_by_name(groups: GroupsCluster) 
         while task is None and time.monotonic() < deadline:
             task = seen_task()
             time.sleep(0.5)
-        if task is None:
-            pytest.skip("Flower never received task events from the workers (events off): /api/tasks is empty")
+        assert task is not None, "Flower never received task events from the workers: /api/tasks is empty"
         kwargs = str(task["kwargs"])
         for expected in ("'namespace': 'celestra.it.groups'", "'flow': 'watched'", "'task': 'only'",
                          "'group': 'gpu'"):
@@ -490,8 +489,7 @@ def test_worker_restarted_at_once_under_the_same_name_gets_the_lost_run_back(gro
             return worker is not None and worker.pid == replacement.process.pid
 
         wait_until(replacement_beats, 30, "the replacement gpu worker's heartbeat", on_timeout=groups.describe)
-        if any("stopped beating" in m for m in groups.log_messages(ex.id, "WARN")):
-            pytest.skip("the replacement came up after the server had noticed the silence: the race did not happen")
+        # Whichever comes first (the replacement's start, or the server noticing the silence), the run is resent.
 
         def resent() -> bool:
             nap = runs_by_task(groups.client.get(ex.id))["nap"]
