@@ -78,9 +78,8 @@ class Client:
     def _submit(self, flow: Flow, source: str, revision: int | None, inputs: dict[str, Any] | None, wait: bool,
                 timeout: float | None, labels: dict[str, str] | None) -> Execution:
         self._ensure_embedded()
-        ex = engine.create_execution(flow, source, inputs or {}, revision=revision, labels=labels)
-        # The first step runs here: the first task runs are sent straight to their queues, no server hop.
-        engine.start(ex.id)
+        # The first step runs here, in the transaction that stores the execution: no server hop.
+        ex = engine.create_and_start(flow, source, inputs or {}, revision=revision, labels=labels)
         return self.wait(ex.id, timeout) if wait else ex
 
     def _ensure_embedded(self) -> None:

@@ -85,18 +85,40 @@ def router(flow: Flow, ex: Execution) -> Callable[[Task, TaskRun], Route]:
 
 
 # -- events -----------------------------------------------------------------------------------------------------
-def create_execution(flow: Flow, source: str, inputs: dict[str, Any], *, revision: int | None = None,
-                     labels: dict[str, str] | None = None, parent: tuple[str, str] | None = None) -> Execution:
-    """Validate inputs and store a CREATED execution (nothing is sent yet)."""
+def new_execution(flow: Flow, source: str, inputs: dict[str, Any], *, revision: int | None = None,
+                  labels: dict[str, str] | None = None, parent: tuple[str, str] | None = None) -> Execution:
+    """An execution with validated inputs, not stored yet (a bad input raises before anything is written)."""
     ex = Execution(id=new_id(), namespace=flow.namespace, flow_id=flow.id, flow_revision=revision,
                    flow_source=source, labels={**flow.label_map, **(labels or {})})
-    store_file = _file_storer(flow, ex)
-    ex.inputs = resolve_inputs(flow.inputs, inputs, store_file=store_file)
+    ex.inputs = resolve_inputs(flow.inputs, inputs, store_file=_file_storer(flow, ex))
     if parent:
         ex.parent_execution_id, ex.parent_task_run_id = parent
+    _flows_by_execution[ex.id] = flow  # its steps in this process need not read the source back
+    return ex
+
+
+def create_execution(flow: Flow, source: str, inputs: dict[str, Any], *, revision: int | None = None,
+                     labels: dict[str, str] | None = None, parent: tuple[str, str] | None = None) -> Execution:
+    """Store a CREATED execution; a `start` message or call steps it later."""
+    ex = new_execution(flow, source, inputs, revision=revision, labels=labels, parent=parent)
     with runtime.store().begin() as conn:
         runtime.store().insert_execution(conn, ex)
-    _flows_by_execution[ex.id] = flow  # the first step (usually in this process) need not read the source back
+    return ex
+
+
+def create_and_start(flow: Flow, source: str, inputs: dict[str, Any], *, revision: int | None = None,
+                     labels: dict[str, str] | None = None) -> Execution:
+    """Store an execution together with its first step, in one transaction, then send its first task runs.
+
+    Nobody else can see the execution before the commit, so no lock is needed and nothing is read back."""
+    ex = new_execution(flow, source, inputs, revision=revision, labels=labels)
+    store = runtime.store()
+    with store.begin() as conn:
+        result = Step(flow, ex, now(), context_factory(flow, ex), router(flow, ex), group_is_alive).run()
+        store.insert_execution(conn, ex)
+        store.insert_task_runs(conn, result.created)
+        store.append_logs(conn, [log_row(ex.id, run, level, message) for run, level, message in result.logs])
+    _after_commit(flow, ex, result, ended_now=ex.state.terminal)
     return ex
 
 
@@ -120,7 +142,7 @@ def advance(execution_id: str, mutate: Callable[[Connection, Execution, Flow], N
     with store.locked(execution_id) as (conn, ex):
         flow = flow_of(ex)
         before = {run.id: (run.state, run.next_at) for run in ex.task_runs}
-        before_state = ex.state
+        before_state, before_fields = ex.state, _execution_fields(ex)
         if mutate:
             mutate(conn, ex, flow)
         result = Step(flow, ex, now(), context_factory(flow, ex), router(flow, ex), group_is_alive).run()
@@ -130,18 +152,27 @@ def advance(execution_id: str, mutate: Callable[[Connection, Execution, Flow], N
         for run in ex.task_runs:
             if run.id not in created and (run.id in result.changed or before.get(run.id) != (run.state, run.next_at)):
                 store.update_task_run(conn, run)
-        if result.execution_changed or ex.state != before_state or mutate:
+        if result.execution_changed or _execution_fields(ex) != before_fields:
             store.update_execution(conn, ex)
-    # After commit: messages only point at rows that exist, and no second transaction waits on our lock.
+    _after_commit(flow, ex, result, ended_now=ex.state.terminal and not before_state.terminal)
+    return result
+
+
+def _execution_fields(ex: Execution) -> tuple[Any, ...]:
+    """What update_execution writes: compared before and after a step so an unchanged row is not rewritten."""
+    return (ex.state, ex.inputs, ex.outputs, ex.labels, ex.error, ex.started, ex.ended)
+
+
+def _after_commit(flow: Flow, ex: Execution, result: StepResult, ended_now: bool) -> None:
+    """Messages only point at rows that exist, and no second transaction waits on our lock."""
     children = [_child_execution(flow, ex, task, run) for task, run in result.subflows]
     for child in children:
         if child is not None:
             dispatch.start_execution(child.id)
     if result.dispatch:
         dispatch.send_task_runs(ex, flow, result.dispatch)
-    if ex.state.terminal and not before_state.terminal and ex.parent_execution_id:
-        child_ended(store.get_execution(ex.id))
-    return result
+    if ended_now and ex.parent_execution_id:
+        child_ended(runtime.store().get_execution(ex.id))
 
 
 def _child_execution(flow: Flow, ex: Execution, task: Subflow, run: TaskRun) -> Execution | None:
