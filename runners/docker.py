@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import tarfile
 import threading
 import time
@@ -24,6 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from runners.base import CommandSpec, LogSink, RunControl, RunnerError, RunResult, Stream, TaskRunner, collect_outputs
 
 log = logging.getLogger("celestra.runners.docker")
+_clients: dict[str, docker.DockerClient] = {}
+_clients_lock = threading.Lock()
 WORKDIR = "/celestra/work"
 PULL_ATTEMPTS = 3
 
@@ -126,8 +129,8 @@ class DockerRunner(TaskRunner):
                 container.put_archive(WORKDIR, _tar_of(spec.working_dir))
             container.start()
             return self._follow(client, container, spec, sink, control, volume)
-        finally:
-            client.close()
+        except DockerException as exc:
+            raise RunnerError(f"Docker engine error: {exc}") from exc
 
     def resume(self, external_id: str, spec: CommandSpec, sink: LogSink, control: RunControl) -> RunResult:
         client = self._client()
@@ -137,18 +140,24 @@ class DockerRunner(TaskRunner):
             except NotFound as exc:
                 raise RunnerError(f"Container {external_id} no longer exists") from exc
             return self._follow(client, container, spec, sink, control, volume=None)
-        finally:
-            client.close()
+        except DockerException as exc:
+            raise RunnerError(f"Docker engine error: {exc}") from exc
 
     # -- steps ----------------------------------------------------------------------------------------------
     def _client(self) -> docker.DockerClient:
-        try:
-            client = docker.DockerClient(base_url=self.options.host) if self.options.host else docker.from_env()
-            client.ping()
-            return client
-        except DockerException as exc:
-            where = self.options.host or "DOCKER_HOST"
-            raise RunnerError(f"Cannot reach the Docker daemon ({where}): {exc}") from exc
+        """One client per engine and process: its version check and ping are paid once, not per task."""
+        key = self.options.host or os.environ.get("DOCKER_HOST", "")
+        with _clients_lock:
+            client = _clients.get(key)
+            if client is None:
+                try:
+                    client = docker.DockerClient(base_url=self.options.host) if self.options.host else docker.from_env()
+                    client.ping()
+                except DockerException as exc:
+                    where = self.options.host or "DOCKER_HOST"
+                    raise RunnerError(f"Cannot reach the Docker daemon ({where}): {exc}") from exc
+                _clients[key] = client
+        return client
 
     @staticmethod
     def _left_behind(client: docker.DockerClient, spec: CommandSpec) -> Any:
