@@ -31,19 +31,28 @@ class ProcessRunner(TaskRunner):
         control.on_external_id(str(process.pid))
         readers = [self._reader(process.stdout, "stdout", sink), self._reader(process.stderr, "stderr", sink)]
         deadline = time.monotonic() + spec.timeout if spec.timeout else None
-        timed_out = killed = False
-        while True:
-            try:
-                process.wait(POLL)  # returns as soon as the process ends (Popen polls with short sleeps)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-            killed = control.kill.is_set()
-            timed_out = not killed and deadline is not None and time.monotonic() >= deadline
-            if killed or timed_out:
+        ended = threading.Event()
+        stopped: list[str] = []  # "killed" or "timeout", set by the watcher
+
+        def watch() -> None:
+            # A blocking wait below notices the exit at once; this thread alone handles kill and timeout.
+            while not ended.is_set():
+                if control.kill.wait(POLL):
+                    stopped.append("killed")
+                elif deadline is not None and time.monotonic() >= deadline:
+                    stopped.append("timeout")
+                else:
+                    continue
                 self._kill_group(process)
-                break
+                return
+
+        watcher = threading.Thread(target=watch, daemon=True, name="celestra-process-watch")
+        watcher.start()
         process.wait()
+        ended.set()
+        if stopped:
+            watcher.join()  # it is still making sure of the group; otherwise it ends by itself within POLL
+        killed, timed_out = "killed" in stopped, "timeout" in stopped
         # The leader is done: anything it left in its group (a background child holding our pipes) is an orphan.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
