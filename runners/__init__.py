@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from typing import Any
 
 from runners.base import CommandSpec, LogSink, RunControl, RunnerError, RunResult, TaskRunner
@@ -35,10 +34,13 @@ def runner_for(type_name: str, properties: dict[str, Any] | None = None) -> Task
         known = ", ".join(sorted({*_RUNNERS, *ALIASES}))
         raise RunnerError(f"Unknown task runner type '{type_name}': known types are {known}")
     module_name, class_name, extra = _RUNNERS[name]
-    if importlib.util.find_spec(module_name) is None:
-        raise RunnerError(f"Task runner '{type_name}' is not implemented in this version of Celestra")
     try:
         module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            raise RunnerError(f"Task runner '{type_name}' is not implemented in this version of Celestra") from exc
+        hint = f" (pip install 'celestra[{extra}]')" if extra else ""
+        raise RunnerError(f"Task runner '{type_name}' is not available: {exc}{hint}") from exc
     except ImportError as exc:
         hint = f" (pip install 'celestra[{extra}]')" if extra else ""
         raise RunnerError(f"Task runner '{type_name}' is not available: {exc}{hint}") from exc
