@@ -209,7 +209,7 @@ def child_ended(child: Execution) -> None:
         run = next((r for r in ex.task_runs if r.id == task_run_id), None)
         if run is None or run.state.terminal:
             return
-        task = next(t for t in flow.all_tasks() if t.id == run.task_id)
+        task = flow.task(run.task_id)
         assert isinstance(task, Subflow)
         state = child.state
         moment = now()
@@ -273,7 +273,7 @@ def finish_attempt(execution_id: str, task_run_id: str, state: State, outputs: d
         moment = now()
         final = state
         run.attempts.append(Attempt(state, attempt_start, moment))
-        task = next(t for t in flow.all_tasks() if t.id == run.task_id)
+        task = flow.task(run.task_id)
         policy = task.retry or flow.retry
         if state == State.FAILED and ex.state != State.KILLING:
             delay = retry_delay(policy, run, moment)

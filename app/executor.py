@@ -49,7 +49,6 @@ class Step:
         self.context = context
         self.route = route or (lambda task, run: Route(None))
         self.group_alive = group_alive or (lambda group: True)
-        self.tasks = {task.id: task for task in flow.all_tasks()}
         self.result = StepResult()
         self.by_position: dict[tuple[str | None, str, str | None], TaskRun] = {
             (run.parent_id, run.task_id, run.value): run for run in ex.task_runs
@@ -94,7 +93,7 @@ class Step:
             if run.next_at is None or run.next_at > self.now:
                 continue
             run.next_at = None
-            task = self.tasks.get(run.task_id)
+            task = self.flow.task(run.task_id)
             if run.state == State.RETRYING and isinstance(task, fl.Subflow):
                 run.state, run.ended = State.RUNNING, None
                 run.attempts.append(Attempt(State.RUNNING, self.now))
@@ -301,7 +300,7 @@ class Step:
         if delay is None:
             return False
         failed = [r for r in self.ex.task_runs
-                  if r.parent_id == run.id and r.state == State.FAILED and not is_flowable(self.tasks[r.task_id])]
+                  if r.parent_id == run.id and r.state == State.FAILED and not is_flowable(self.flow.task(r.task_id))]
         if not failed:
             return False
         for child in failed:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
 
 ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"
 WORKER_GROUP_KEY_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
@@ -154,12 +154,19 @@ class Flow(Model):
     sla: list[dict[str, Any]] = Field(default_factory=list)
     disabled: bool = False
     deleted: bool = False
+    _index: dict[str, Task] | None = PrivateAttr(default=None)
 
     @property
     def label_map(self) -> dict[str, str]:
         if isinstance(self.labels, list):
             return {label.key: label.value for label in self.labels}
         return dict(self.labels or {})
+
+    def task(self, task_id: str) -> Task:
+        """A task by id. The index is built once: parsed flows are cached, and this is on the per-task path."""
+        if self._index is None:
+            self._index = {task.id: task for task in self.all_tasks()}
+        return self._index[task_id]
 
     def all_tasks(self) -> list[Task]:
         """Every task of the flow, depth first."""

@@ -130,7 +130,7 @@ def run_task_run(execution_id: str, task_run_id: str, worker: str | None = None,
         return
     ex, run = claimed
     flow = engine.flow_of(ex)
-    task = next(t for t in flow.all_tasks() if t.id == run.task_id)
+    task = flow.task(run.task_id)
     if run.parent_id or isinstance(task, WorkingDirectory):  # `parents`, or children reading each other's outputs
         with runtime.store().begin() as conn:
             ex.task_runs = runtime.store().load_task_runs(conn, ex.id)
