@@ -2,13 +2,15 @@
 
     DOCKER_HOST=unix:///var/lib/celestra-docker/docker.sock .venv/bin/python bench/bench_docker.py [--runs 5]
 
-One-line Python command, `python -c "print(1)"` in celestra/python:3.11 (local image, pullPolicy NEVER), timed four
-ways in each round, alternating so all four see the same machine and engine load:
+One-line Python command, `python -c "print(1)"` in celestra/python:3.11 (local image, pullPolicy NEVER), timed
+several ways in each round, alternating so all see the same machine and engine load:
   * baseline: `docker run --rm celestra/python:3.11 python -c "print(1)"` (subprocess, same DOCKER_HOST);
   * (a) the runner alone: `runner_for("docker", {"pullPolicy": "NEVER"}).run(CommandSpec(...))` wall time;
   * (b) a flow with one python.Commands task, `taskRunner: docker`, run through the embedded Client: the task run's
-    stored attempt (claim -> finish) and Client.run end to end.
-Prints medians and ratios against the baseline (target <= 1.1x). With --trace, one more runner run prints each Docker
+    stored attempt (claim -> finish) and Client.run end to end;
+  * (c) the same as a python.Script task (`script: print(1)`): its script file goes into the container first.
+Prints medians and ratios against the baseline (target <= 1.1x); the paired ratio (each round against its own
+docker run, then the median) is the steadiest on a shared machine. With --trace, one more runner run prints each Docker
 API call it makes (time from the start of `run`, duration), to show where the runner's time goes. Figures, not a test.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import re
 import shutil
@@ -53,6 +56,18 @@ tasks:
     commands:
       - python -c "print(1)"
 """
+SCRIPT_FLOW = f"""
+id: bench_docker_script
+namespace: bench.docker
+tasks:
+  - id: t
+    type: io.kestra.plugin.scripts.python.Script
+    containerImage: {IMAGE}
+    taskRunner:
+      type: io.kestra.plugin.scripts.runner.docker.Docker
+      pullPolicy: NEVER
+    script: print(1)
+"""
 
 
 def docker_run() -> float:
@@ -76,10 +91,10 @@ def runner_alone(folder: Path, name: str) -> float:
     return elapsed
 
 
-def flow_run(client: Client) -> tuple[float, float]:
+def flow_run(client: Client, flow: str = FLOW) -> tuple[float, float]:
     """(attempt seconds, Client.run seconds)."""
     started = time.perf_counter()
-    ex = client.run(FLOW, timeout=120)
+    ex = client.run(flow, timeout=120)
     elapsed = time.perf_counter() - started
     if ex.state != State.SUCCESS:
         raise RuntimeError(f"flow ended {ex.state}: {ex.to_json()}")
@@ -107,7 +122,7 @@ def api_trace() -> Iterator[list[tuple[float, float, str]]]:
             path = re.sub(r"[0-9a-f]{64}", lambda m: m.group()[:12], path)  # short container ids
             calls.append((started, time.perf_counter() - started, f"{method} {path}"))
 
-    requests.Session.request = request  # type: ignore[method-assign]
+    requests.Session.request = request  # type: ignore[method-assign,assignment]
     try:
         yield calls
     finally:
@@ -130,13 +145,13 @@ def ms(seconds: float) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=5, help="Measured rounds (each times all four ways).")
+    parser.add_argument("--runs", type=int, default=5, help="Measured rounds (each times every way).")
     parser.add_argument("--warmup", type=int, default=1, help="Unmeasured rounds first.")
     parser.add_argument("--trace", action="store_true", help="Also trace the Docker API calls of one runner run.")
     args = parser.parse_args()
     os.environ.setdefault("DOCKER_HOST", DEFAULT_DOCKER_HOST)
     results: dict[str, list[float]] = {"docker run --rm": [], "(a) runner alone": [], "(b) task attempt": [],
-                                       "(b) Client.run end to end": []}
+                                       "(b) Client.run end to end": [], "(c) Script task attempt": []}
     home = Path(tempfile.mkdtemp(prefix="celestra-bench-docker-"))
     try:
         client = Client(settings=Settings(home=home / "home"))
@@ -147,8 +162,9 @@ def main() -> int:
             # Alternate the order each round so no side always follows the same one.
             steps: list[tuple[str, Callable[[], Any]]] = [
                 ("docker run --rm", docker_run),
-                ("(a) runner alone", lambda f=folder, n=name: runner_alone(f, n)),
+                ("(a) runner alone", functools.partial(runner_alone, folder, name)),
                 ("(b)", lambda: flow_run(client)),
+                ("(c)", lambda: flow_run(client, SCRIPT_FLOW)),
             ]
             if i % 2:
                 steps.reverse()
@@ -159,23 +175,27 @@ def main() -> int:
                 if label == "(b)":
                     results["(b) task attempt"].append(value[0])
                     results["(b) Client.run end to end"].append(value[1])
+                elif label == "(c)":
+                    results["(c) Script task attempt"].append(value[0])
                 else:
                     results[label].append(value)
             print(f"[bench] round {i + 1}/{args.warmup + args.runs}" + (" (warm-up)" if i < args.warmup else ""),
                   file=sys.stderr, flush=True)
-        base = statistics.median(results["docker run --rm"])
-        base_min = min(results["docker run --rm"])
+        baseline = results["docker run --rm"]
         print(f"Docker runner vs docker run --rm, `{' '.join(ARGV)}` in {IMAGE}, DOCKER_HOST="
               f"{os.environ['DOCKER_HOST']}")
         print(f"{args.runs} rounds (+{args.warmup} warm-up), order alternating; machine: {os.cpu_count()} cores, "
               f"load avg {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
-        print(f"  {'':28} {'median':>11} {'min':>11} {'max':>11}   ratio of medians (target <= {TARGET_RATIO}x), "
-              "of mins")
-        for name, values in results.items():
-            ratio = statistics.median(values) / base
-            verdict = "" if name == "docker run --rm" else (
-                f"{ratio:.2f}x " + ("ok  " if ratio <= TARGET_RATIO else "OVER") + f"   {min(values) / base_min:.2f}x")
-            print(f"  {name:28} {ms(statistics.median(values))} {ms(min(values))} {ms(max(values))}   {verdict}")
+        print("Ratios: median of the per-round ratios (each against the docker run of the same round, target "
+              f"<= {TARGET_RATIO}x), then ratio of medians, then of minimums.")
+        print(f"  {'':28} {'median':>11} {'min':>11} {'max':>11}   {'paired':>7} {'medians':>8} {'mins':>6}")
+        for label, values in results.items():
+            row = f"  {label:28} {ms(statistics.median(values))} {ms(min(values))} {ms(max(values))}"
+            if label != "docker run --rm":
+                paired = statistics.median(v / b for v, b in zip(values, baseline, strict=True))
+                row += (f"   {paired:6.2f}x {statistics.median(values) / statistics.median(baseline):7.2f}x "
+                        f"{min(values) / min(baseline):5.2f}x  " + ("ok" if paired <= TARGET_RATIO else "OVER"))
+            print(row)
         if args.trace:  # log streams and waits run in threads: their requests overlap the main sequence
             folder = home / "trace"
             folder.mkdir()

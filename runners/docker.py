@@ -8,8 +8,11 @@ finds it instead of starting a duplicate; it is removed after the run, also on c
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import datetime
 import io
+import json
 import logging
 import os
 import tarfile
@@ -125,10 +128,13 @@ class DockerRunner(TaskRunner):
                 volume = client.volumes.create(name=f"{spec.name}-work", labels=spec.labels)
             container = self._create(client, image, spec, volume)
             control.on_external_id(container.id)
+            outputs_before = None
             if volume is not None:
                 container.put_archive(WORKDIR, _tar_of(spec.working_dir))
+                if not any((spec.working_dir / spec.output_dir).iterdir()):  # else a rewrite keeps the dir's mtime
+                    outputs_before = _stat(client, container, _output_path(spec))
             container.start()
-            return self._follow(client, container, spec, sink, control, volume)
+            return self._follow(client, container, spec, sink, control, volume, outputs_before)
         except DockerException as exc:
             raise RunnerError(f"Docker engine error: {exc}") from exc
 
@@ -247,7 +253,12 @@ class DockerRunner(TaskRunner):
             raise RunnerError(f"Cannot create the container: {exc.explanation or exc}") from exc
 
     def _follow(self, client: docker.DockerClient, container: Any, spec: CommandSpec, sink: LogSink,
-                control: RunControl, volume: Any) -> RunResult:
+                control: RunControl, volume: Any, outputs_before: dict[str, Any] | None = None) -> RunResult:
+        """Wait for the container (killing it on cancel or timeout), then bring its files back and remove it.
+
+        `outputs_before` is the output dir's stat taken before the start: when no glob asks for other files and the
+        stat is unchanged, nothing was written there and the archive copy back (tens of ms) is skipped.
+        """
         streamer = threading.Thread(target=_stream_logs, args=(container, sink), daemon=True,
                                     name="celestra-docker-logs")
         streamer.start()
@@ -269,13 +280,40 @@ class DockerRunner(TaskRunner):
                     exit_code = container.wait()["StatusCode"]
                     break
             streamer.join(10)  # the log stream ends with the container: every line is in
-            if not (killed or timed_out):
-                _copy_back(container, spec.working_dir)
+            if not (killed or timed_out) and self.options.fileHandlingStrategy == "VOLUME":  # MOUNT: already here
+                self._bring_back(client, container, spec, outputs_before)
             return RunResult(exit_code=exit_code, external_id=container.id, timed_out=timed_out, killed=killed,
                              output_files=collect_outputs(spec) if not (killed or timed_out) else {})
         finally:
             if self.options.delete:
                 _remove(container, volume)
+
+    @staticmethod
+    def _bring_back(client: docker.DockerClient, container: Any, spec: CommandSpec,
+                    outputs_before: dict[str, Any] | None) -> None:
+        if spec.output_files:  # globs may match anywhere in the working directory
+            _copy_back(container, WORKDIR + "/.", spec.working_dir)
+        elif outputs_before is None or _stat(client, container, _output_path(spec)) != outputs_before:
+            output_dir = spec.working_dir / spec.output_dir
+            _copy_back(container, _output_path(spec), output_dir.parent)
+
+
+def _output_path(spec: CommandSpec) -> str:
+    return f"{WORKDIR}/{spec.output_dir}"
+
+
+def _stat(client: docker.DockerClient, container: Any, path: str) -> dict[str, Any] | None:
+    """The engine's stat of a path in the container (HEAD .../archive: a header, no tar stream), None if absent.
+
+    A directory's mtime moves whenever an entry is added, removed or renamed in it, so an unchanged stat of the
+    (initially empty) output dir means the command wrote nothing there.
+    """
+    response = client.api.head(client.api._url("/containers/{0}/archive", container.id), params={"path": path})
+    if response.status_code == 404:
+        return None
+    response.raise_for_status()
+    header = response.headers.get("X-Docker-Container-Path-Stat")
+    return json.loads(base64.b64decode(header)) if header else None
 
 
 def _stream_logs(container: Any, sink: LogSink) -> None:
@@ -289,14 +327,48 @@ def _stream_logs(container: Any, sink: LogSink) -> None:
 
 
 def _follow_stream(container: Any, stream: Stream, sink: LogSink) -> None:
-    rest = b""
-    chunks = container.logs(stdout=stream == "stdout", stderr=stream == "stderr", stream=True, follow=True)
-    for chunk in chunks:
-        *lines, rest = (rest + chunk).split(b"\n")
-        for line in lines:
-            sink(line.decode("utf-8", "replace").rstrip("\r"), stream)
-    if rest:
-        sink(rest.decode("utf-8", "replace").rstrip("\r"), stream)
+    """One stream, live, then a catch-up read: the engine can end a follow before the last entries of a container
+    that just exited are written (seen with a final line that has no newline; Kestra #456 lost lines the same way).
+
+    Entries carry the engine's fixed-width timestamps, so the catch-up skips exactly what the follow delivered.
+    """
+    lines = _Lines(sink, stream)
+    newest, at_newest = b"", 0  # the newest timestamp seen, and how many entries carried it
+    which = {"stdout": stream == "stdout", "stderr": stream == "stderr"}
+    for entry in container.logs(**which, stream=True, follow=True, timestamps=True):
+        stamp, _, payload = entry.partition(b" ")
+        newest, at_newest = (newest, at_newest + 1) if stamp == newest else (stamp, 1)
+        lines.feed(payload)
+    since = _epoch_seconds(newest) if newest else None  # whole seconds: the catch-up starts a little before
+    for entry in container.logs(**which, stream=True, follow=False, timestamps=True, since=since):
+        stamp, _, payload = entry.partition(b" ")
+        if stamp < newest or (stamp == newest and at_newest > 0):
+            at_newest -= stamp == newest
+            continue
+        lines.feed(payload)
+    lines.close()
+
+
+class _Lines:
+    """Log entries (whole lines, or pieces of a long or unterminated line) to the sink, one line at a time."""
+
+    def __init__(self, sink: LogSink, stream: Stream):
+        self.sink, self.stream, self.rest = sink, stream, b""
+
+    def feed(self, payload: bytes) -> None:
+        *complete, self.rest = (self.rest + payload).split(b"\n")
+        for line in complete:
+            self.sink(line.decode("utf-8", "replace").rstrip("\r"), self.stream)
+
+    def close(self) -> None:
+        if self.rest:
+            self.sink(self.rest.decode("utf-8", "replace").rstrip("\r"), self.stream)
+            self.rest = b""
+
+
+def _epoch_seconds(stamp: bytes) -> int:
+    """Whole seconds of an RFC 3339 timestamp as the engine writes it (`2026-11-29T07:03:58.295592105Z`)."""
+    return max(1, int(datetime.datetime.fromisoformat(stamp.decode()).timestamp()))
 
 
 def _tar_of(folder: Path) -> bytes:
@@ -307,20 +379,20 @@ def _tar_of(folder: Path) -> bytes:
     return buffer.getvalue()
 
 
-def _copy_back(container: Any, folder: Path) -> None:
-    """The container's working directory back into the worker's folder (outputs are collected from there)."""
+def _copy_back(container: Any, path: str, into: Path) -> None:
+    """`path` in the container (a folder, or `folder/.` for its content) extracted under the worker's `into`."""
     try:
-        chunks, _ = container.get_archive(WORKDIR + "/.")
+        chunks, _ = container.get_archive(path)
     except NotFound:
         return
     data = io.BytesIO(b"".join(chunks))
     with tarfile.open(fileobj=data) as tar:
         for member in tar.getmembers():
             name = Path(member.name)
-            parts = name.parts[1:] if name.parts and name.parts[0] in (".", "work") else name.parts
+            parts = name.parts[1:] if name.parts and name.parts[0] == "." else name.parts
             if not parts or ".." in parts or not (member.isfile() or member.isdir()):
                 continue
-            target = folder.joinpath(*parts)
+            target = into.joinpath(*parts)
             if member.isdir():
                 target.mkdir(parents=True, exist_ok=True)
             else:

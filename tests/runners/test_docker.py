@@ -130,6 +130,19 @@ class TestDockerRunner(RunnerConformance):  # type: ignore[misc]
         assert result.external_id == orphan.id
         assert sink.stream("stdout") == ["started", "finished"]  # the orphan's output, not a new run's
 
+    def test_a_file_already_in_the_output_dir_comes_back_rewritten(self, runner: TaskRunner, workdir: Path) -> None:
+        (workdir / "_outputs").mkdir()
+        (workdir / "_outputs" / "state.txt").write_text("before\n")
+        result, _, _ = self.run(runner, self.spec(workdir, "echo after > _outputs/state.txt"))
+        assert result.exit_code == 0
+        assert result.output_files["state.txt"].read_text() == "after\n"
+
+    def test_nothing_written_brings_nothing_back(self, runner: TaskRunner, workdir: Path) -> None:
+        (workdir / "input.txt").write_text("stays an input")
+        result, sink, _ = self.run(runner, self.spec(workdir, "cat input.txt"))
+        assert result.exit_code == 0 and sink.stream("stdout") == ["stays an input"]
+        assert result.output_files == {}
+
     def test_cancel_removes_the_container_quickly(self, engine: Any, runner: TaskRunner, workdir: Path) -> None:
         control = RunControl()
         ids: list[str] = []
