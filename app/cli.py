@@ -278,12 +278,12 @@ def server(
     concurrency: Annotated[int, typer.Option(help="Threads handling execution starts.")] = 4,
     config: ConfigOption = None,
 ) -> None:
-    """The executor's server: starts executions and fires timers (retries, pauses)."""
+    """The executor's server: starts executions, fires timers (retries, pauses) and schedule triggers."""
     client = _client(config)
     from app.celery_app import get_celery
     from app.server import TimerLoop
 
-    TimerLoop().start()
+    TimerLoop(schedules=True).start()
     get_celery().worker_main(["worker", "-Q", client.settings.executor_queue, "-P", "threads", "-c",
                               str(concurrency), "-n", "server@%h", "--loglevel", "INFO"])
 

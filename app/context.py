@@ -83,6 +83,8 @@ def build_context(
         "envs": env_vars(env_prefix),
         "globals": dict(globals_ or {}),
     }
+    if ex.trigger is not None:
+        context["trigger"] = ex.trigger
     if run is not None:
         context["taskrun"] = {
             "id": run.id,

@@ -86,10 +86,11 @@ def router(flow: Flow, ex: Execution) -> Callable[[Task, TaskRun], Route]:
 
 # -- events -----------------------------------------------------------------------------------------------------
 def new_execution(flow: Flow, source: str, inputs: dict[str, Any], *, revision: int | None = None,
-                  labels: dict[str, str] | None = None, parent: tuple[str, str] | None = None) -> Execution:
+                  labels: dict[str, str] | None = None, parent: tuple[str, str] | None = None,
+                  trigger: dict[str, Any] | None = None) -> Execution:
     """An execution with validated inputs, not stored yet (a bad input raises before anything is written)."""
     ex = Execution(id=new_id(), namespace=flow.namespace, flow_id=flow.id, flow_revision=revision,
-                   flow_source=source, labels={**flow.label_map, **(labels or {})})
+                   flow_source=source, labels={**flow.label_map, **(labels or {})}, trigger=trigger)
     ex.inputs = resolve_inputs(flow.inputs, inputs, store_file=_file_storer(flow, ex))
     if parent:
         ex.parent_execution_id, ex.parent_task_run_id = parent
@@ -107,13 +108,17 @@ def create_execution(flow: Flow, source: str, inputs: dict[str, Any], *, revisio
 
 
 def create_and_start(flow: Flow, source: str, inputs: dict[str, Any], *, revision: int | None = None,
-                     labels: dict[str, str] | None = None) -> Execution:
+                     labels: dict[str, str] | None = None, trigger: dict[str, Any] | None = None,
+                     also: Callable[[Connection, Execution], None] | None = None) -> Execution:
     """Store an execution together with its first step, in one transaction, then send its first task runs.
 
-    Nobody else can see the execution before the commit, so no lock is needed and nothing is read back."""
-    ex = new_execution(flow, source, inputs, revision=revision, labels=labels)
+    Nobody else can see the execution before the commit, so no lock is needed and nothing is read back.
+    `also` writes more in the same transaction (the scheduler records the fire date with the execution)."""
+    ex = new_execution(flow, source, inputs, revision=revision, labels=labels, trigger=trigger)
     store = runtime.store()
     with store.begin() as conn:
+        if also is not None:
+            also(conn, ex)
         result = Step(flow, ex, now(), context_factory(flow, ex), router(flow, ex), group_is_alive).run()
         store.insert_execution(conn, ex)
         store.insert_task_runs(conn, result.created)

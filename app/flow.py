@@ -130,6 +130,7 @@ class Concurrency(Model):
 if TYPE_CHECKING:
     AnyTask = Task
     InputDef = Any
+    AnyTrigger = Any
 
 
 class Flow(Model):
@@ -145,7 +146,7 @@ class Flow(Model):
     finally_: list[AnyTask] = Field(default_factory=list, alias="finally")
     afterExecution: list[AnyTask] = Field(default_factory=list)
     outputs: list[Output] = Field(default_factory=list)
-    triggers: list[dict[str, Any]] = Field(default_factory=list)
+    triggers: list[AnyTrigger] = Field(default_factory=list)  # app/triggers.py
     taskDefaults: list[PluginDefault] = Field(default_factory=list)
     pluginDefaults: list[PluginDefault] = Field(default_factory=list)
     workerGroup: WorkerGroup | None = None

@@ -96,6 +96,7 @@ class Execution:
     labels: dict[str, str] = field(default_factory=dict)
     parent_execution_id: str | None = None
     parent_task_run_id: str | None = None
+    trigger: dict[str, Any] | None = None  # set when a trigger fired it: `{{ trigger.date }}` and the like
     error: str | None = None
     created: datetime = field(default_factory=now)
     started: datetime | None = None
@@ -115,6 +116,7 @@ class Execution:
             "outputs": self.outputs,
             "labels": self.labels,
             "parentExecutionId": self.parent_execution_id,
+            "trigger": self.trigger,
             "error": self.error,
             "startDate": iso(self.started or self.created),
             "endDate": iso(self.ended),

@@ -11,6 +11,7 @@ from app import flow as flow_module
 from app import flowables
 from app.flow import Flow, Task
 from app.inputs import InputDef
+from app.triggers import AnyTrigger
 from workers.plugins.core import RUNNABLE_TASKS
 
 TASK_CLASSES: list[type[Task]] = [*RUNNABLE_TASKS, *flowables.FLOWABLE_TASKS]
@@ -38,12 +39,13 @@ for _task_cls in TASK_CLASSES:
 
 AnyTask = Annotated[Union[tuple(TASK_CLASSES)], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
 
-_namespace: dict[str, Any] = {"AnyTask": AnyTask, "InputDef": InputDef}
+_namespace: dict[str, Any] = {"AnyTask": AnyTask, "InputDef": InputDef, "AnyTrigger": AnyTrigger}
 _models: list[type[BaseModel]] = [*flowables.FLOWABLE_TASKS, flowables.DagTask]
 for _model in _models:
     _model.model_rebuild(_types_namespace=_namespace, force=True)
 setattr(flow_module, "AnyTask", AnyTask)  # noqa: B010  (the forward reference Flow's annotations name)
 setattr(flow_module, "InputDef", InputDef)  # noqa: B010
+setattr(flow_module, "AnyTrigger", AnyTrigger)  # noqa: B010
 Flow.model_rebuild(_types_namespace=_namespace, force=True)
 
 

@@ -31,6 +31,7 @@ executions = sa.Table(
     sa.Column("labels", sa.JSON),
     sa.Column("parent_execution_id", sa.String(32), index=True),
     sa.Column("parent_task_run_id", sa.String(32)),
+    sa.Column("trigger", sa.JSON),  # what fired it (`{{ trigger.date }}`...), None when started by hand
     sa.Column("error", sa.Text),
     sa.Column("created", TS, nullable=False, index=True),
     sa.Column("started", TS),
@@ -95,4 +96,17 @@ workers = sa.Table(
     sa.Column("pid", sa.Integer, nullable=False),
     sa.Column("started", TS, nullable=False),
     sa.Column("heartbeat", TS, nullable=False, index=True),
+)
+
+triggers = sa.Table(
+    "triggers",
+    metadata,  # the scheduler's state per schedule trigger: written by `celestra server` only
+    sa.Column("namespace", sa.String(255), primary_key=True),
+    sa.Column("flow_id", sa.String(255), primary_key=True),
+    sa.Column("trigger_id", sa.String(255), primary_key=True),
+    sa.Column("definition", sa.Text, nullable=False),  # the trigger as last seen: a changed cron starts afresh
+    sa.Column("next_date", TS),  # None: the trigger has no date left (ScheduleOnDates)
+    sa.Column("last_date", TS),
+    sa.Column("last_execution_id", sa.String(32)),
+    sa.Column("updated", TS, nullable=False),
 )

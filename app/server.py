@@ -1,4 +1,4 @@
-"""`celestra server`: consumes execution starts and fires timers (retry delays, pauses) — the executor's clock."""
+"""`celestra server`: consumes execution starts and fires timers (retry delays, pauses, schedules): the clock."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from app import engine, runtime
 from app.records import now
+from app.scheduler import Scheduler
 
 log = logging.getLogger("celestra.server")
 
@@ -15,8 +16,10 @@ log = logging.getLogger("celestra.server")
 class TimerLoop:
     """Scans the store for due timers and advances their executions. One per server (or embedded process)."""
 
-    def __init__(self, interval: float | None = None):
+    def __init__(self, interval: float | None = None, schedules: bool = False):
         self.interval = interval if interval is not None else runtime.settings().timer_interval
+        # Only `celestra server` fires schedules: an embedded `celestra run` must not start other deployed flows.
+        self.scheduler: Scheduler | None = Scheduler() if schedules else None
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True, name="celestra-timers")
 
@@ -43,6 +46,8 @@ class TimerLoop:
         # A subflow that ended while the process that would tell its parent died.
         for child_id in store.ended_children_of_running_subflows():
             engine.child_ended(store.get_execution(child_id))
+        if self.scheduler is not None:
+            self.scheduler.tick()
         return len(due)
 
     def resend_from_dead_workers(self) -> None:

@@ -140,7 +140,7 @@ class Store:
 
     def update_execution(self, conn: Connection, ex: Execution) -> None:
         row = _execution_row(ex)
-        for frozen in ("id", "flow_source", "namespace", "flow_id", "flow_revision", "created"):
+        for frozen in ("id", "flow_source", "namespace", "flow_id", "flow_revision", "created", "trigger"):
             del row[frozen]  # never change after creation; the source alone can be large
         conn.execute(executions.update().where(executions.c.id == ex.id).values(**row))
 
@@ -327,6 +327,7 @@ def _execution_row(ex: Execution) -> dict[str, Any]:
         "labels": ex.labels,
         "parent_execution_id": ex.parent_execution_id,
         "parent_task_run_id": ex.parent_task_run_id,
+        "trigger": ex.trigger,
         "error": ex.error,
         "created": ex.created,
         "started": ex.started,
@@ -347,6 +348,7 @@ def _execution_from_row(row: Any) -> Execution:
         labels=row["labels"] or {},
         parent_execution_id=row["parent_execution_id"],
         parent_task_run_id=row["parent_task_run_id"],
+        trigger=row["trigger"],
         error=row["error"],
         created=_aware(row["created"]) or now(),
         started=_aware(row["started"]),

@@ -1,0 +1,184 @@
+"""The scheduler: fires the Schedule and ScheduleOnDates triggers of deployed flows. Runs inside `celestra server`.
+
+Each trigger has one row in `triggers` holding its next fire date. Firing a date is one transaction: a conditional
+UPDATE moves the row from that date to the following one, and the execution is stored with it. So a date fires
+exactly once, also with several servers ticking at the same moment (the loser's UPDATE matches no row and its
+transaction, execution included, rolls back), and a crash between the two writes cannot happen.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from app import engine, runtime
+from app.flow import Flow
+from app.inputs import InputError
+from app.records import Execution, now
+from app.schema import triggers
+from app.triggers import Schedule, ScheduleOnDates, TimedTrigger
+
+log = logging.getLogger("celestra.scheduler")
+
+
+class _AlreadyFired(Exception):
+    """Another scheduler moved the trigger first: this transaction must not store its execution."""
+
+
+@dataclass(frozen=True)
+class Deployed:
+    namespace: str
+    flow_id: str
+    revision: int
+    source: str
+    flow: Flow
+
+
+class Scheduler:
+    def __init__(self) -> None:
+        self._parsed: dict[tuple[str, str, int], Deployed | None] = {}  # revisions never change once saved
+
+    def tick(self, moment: datetime | None = None) -> int:
+        """Fire every due date; returns how many executions were started."""
+        moment = moment or now()
+        started = 0
+        for deployed in self.deployed():
+            for trigger in deployed.flow.triggers:
+                if isinstance(trigger, Schedule | ScheduleOnDates):
+                    try:
+                        started += self._tick_trigger(deployed, trigger, moment)
+                    except Exception:
+                        log.exception("trigger %s of %s.%s failed; tried again next tick", trigger.id,
+                                      deployed.namespace, deployed.flow_id)
+        return started
+
+    def deployed(self) -> list[Deployed]:
+        """The newest revision of every deployed flow that declares a schedule (sources read once per revision)."""
+        store = runtime.store()
+        found = []
+        for row in store.list_flows():
+            key = (row["namespace"], row["id"], int(row["revision"]))
+            if key not in self._parsed:
+                self._parsed[key] = self._parse(*key)
+            if self._parsed[key] is not None:
+                found.append(self._parsed[key])
+        return [d for d in found if d is not None]
+
+    @staticmethod
+    def _parse(namespace: str, flow_id: str, revision: int) -> Deployed | None:
+        _, source = runtime.store().get_flow(namespace, flow_id, revision)
+        try:
+            flow = runtime.parse_flow(source)
+        except Exception:
+            log.exception("deployed flow %s.%s revision %d no longer parses", namespace, flow_id, revision)
+            return None
+        if not any(isinstance(t, Schedule | ScheduleOnDates) for t in flow.triggers):
+            return None
+        return Deployed(namespace, flow_id, revision, source, flow)
+
+    def _tick_trigger(self, deployed: Deployed, trigger: TimedTrigger, moment: datetime) -> int:
+        key = (triggers.c.namespace == deployed.namespace, triggers.c.flow_id == deployed.flow_id,
+               triggers.c.trigger_id == trigger.id)
+        definition = json.dumps(trigger.model_dump(mode="json", exclude={"description"}), sort_keys=True)
+        store = runtime.store()
+        with store.engine.connect() as conn:
+            row = conn.execute(sa.select(triggers.c.next_date, triggers.c.definition).where(*key)).first()
+        if row is None or row.definition != definition:
+            # New, or changed (cron, dates, zone): it starts from now, as a new schedule does in Kestra.
+            self._reset(deployed, trigger, definition, moment, exists=row is not None)
+            return 0
+        stored_next = _utc(row.next_date)
+        if stored_next is None or stored_next > moment:
+            return 0
+        if trigger.disabled or deployed.flow.disabled:
+            self._move(key, stored_next, _utc(trigger.next_after(moment)))  # dates pass by unfired
+            return 0
+        dates, after = trigger.due(stored_next.astimezone(trigger.zone), moment)
+        current: datetime | None = stored_next
+        started = 0
+        for index, date in enumerate(dates):
+            following = _utc(dates[index + 1] if index + 1 < len(dates) else after)
+            assert current is not None
+            outcome = self._fire(deployed, trigger, key, current, date, following, moment)
+            if outcome == "lost":
+                return started  # another scheduler got there first: it fires the rest
+            started += outcome == "fired"
+            current = following
+        if current is not None and current <= moment:  # dates dropped by recovery or lateMaximumDelay
+            self._move(key, current, _utc(after))
+        return started
+
+    def _fire(self, deployed: Deployed, trigger: TimedTrigger, key: tuple[Any, ...], current: datetime,
+              date: datetime, following: datetime | None, moment: datetime) -> Literal["fired", "skipped", "lost"]:
+        def claim(conn: Connection, ex: Execution) -> None:
+            moved = conn.execute(triggers.update().where(*key, triggers.c.next_date == current).values(
+                next_date=following, last_date=_utc(date), last_execution_id=ex.id, updated=moment))
+            if moved.rowcount != 1:
+                raise _AlreadyFired
+
+        previous = trigger.previous_before(date)
+        variables = trigger.variables(date, previous, following.astimezone(trigger.zone) if following else None)
+        try:
+            ex = engine.create_and_start(deployed.flow, deployed.source, trigger.inputs, revision=deployed.revision,
+                                         trigger=variables, also=claim)
+        except _AlreadyFired:
+            return "lost"
+        except InputError as exc:  # the flow's inputs changed under the trigger: skip this date, say why
+            log.error("trigger %s of %s.%s: %s; date %s skipped", trigger.id, deployed.namespace, deployed.flow_id,
+                      exc, date.isoformat())
+            return "skipped" if self._move(key, current, following) else "lost"
+        log.info("trigger %s of %s.%s fired for %s: execution %s", trigger.id, deployed.namespace,
+                 deployed.flow_id, date.isoformat(), ex.id)
+        return "fired"
+
+    @staticmethod
+    def _move(key: tuple[Any, ...], current: datetime, following: datetime | None) -> bool:
+        with runtime.store().begin() as conn:
+            moved = conn.execute(triggers.update().where(*key, triggers.c.next_date == current)
+                                 .values(next_date=following, updated=now()))
+        return bool(moved.rowcount == 1)
+
+    @staticmethod
+    def _reset(deployed: Deployed, trigger: TimedTrigger, definition: str, moment: datetime, exists: bool) -> None:
+        values = {"definition": definition, "next_date": _utc(trigger.next_after(moment)), "updated": moment}
+        with runtime.store().begin() as conn:
+            if exists:
+                conn.execute(triggers.update().where(
+                    triggers.c.namespace == deployed.namespace, triggers.c.flow_id == deployed.flow_id,
+                    triggers.c.trigger_id == trigger.id).values(**values))
+                return
+            try:
+                with conn.begin_nested():
+                    conn.execute(triggers.insert().values(namespace=deployed.namespace, flow_id=deployed.flow_id,
+                                                          trigger_id=trigger.id, **values))
+            except IntegrityError:
+                pass  # another scheduler created it in the meantime
+
+
+def trigger_states(namespace: str | None = None) -> list[dict[str, Any]]:
+    """Every schedule trigger's stored state, for `celestra triggers`."""
+    query = sa.select(triggers).order_by(triggers.c.namespace, triggers.c.flow_id, triggers.c.trigger_id)
+    if namespace:
+        query = query.where(triggers.c.namespace == namespace)
+    with runtime.store().engine.connect() as conn:
+        return [{**row._mapping, "next_date": _utc(row.next_date), "last_date": _utc(row.last_date)}
+                for row in conn.execute(query)]
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """Stored in UTC: SQLite keeps wall-clock text, so every write must use one zone for `==` to match."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+__all__ = ["Scheduler", "trigger_states"]
