@@ -325,6 +325,30 @@ def workers(as_json: Annotated[bool, typer.Option("--json")] = False, config: Co
     out.print(table)
 
 
+@cli.command()
+def triggers(
+    namespace: Annotated[str | None, typer.Option("--namespace", "-n")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Schedule triggers of deployed flows: when each fires next, and what it fired last."""
+    _client(config)
+    from app.scheduler import trigger_states
+
+    states = trigger_states(namespace)
+    if as_json:
+        sys.stdout.write(json.dumps(states, default=str) + "\n")
+        return
+    table = Table()
+    for column in ("flow", "trigger", "next", "last", "last execution"):
+        table.add_column(column, overflow="fold")
+    for state in states:
+        table.add_row(escape(f"{state['namespace']}.{state['flow_id']}"), escape(state["trigger_id"]),
+                      str(state["next_date"] or "none left"), str(state["last_date"] or ""),
+                      state["last_execution_id"] or "")
+    out.print(table)
+
+
 @cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def flower(ctx: typer.Context, config: ConfigOption = None) -> None:
     """The Flower dashboard for this cluster (extra options go to Flower, e.g. --port=5555)."""

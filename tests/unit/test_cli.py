@@ -284,6 +284,32 @@ def test_deploy_then_execute_json(cwd: Path) -> None:
     assert "unit.cli.deployed" in listed.stdout
 
 
+def test_triggers_lists_a_deployed_schedule_once_the_scheduler_saw_it(cwd: Path) -> None:
+    from app.scheduler import Scheduler
+
+    path = write(cwd, "nightly.yaml", """
+        id: nightly
+        namespace: unit.cli.triggers
+        tasks:
+          - id: a
+            type: Log
+            message: night
+        triggers:
+          - id: at_two
+            type: io.kestra.plugin.core.trigger.Schedule
+            cron: "0 2 * * *"
+            timezone: Europe/Paris
+    """)
+    assert invoke("flow", "deploy", str(path)).exit_code == 0
+    assert json_out(invoke("triggers", "-n", "unit.cli.triggers", "--json")) == []
+    Scheduler().tick()
+    [state] = json_out(invoke("triggers", "-n", "unit.cli.triggers", "--json"))
+    assert (state["flow_id"], state["trigger_id"], state["last_date"]) == ("nightly", "at_two", None)
+    assert state["next_date"].endswith(("01:00:00+00:00", "00:00:00+00:00"))  # 02:00 in Paris, winter or summer
+    table = invoke("triggers", "-n", "unit.cli.triggers")
+    assert table.exit_code == 0 and "at_two" in table.stdout and "unit.cli" in table.stdout
+
+
 def test_deploy_same_source_keeps_revision_and_a_change_adds_one(cwd: Path) -> None:
     path = write(cwd, "revisions.yaml", """
         id: revisions
