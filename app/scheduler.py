@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from app import engine, runtime
+from app import engine, runtime, templating
 from app.flow import Flow
 from app.inputs import InputError
 from app.records import Execution, now
@@ -125,12 +125,14 @@ class Scheduler:
 
         previous = trigger.previous_before(date)
         variables = trigger.variables(date, previous, following.astimezone(trigger.zone) if following else None)
+        scope = {"trigger": variables, "flow": {"id": deployed.flow_id, "namespace": deployed.namespace}}
         try:
-            ex = engine.create_and_start(deployed.flow, deployed.source, trigger.inputs, revision=deployed.revision,
+            inputs = templating.render_value(trigger.inputs, scope)  # Kestra renders them: "{{ trigger.date }}"
+            ex = engine.create_and_start(deployed.flow, deployed.source, inputs, revision=deployed.revision,
                                          trigger=variables, also=claim)
         except _AlreadyFired:
             return "lost"
-        except InputError as exc:  # the flow's inputs changed under the trigger: skip this date, say why
+        except (InputError, templating.TemplateError) as exc:  # bad inputs for this date: skip it, say why
             log.error("trigger %s of %s.%s: %s; date %s skipped", trigger.id, deployed.namespace, deployed.flow_id,
                       exc, date.isoformat())
             return "skipped" if self._move(key, current, following) else "lost"

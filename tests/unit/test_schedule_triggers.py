@@ -123,7 +123,7 @@ triggers:
     type: io.kestra.plugin.core.trigger.Schedule
     cron: "{cron}"
     inputs:
-      who: cron{extra}
+      who: "cron@{{{{ trigger.date }}}}"{extra}
 """
 
 
@@ -142,7 +142,8 @@ def test_a_deployed_schedule_fires_each_date_once_with_trigger_variables(client:
     [ex] = fired(client, flow_id)
     assert ex.state == State.SUCCESS
     assert ex.trigger["date"] == T0.isoformat() and ex.trigger["next"] == (T0 + timedelta(minutes=1)).isoformat()
-    assert ex.task_runs[0].outputs["value"] == f"cron at {T0.isoformat()}, next {ex.trigger['next']}"
+    assert ex.inputs == {"who": f"cron@{T0.isoformat()}"}  # trigger inputs are rendered with the trigger
+    assert ex.task_runs[0].outputs["value"] == f"cron@{T0.isoformat()} at {T0.isoformat()}, next {ex.trigger['next']}"
     state = next(s for s in trigger_states("company.sched") if s["flow_id"] == flow_id)
     assert state["last_date"] == T0 and state["last_execution_id"] == ex.id
 
@@ -193,7 +194,7 @@ def test_a_changed_cron_starts_afresh_and_a_disabled_trigger_lets_dates_pass(cli
 
 def test_a_date_whose_inputs_no_longer_validate_is_skipped_and_said(client: Any,
                                                                     caplog: pytest.LogCaptureFixture) -> None:
-    source = scheduled_flow().replace("      who: cron\n", "      nobody: x\n")
+    source = scheduled_flow().replace('      who: "cron@{{ trigger.date }}"\n', "      nobody: x\n")
     flow_id = client.deploy(source)["id"]
     Scheduler().tick(T0 - timedelta(seconds=30))
     assert Scheduler().tick(T0) == 0
