@@ -326,6 +326,14 @@ def workers(as_json: Annotated[bool, typer.Option("--json")] = False, config: Co
 
 
 @cli.command()
+def keygen() -> None:
+    """A new encryption key for SECRET inputs: set it as CELESTRA_ENCRYPTION_KEY on clients, server and workers."""
+    from app.encryption import new_key
+
+    sys.stdout.write(new_key() + "\n")
+
+
+@cli.command()
 def triggers(
     namespace: Annotated[str | None, typer.Option("--namespace", "-n")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,

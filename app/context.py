@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from app import templating
+from app import encryption, templating
 from app.flow import Flow, Task
 from app.records import Execution, TaskRun, iso
 from app.states import State
@@ -76,7 +76,7 @@ def build_context(
             "originalId": ex.id,
             "state": ex.state.value,
         },
-        "inputs": ex.inputs,
+        "inputs": {key: encryption.decrypt(value) for key, value in ex.inputs.items()},
         "vars": flow.variables,
         "outputs": outputs if outputs is not None else outputs_tree(ex.task_runs),
         "labels": ex.labels,

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from app import dispatch, runtime, templating
+from app import dispatch, encryption, runtime, templating
 from app.context import build_context
 from app.executor import Step, StepResult, retry_delay
 from app.flow import Flow, Task
@@ -92,6 +92,9 @@ def new_execution(flow: Flow, source: str, inputs: dict[str, Any], *, revision: 
     ex = Execution(id=new_id(), namespace=flow.namespace, flow_id=flow.id, flow_revision=revision,
                    flow_source=source, labels={**flow.label_map, **(labels or {})}, trigger=trigger)
     ex.inputs = resolve_inputs(flow.inputs, inputs, store_file=_file_storer(flow, ex))
+    for inp in flow.inputs:  # stored encrypted; decrypted only where a task is rendered (app/context.py)
+        if getattr(inp, "type", None) == "SECRET" and isinstance(ex.inputs.get(inp.id), str):
+            ex.inputs[inp.id] = encryption.encrypt(ex.inputs[inp.id])
     if parent:
         ex.parent_execution_id, ex.parent_task_run_id = parent
     _flows_by_execution[ex.id] = flow  # its steps in this process need not read the source back

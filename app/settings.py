@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from app.errors import ConfigError
@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     default_task_runner: str = Field("process", description="Task runner of scripts that name none.")
     env_vars_prefix: str = Field("ENV_", description="Env vars with this prefix are exposed as {{ envs.* }}.")
     secrets_prefix: str = Field("SECRET_", description="Env var prefix of base64-encoded secrets (Kestra OSS).")
+    encryption_key: SecretStr | None = Field(
+        None, description="Key encrypting SECRET inputs at rest (`celestra keygen`); embedded: kept under home."
+    )
 
     @property
     def embedded(self) -> bool:

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app import engine, runtime, templating
+from app import encryption, engine, runtime, templating
 from app.context import LazyOutputs, build_context
-from app.errors import TaskFailure, TaskKilled
+from app.errors import ConfigError, TaskFailure, TaskKilled
 from app.flow import Flow, Task
 from app.flowables import WorkingDirectory
 from app.records import Attempt, Execution, TaskRun, new_id, now
@@ -135,11 +135,15 @@ def run_task_run(execution_id: str, task_run_id: str, worker: str | None = None,
         with runtime.store().begin() as conn:
             ex.task_runs = runtime.store().load_task_runs(conn, ex.id)
     secrets = SecretResolver(runtime.settings().secrets_prefix)
-    for inp in flow.inputs:
-        if getattr(inp, "type", None) == "SECRET" and isinstance(ex.inputs.get(inp.id), str):
-            secrets.remember(ex.inputs[inp.id])
     logs = LogBuffer(ex, run, secrets, task.logLevel)
-    outcome = execute(flow, ex, run, task, logs, secrets, worker=worker)
+    try:
+        for inp in flow.inputs:
+            if getattr(inp, "type", None) == "SECRET" and isinstance(ex.inputs.get(inp.id), str):
+                secrets.remember(encryption.decrypt(ex.inputs[inp.id]))
+    except ConfigError as exc:  # this worker cannot read the execution's SECRET inputs: the run fails, saying why
+        outcome = Outcome(State.FAILED, error=str(exc))
+    else:
+        outcome = execute(flow, ex, run, task, logs, secrets, worker=worker)
     if outcome.error:
         logs("ERROR", outcome.error)
     engine.finish_attempt(execution_id, task_run_id, outcome.state, outcome.outputs, outcome.error, logs.take(),
@@ -202,7 +206,10 @@ def make_context(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogB
 def execute(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogBuffer, secrets: SecretResolver,
             working_dir: Path | None = None, worker: str | None = None) -> Outcome:
     outcome = Outcome(State.SUCCESS)
-    ctx = make_context(flow, ex, run, task, logs, secrets, working_dir, outcome)
+    try:
+        ctx = make_context(flow, ex, run, task, logs, secrets, working_dir, outcome)
+    except ConfigError as exc:  # e.g. SECRET inputs this worker cannot decrypt: fail the run, never lose it
+        return Outcome(State.FAILED, error=secrets.mask(str(exc)))
     timeout = task.timeout.total_seconds() if task.timeout else None
     watch = KillWatch(ex.id, ctx.kill_event, timeout)
     try:

@@ -94,15 +94,16 @@ triggers: [{id: hook, type: io.kestra.plugin.core.trigger.Webhook, key: abc}]
 # -- the scheduler on the embedded store ------------------------------------------------------------------------
 @pytest.fixture(autouse=True)
 def _only_this_tests_flows(request: pytest.FixtureRequest) -> Any:
-    """The embedded store is shared by the module: each test starts with no scheduled flow deployed."""
+    """The embedded store is shared by the test session: each test starts with no flow deployed, so only its own
+    schedules are due at the made-up moments it ticks at."""
     if "client" not in request.fixturenames:
         yield
         return
     from app.schema import flows, triggers
 
     with runtime.store().begin() as conn:
-        conn.execute(flows.delete().where(flows.c.namespace == "company.sched"))
-        conn.execute(triggers.delete().where(triggers.c.namespace == "company.sched"))
+        conn.execute(flows.delete())
+        conn.execute(triggers.delete())
     yield
 
 
