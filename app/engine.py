@@ -252,9 +252,10 @@ def claim(execution_id: str, task_run_id: str, worker: str,
           groups: set[str] | None = None) -> tuple[Execution, TaskRun] | None:
     """Mark a CREATED run RUNNING for this worker; None if it is not CREATED any more (redelivery, kill)."""
     store = runtime.store()
-    # No execution lock: the conditional UPDATE alone decides which of two deliveries wins.
+    # No execution lock and no transaction: the conditional UPDATE alone decides which of two deliveries wins,
+    # and the execution read after it only checks that it is not being killed.
     moment = now()
-    with store.begin() as conn:
+    with store.single_statements() as conn:
         run = store.claim_task_run(conn, task_run_id, worker, groups, runtime.settings().default_queue)
         if run is None:
             return None

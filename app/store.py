@@ -90,6 +90,17 @@ class Store:
         with self.engine.connect().execution_options(lock=True) as conn, conn.begin():
             yield conn
 
+    @contextmanager
+    def single_statements(self) -> Iterator[Connection]:
+        """Each statement commits on its own: for a sequence of writes that are each atomic and need no common
+        transaction (a claim), it saves the BEGIN and COMMIT round trips. SQLite keeps its write transaction."""
+        if self.is_sqlite:
+            with self.begin() as conn:
+                yield conn
+            return
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            yield conn
+
     # -- flows --------------------------------------------------------------------------------------------------
     def save_flow(self, namespace: str, flow_id: str, source: str) -> int:
         with self.engine.connect().execution_options(lock=True) as conn, conn.begin():
