@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from app import engine, runtime
+from app import engine, flow_triggers, runtime
 from app.errors import CelestraError, FlowValidationError
 from app.flow import Flow
 from app.loader import load_flow, load_flow_file
@@ -56,6 +56,7 @@ class Client:
     def deploy(self, path_or_yaml: str | Path) -> dict[str, Any]:
         flow, source = self.load(path_or_yaml)
         revision = runtime.store().save_flow(flow.namespace, flow.id, source)
+        flow_triggers.deployed_flows.forget_listing()  # its flow triggers watch from now on in this process too
         return {"namespace": flow.namespace, "id": flow.id, "revision": revision}
 
     def flows(self, namespace: str | None = None) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from app import dispatch, encryption, runtime, templating
+from app import dispatch, encryption, flow_triggers, runtime, templating
 from app.context import build_context
 from app.executor import Step, StepResult, retry_delay
 from app.flow import Flow, Task
@@ -87,10 +87,11 @@ def router(flow: Flow, ex: Execution) -> Callable[[Task, TaskRun], Route]:
 # -- events -----------------------------------------------------------------------------------------------------
 def new_execution(flow: Flow, source: str, inputs: dict[str, Any], *, revision: int | None = None,
                   labels: dict[str, str] | None = None, parent: tuple[str, str] | None = None,
-                  trigger: dict[str, Any] | None = None) -> Execution:
+                  trigger: dict[str, Any] | None = None, trigger_key: str | None = None) -> Execution:
     """An execution with validated inputs, not stored yet (a bad input raises before anything is written)."""
     ex = Execution(id=new_id(), namespace=flow.namespace, flow_id=flow.id, flow_revision=revision,
-                   flow_source=source, labels={**flow.label_map, **(labels or {})}, trigger=trigger)
+                   flow_source=source, labels={**flow.label_map, **(labels or {})}, trigger=trigger,
+                   trigger_key=trigger_key)
     ex.inputs = resolve_inputs(flow.inputs, inputs, store_file=_file_storer(flow, ex))
     for inp in flow.inputs:  # stored encrypted; decrypted only where a task is rendered (app/context.py)
         if getattr(inp, "type", None) == "SECRET" and isinstance(ex.inputs.get(inp.id), str):
@@ -112,17 +113,21 @@ def create_execution(flow: Flow, source: str, inputs: dict[str, Any], *, revisio
 
 def create_and_start(flow: Flow, source: str, inputs: dict[str, Any], *, revision: int | None = None,
                      labels: dict[str, str] | None = None, trigger: dict[str, Any] | None = None,
+                     trigger_key: str | None = None,
                      also: Callable[[Connection, Execution], None] | None = None) -> Execution:
     """Store an execution together with its first step, in one transaction, then send its first task runs.
 
     Nobody else can see the execution before the commit, so no lock is needed and nothing is read back.
     `also` writes more in the same transaction (the scheduler records the fire date with the execution)."""
-    ex = new_execution(flow, source, inputs, revision=revision, labels=labels, trigger=trigger)
+    ex = new_execution(flow, source, inputs, revision=revision, labels=labels, trigger=trigger,
+                       trigger_key=trigger_key)
     store = runtime.store()
     with store.begin() as conn:
         if also is not None:
             also(conn, ex)
         result = Step(flow, ex, now(), context_factory(flow, ex), router(flow, ex), group_is_alive).run()
+        if ex.state.terminal:
+            ex.downstream_checked = not flow_triggers.watchers(ex)
         store.insert_execution(conn, ex)
         store.insert_task_runs(conn, result.created)
         store.append_logs(conn, [log_row(ex.id, run, level, message) for run, level, message in result.logs])
@@ -160,6 +165,8 @@ def advance(execution_id: str, mutate: Callable[[Connection, Execution, Flow], N
         for run in ex.task_runs:
             if run.id not in created and (run.id in result.changed or before.get(run.id) != (run.state, run.next_at)):
                 store.update_task_run(conn, run)
+        if ex.state.terminal and not before_state.terminal:
+            ex.downstream_checked = not flow_triggers.watchers(ex)  # written with the end: nobody waits on it
         if result.execution_changed or _execution_fields(ex) != before_fields:
             store.update_execution(conn, ex)
     _after_commit(flow, ex, result, ended_now=ex.state.terminal and not before_state.terminal)
@@ -168,7 +175,7 @@ def advance(execution_id: str, mutate: Callable[[Connection, Execution, Flow], N
 
 def _execution_fields(ex: Execution) -> tuple[Any, ...]:
     """What update_execution writes: compared before and after a step so an unchanged row is not rewritten."""
-    return (ex.state, ex.inputs, ex.outputs, ex.labels, ex.error, ex.started, ex.ended)
+    return (ex.state, ex.inputs, ex.outputs, ex.labels, ex.error, ex.started, ex.ended, ex.downstream_checked)
 
 
 def _after_commit(flow: Flow, ex: Execution, result: StepResult, ended_now: bool) -> None:
@@ -181,6 +188,11 @@ def _after_commit(flow: Flow, ex: Execution, result: StepResult, ended_now: bool
         dispatch.send_task_runs(ex, flow, result.dispatch)
     if ended_now and ex.parent_execution_id:
         child_ended(runtime.store().get_execution(ex.id))
+    if ended_now and not ex.downstream_checked:
+        try:
+            flow_triggers.on_ended(ex)
+        except Exception:  # the timer loop retries it; the execution itself has ended either way
+            log.exception("flow triggers after execution %s failed; retried later", ex.id)
 
 
 def _child_execution(flow: Flow, ex: Execution, task: Subflow, run: TaskRun) -> Execution | None:

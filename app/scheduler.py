@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -19,7 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from app import engine, runtime, templating
-from app.flow import Flow
+from app.deployed import Deployed, DeployedFlows
 from app.inputs import InputError
 from app.records import Execution, now
 from app.schema import triggers
@@ -32,24 +31,15 @@ class _AlreadyFired(Exception):
     """Another scheduler moved the trigger first: this transaction must not store its execution."""
 
 
-@dataclass(frozen=True)
-class Deployed:
-    namespace: str
-    flow_id: str
-    revision: int
-    source: str
-    flow: Flow
-
-
 class Scheduler:
-    def __init__(self) -> None:
-        self._parsed: dict[tuple[str, str, int], Deployed | None] = {}  # revisions never change once saved
+    def __init__(self, deployed: DeployedFlows | None = None) -> None:
+        self.deployed = deployed or DeployedFlows()
 
     def tick(self, moment: datetime | None = None) -> int:
         """Fire every due date; returns how many executions were started."""
         moment = moment or now()
         started = 0
-        for deployed in self.deployed():
+        for deployed in self.deployed.all():
             for trigger in deployed.flow.triggers:
                 if isinstance(trigger, Schedule | ScheduleOnDates):
                     try:
@@ -58,30 +48,6 @@ class Scheduler:
                         log.exception("trigger %s of %s.%s failed; tried again next tick", trigger.id,
                                       deployed.namespace, deployed.flow_id)
         return started
-
-    def deployed(self) -> list[Deployed]:
-        """The newest revision of every deployed flow that declares a schedule (sources read once per revision)."""
-        store = runtime.store()
-        found = []
-        for row in store.list_flows():
-            key = (row["namespace"], row["id"], int(row["revision"]))
-            if key not in self._parsed:
-                self._parsed[key] = self._parse(*key)
-            if self._parsed[key] is not None:
-                found.append(self._parsed[key])
-        return [d for d in found if d is not None]
-
-    @staticmethod
-    def _parse(namespace: str, flow_id: str, revision: int) -> Deployed | None:
-        _, source = runtime.store().get_flow(namespace, flow_id, revision)
-        try:
-            flow = runtime.parse_flow(source)
-        except Exception:
-            log.exception("deployed flow %s.%s revision %d no longer parses", namespace, flow_id, revision)
-            return None
-        if not any(isinstance(t, Schedule | ScheduleOnDates) for t in flow.triggers):
-            return None
-        return Deployed(namespace, flow_id, revision, source, flow)
 
     def _tick_trigger(self, deployed: Deployed, trigger: TimedTrigger, moment: datetime) -> int:
         key = (triggers.c.namespace == deployed.namespace, triggers.c.flow_id == deployed.flow_id,
@@ -129,7 +95,7 @@ class Scheduler:
         try:
             inputs = templating.render_value(trigger.inputs, scope)  # Kestra renders them: "{{ trigger.date }}"
             ex = engine.create_and_start(deployed.flow, deployed.source, inputs, revision=deployed.revision,
-                                         trigger=variables, also=claim)
+                                         trigger=variables, trigger_key=f"{trigger.id}@{_utc(date)}", also=claim)
         except _AlreadyFired:
             return "lost"
         except (InputError, templating.TemplateError) as exc:  # bad inputs for this date: skip it, say why

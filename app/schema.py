@@ -32,10 +32,14 @@ executions = sa.Table(
     sa.Column("parent_execution_id", sa.String(32), index=True),
     sa.Column("parent_task_run_id", sa.String(32)),
     sa.Column("trigger", sa.JSON),  # what fired it (`{{ trigger.date }}`...), None when started by hand
+    sa.Column("trigger_key", sa.String(255)),  # one execution per trigger event: `tick@<date>`, `after:<execution>`
+    # False until the flow triggers watching this execution's end were evaluated (app/flow_triggers.py).
+    sa.Column("downstream_checked", sa.Boolean, nullable=False, server_default=sa.true(), index=True),
     sa.Column("error", sa.Text),
     sa.Column("created", TS, nullable=False, index=True),
     sa.Column("started", TS),
     sa.Column("ended", TS),
+    sa.UniqueConstraint("namespace", "flow_id", "trigger_key", name="uq_executions_trigger_key"),
 )
 
 task_runs = sa.Table(

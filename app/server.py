@@ -6,7 +6,7 @@ import logging
 import threading
 from datetime import timedelta
 
-from app import engine, runtime
+from app import engine, flow_triggers, runtime
 from app.records import now
 from app.scheduler import Scheduler
 
@@ -46,6 +46,7 @@ class TimerLoop:
         # A subflow that ended while the process that would tell its parent died.
         for child_id in store.ended_children_of_running_subflows():
             engine.child_ended(store.get_execution(child_id))
+        flow_triggers.retry_unchecked()  # ends whose flow triggers a crash left unstarted
         if self.scheduler is not None:
             self.scheduler.tick()
         return len(due)

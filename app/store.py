@@ -151,7 +151,8 @@ class Store:
 
     def update_execution(self, conn: Connection, ex: Execution) -> None:
         row = _execution_row(ex)
-        for frozen in ("id", "flow_source", "namespace", "flow_id", "flow_revision", "created", "trigger"):
+        for frozen in ("id", "flow_source", "namespace", "flow_id", "flow_revision", "created", "trigger",
+                       "trigger_key"):
             del row[frozen]  # never change after creation; the source alone can be large
         conn.execute(executions.update().where(executions.c.id == ex.id).values(**row))
 
@@ -339,6 +340,8 @@ def _execution_row(ex: Execution) -> dict[str, Any]:
         "parent_execution_id": ex.parent_execution_id,
         "parent_task_run_id": ex.parent_task_run_id,
         "trigger": ex.trigger,
+        "trigger_key": ex.trigger_key,
+        "downstream_checked": ex.downstream_checked,
         "error": ex.error,
         "created": ex.created,
         "started": ex.started,
@@ -360,6 +363,8 @@ def _execution_from_row(row: Any) -> Execution:
         parent_execution_id=row["parent_execution_id"],
         parent_task_run_id=row["parent_task_run_id"],
         trigger=row["trigger"],
+        trigger_key=row["trigger_key"],
+        downstream_checked=row["downstream_checked"],
         error=row["error"],
         created=_aware(row["created"]) or now(),
         started=_aware(row["started"]),

@@ -1,5 +1,6 @@
-"""Flow triggers. Schedule and ScheduleOnDates are typed and fired by `celestra server` (app/scheduler.py); other
-trigger types (Flow, Webhook, polling triggers) are kept as written and not evaluated yet.
+"""Flow triggers. Schedule and ScheduleOnDates are fired by `celestra server` (app/scheduler.py), Flow triggers when
+a watched execution ends (app/flow_triggers.py); other types (Webhook, polling triggers) are kept as written and not
+evaluated yet.
 
 The fire dates are pure functions of the trigger and a time window, so they are tested without a clock.
 """
@@ -14,9 +15,11 @@ from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
 from app.flow import Duration
+from app.states import State
 
 SCHEDULE_TYPES = ("io.kestra.plugin.core.trigger.Schedule", "io.kestra.core.models.triggers.types.Schedule")
 DATES_TYPES = ("io.kestra.plugin.core.trigger.ScheduleOnDates",)
+FLOW_TYPES = ("io.kestra.plugin.core.trigger.Flow", "io.kestra.core.models.triggers.types.Flow")
 MAX_RECOVERED = 1000  # fire dates recovered in one go after a long outage (recoverMissedSchedules: ALL)
 
 
@@ -120,6 +123,81 @@ class ScheduleOnDates(_Timed):
         return earlier[-1] if earlier else None
 
 
+class _Condition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    def matches(self, namespace: str, flow_id: str, state: State) -> bool:
+        raise NotImplementedError
+
+
+class ExecutionFlowCondition(_Condition):
+    type: Literal["io.kestra.plugin.core.condition.ExecutionFlow",
+                  "io.kestra.plugin.core.condition.ExecutionFlowCondition",
+                  "io.kestra.core.models.conditions.types.ExecutionFlowCondition"]
+    namespace: str
+    flowId: str
+
+    def matches(self, namespace: str, flow_id: str, state: State) -> bool:
+        return (namespace, flow_id) == (self.namespace, self.flowId)
+
+
+class ExecutionStatusCondition(_Condition):
+    type: Literal["io.kestra.plugin.core.condition.ExecutionStatus",
+                  "io.kestra.plugin.core.condition.ExecutionStatusCondition",
+                  "io.kestra.core.models.conditions.types.ExecutionStatusCondition"]
+    in_: list[State] = Field(default_factory=list, alias="in")
+    notIn: list[State] = Field(default_factory=list)
+
+    def matches(self, namespace: str, flow_id: str, state: State) -> bool:
+        return (not self.in_ or state in self.in_) and state not in self.notIn
+
+
+class ExecutionNamespaceCondition(_Condition):
+    type: Literal["io.kestra.plugin.core.condition.ExecutionNamespace",
+                  "io.kestra.plugin.core.condition.ExecutionNamespaceCondition",
+                  "io.kestra.core.models.conditions.types.ExecutionNamespaceCondition"]
+    namespace: str
+    comparison: Literal["EQUALS", "PREFIX", "SUFFIX"] | None = None
+    prefix: bool = False  # the older spelling of comparison: PREFIX
+
+    def matches(self, namespace: str, flow_id: str, state: State) -> bool:
+        comparison = self.comparison or ("PREFIX" if self.prefix else "EQUALS")
+        if comparison == "PREFIX":
+            return namespace == self.namespace or namespace.startswith(self.namespace + ".")
+        if comparison == "SUFFIX":
+            return namespace.endswith(self.namespace)
+        return namespace == self.namespace
+
+
+Condition = Annotated[ExecutionFlowCondition | ExecutionStatusCondition | ExecutionNamespaceCondition,
+                      Field(discriminator="type")]
+
+
+class FlowTrigger(BaseModel):
+    """Starts this flow when an execution of another flow ends (or reaches one of `states`) and every condition
+    holds. `inputs` are rendered in the ended execution's context: `{{ outputs.task.value }}`, `{{ trigger.* }}`."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")
+    type: Literal["io.kestra.plugin.core.trigger.Flow", "io.kestra.core.models.triggers.types.Flow"]
+    description: str | None = None
+    disabled: bool = False
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    states: list[State] = Field(default_factory=lambda: [s for s in State if s.terminal])
+    conditions: list[Condition] = Field(default_factory=list)
+    preconditions: Any = None
+
+    @field_validator("preconditions")
+    @classmethod
+    def _not_yet(cls, value: Any) -> Any:
+        if value is not None:
+            raise ValueError("preconditions are not supported yet: express them with `conditions`")
+        return value
+
+    def matches(self, namespace: str, flow_id: str, state: State) -> bool:
+        return state in self.states and all(c.matches(namespace, flow_id, state) for c in self.conditions)
+
+
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
@@ -130,6 +208,8 @@ def _kind(value: Any) -> str:
         return "Schedule"
     if kind in DATES_TYPES:
         return "ScheduleOnDates"
+    if kind in FLOW_TYPES:
+        return "Flow"
     return "other"
 
 
@@ -138,10 +218,11 @@ AnyTrigger = Annotated[
     Union[  # noqa: UP007
         Annotated[Schedule, Tag("Schedule")],
         Annotated[ScheduleOnDates, Tag("ScheduleOnDates")],
+        Annotated[FlowTrigger, Tag("Flow")],
         Annotated[dict[str, Any], Tag("other")],
     ],
     Discriminator(_kind),
 ]
 TimedTrigger = Schedule | ScheduleOnDates
 
-__all__ = ["AnyTrigger", "Schedule", "ScheduleOnDates", "TimedTrigger", "SCHEDULE_TYPES", "DATES_TYPES"]
+__all__ = ["AnyTrigger", "FlowTrigger", "Schedule", "ScheduleOnDates", "TimedTrigger", "SCHEDULE_TYPES", "DATES_TYPES"]

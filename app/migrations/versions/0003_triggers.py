@@ -1,4 +1,4 @@
-"""schedule triggers: the scheduler's state, and what fired each execution
+"""triggers: the scheduler's state, what fired each execution, and whether its end was offered to flow triggers
 
 Revision ID: 0003
 Revises: 0002
@@ -30,9 +30,18 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('executions', schema=None) as batch_op:
         batch_op.add_column(sa.Column('trigger', sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column('trigger_key', sa.String(length=255), nullable=True))
+        # Existing executions count as checked: a first server must not fire flow triggers for old ends.
+        batch_op.add_column(sa.Column('downstream_checked', sa.Boolean(), server_default=sa.true(), nullable=False))
+        batch_op.create_index(batch_op.f('ix_executions_downstream_checked'), ['downstream_checked'], unique=False)
+        batch_op.create_unique_constraint('uq_executions_trigger_key', ['namespace', 'flow_id', 'trigger_key'])
 
 
 def downgrade() -> None:
     with op.batch_alter_table('executions', schema=None) as batch_op:
+        batch_op.drop_constraint('uq_executions_trigger_key', type_='unique')
+        batch_op.drop_index(batch_op.f('ix_executions_downstream_checked'))
+        batch_op.drop_column('downstream_checked')
+        batch_op.drop_column('trigger_key')
         batch_op.drop_column('trigger')
     op.drop_table('triggers')

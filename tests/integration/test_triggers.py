@@ -1,5 +1,5 @@
-"""Schedule triggers on the distributed cluster: `celestra server` fires a deployed flow's schedule on its own, and
-schedulers racing on PostgreSQL fire a date once."""
+"""Triggers on the distributed cluster: `celestra server` fires a deployed flow's schedule on its own, schedulers
+racing on PostgreSQL fire a date once, and a flow trigger starts a watcher when its upstream ends on a worker."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -82,3 +82,49 @@ def test_schedulers_racing_on_postgres_fire_each_date_once(cluster: Cluster) -> 
     ended = [cluster.client.wait(ex.id, timeout=30) for ex in found]
     assert sorted(ex.trigger["date"] for ex in ended) == [f"{y}-01-01T00:00:00+00:00" for y in (2027, 2028, 2029)]
     assert all(ex.state == State.SUCCESS for ex in ended)
+
+
+def test_a_flow_trigger_starts_the_watcher_when_the_upstream_ends_on_a_worker(cluster: Cluster) -> None:
+    namespace, suffix = "celestra.it.flowtrigger", uuid.uuid4().hex[:6]
+    upstream = cluster.write_flow(f"upstream_{suffix}", f"""id: upstream_{suffix}
+namespace: {namespace}
+tasks:
+  - id: make
+    type: io.kestra.plugin.core.debug.Return
+    format: "made on {{{{ taskrun.id }}}}"
+""")
+    watcher = cluster.write_flow(f"watcher_{suffix}", f"""id: watcher_{suffix}
+namespace: {namespace}
+inputs:
+  - id: made
+    type: STRING
+tasks:
+  - id: got
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{{{ inputs.made }}}} ({{{{ trigger.executionId }}}})"
+triggers:
+  - id: after_upstream
+    type: io.kestra.plugin.core.trigger.Flow
+    inputs:
+      made: "{{{{ outputs.make.value }}}}"
+    conditions:
+      - type: io.kestra.plugin.core.condition.ExecutionFlow
+        namespace: {namespace}
+        flowId: upstream_{suffix}
+""")
+    assert cluster.celestra("flow", "deploy", upstream, watcher).returncode == 0
+    time.sleep(1.1)  # a worker sees a new deploy within a second (it lists deployed flows at most once a second)
+    ran = cluster.celestra("execute", namespace, f"upstream_{suffix}", "--json")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    deadline = time.monotonic() + 30
+    found: list[Any] = []
+    while not found and time.monotonic() < deadline:
+        cluster.check_alive()
+        found = [ex for ex in cluster.client.executions(namespace=namespace) if ex.flow_id == f"watcher_{suffix}"]
+        time.sleep(0.1)
+    assert len(found) == 1, "the watcher did not start within 30 s"
+    child = cluster.client.wait(found[0].id, timeout=30)
+    assert child.state == State.SUCCESS
+    assert child.task_runs[0].outputs["value"].startswith("made on ")
+    assert child.trigger is not None
+    assert child.task_runs[0].outputs["value"].endswith(f"({child.trigger['executionId']})")
