@@ -58,11 +58,17 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
 
 
 def test_output_files_go_to_s3_and_come_back(s3: tuple[str, Any], tmp_path_factory: pytest.TempPathFactory) -> None:
-    from app.client import Client
+    from groups_support import configured_client  # the runtime is process-wide: restored for later tests
+
     from app.settings import Settings
 
     _, bucket = s3
-    client = Client(settings=Settings(home=tmp_path_factory.mktemp("s3"), storage_url="s3://celestra-it/internal"))
+    with configured_client(Settings(home=tmp_path_factory.mktemp("s3"), storage_url="s3://celestra-it/internal")) \
+            as client:
+        check_round_trip(client, bucket)
+
+
+def check_round_trip(client: Any, bucket: Any) -> None:
     ex = client.run(FLOW, timeout=60)
     assert ex.state == State.SUCCESS, ex.to_json()
     uri = ex.task_runs[0].outputs["outputFiles"]["report.txt"]

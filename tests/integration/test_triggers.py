@@ -20,6 +20,14 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(autouse=True)
+def _runtime_on_the_cluster(cluster: Cluster) -> None:
+    """The runtime is process-wide and other modules point it elsewhere: back at the cluster for these tests."""
+    from app.client import Client
+
+    cluster.client = Client(settings=cluster.settings)
+
+
 def flow_source(flow_id: str, namespace: str, trigger: str) -> str:
     return f"""id: {flow_id}
 namespace: {namespace}
