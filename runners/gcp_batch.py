@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, ClassVar
 
+import google.cloud.storage as storage
 from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 from google.api_core.future import polling
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.cloud import batch_v1
-from google.cloud import storage  # type: ignore[attr-defined]  # namespace package: mypy misses it
 from google.cloud import logging as gcp_logging
 from pydantic import BaseModel, ConfigDict, Field
 from requests import RequestException

@@ -70,7 +70,8 @@ class ScriptTask(RunnableTask):
 
     def _run_in(self, ctx: RunContext, folder: Path) -> dict[str, Any]:
         runner_ref = self.taskRunner or TaskRunnerRef(type=runtime.settings().default_task_runner)
-        properties = runner_ref.model_dump(exclude={"type"})
+        # Rendered like every task property: runner credentials and ARNs come from `{{ secret(...) }}` and vars.
+        properties = ctx.render(runner_ref.model_dump(exclude={"type"}))
         try:
             runner = runner_for(runner_ref.type, properties)
         except RunnerError as exc:
