@@ -16,6 +16,7 @@ from typing import Any
 from app import flowables as fl
 from app import templating
 from app.flow import Flow, Retry, Task
+from app.inputs import InputError, coerce_output
 from app.records import Attempt, Execution, TaskRun, new_id
 from app.routing import Route
 from app.states import State, worst
@@ -82,8 +83,9 @@ class Step:
         if state == State.SUCCESS and self.flow.outputs:
             try:
                 scope = self.context(None, None)
-                ex.outputs = {o.id: templating.render_value(o.value, scope) for o in self.flow.outputs}
-            except templating.TemplateError as exc:
+                ex.outputs = {o.id: coerce_output(o.id, o.type, templating.render_value(o.value, scope))
+                              for o in self.flow.outputs}
+            except (templating.TemplateError, InputError) as exc:
                 ex.error, state = f"Flow outputs: {exc}", State.FAILED
         ex.state, ex.ended = state, self.now
         self.result.execution_changed = self.result.ended = True

@@ -520,3 +520,18 @@ def resolve_inputs(
         message = "\n".join(str(err) for err in errors)
         raise InputError(errors[0].input_id, message, errors)
     return values
+
+
+def coerce_output(output_id: str, type_name: str, value: Any) -> Any:
+    """A flow output's rendered value as its declared type (Kestra types outputs like inputs: an INT output is an
+    int). A FILE output stays the URI it rendered to; a value that does not fit raises InputError."""
+    if value is None or type_name in ("FILE", "SECRET"):
+        return value
+    try:
+        definition = parse_input({"id": output_id, "type": type_name})
+    except Exception:  # a type only outputs use: kept as rendered
+        return value
+    try:
+        return definition.coerce(value)
+    except _Bad as exc:
+        raise InputError(output_id, f"Output '{output_id}' is not a valid {type_name}: {exc}") from None

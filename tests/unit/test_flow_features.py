@@ -617,6 +617,38 @@ def test_flow_outputs_that_cannot_render_fail_the_execution(client: Any) -> None
     assert "outputs" in (ex.error or "").lower()
 
 
+def test_flow_outputs_take_their_declared_type(client: Any) -> None:
+    source = """
+        id: typed_outputs
+        namespace: unit.features
+        tasks:
+          - id: n
+            type: io.kestra.plugin.core.debug.Return
+            format: "49"
+        outputs:
+          - id: total
+            type: INT
+            value: "{{ outputs.n.value }}"
+          - id: ratio
+            type: FLOAT
+            value: "{{ outputs.n.value }}.5"
+          - id: flag
+            type: BOOLEAN
+            value: "true"
+          - id: text
+            type: STRING
+            value: "{{ outputs.n.value }}"
+    """
+    ex = client.run(flow(source), timeout=WAIT)
+    assert ex.state == State.SUCCESS
+    assert ex.outputs == {"total": 49, "ratio": 49.5, "flag": True, "text": "49"}
+    wrong = client.run(flow(source.replace("typed_outputs", "typed_outputs_bad").replace('format: "49"',
+                                                                                          'format: "many"')),
+                       timeout=WAIT)
+    assert wrong.state == State.FAILED
+    assert "Output 'total' is not a valid INT" in (wrong.error or "")
+
+
 def test_labels_task_sets_execution_labels(client: Any) -> None:
     ex = client.run(flow("""
         id: labels
