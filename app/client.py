@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from app import engine, flow_triggers, runtime
+from app import ends, engine, flow_triggers, runtime
 from app.errors import CelestraError, FlowValidationError
 from app.flow import Flow
 from app.loader import load_flow, load_flow_file
@@ -98,11 +98,16 @@ class Client:
         store = runtime.store()
         deadline = time.monotonic() + timeout if timeout else None
         started = time.monotonic()
-        while not store.execution_state(execution_id).terminal:
-            if deadline and time.monotonic() > deadline:
-                raise ExecutionTimeout(f"Execution {execution_id} did not end within {timeout}s")
-            # 1 ms polls for the first second (short flows end in milliseconds), then 50 ms.
-            time.sleep(0.001 if time.monotonic() - started < 1 else 0.05)
+        with ends.listening(store.engine) as listener:  # PostgreSQL: woken by the end's NOTIFY
+            while not store.execution_state(execution_id).terminal:
+                left = deadline - time.monotonic() if deadline else None
+                if left is not None and left <= 0:
+                    raise ExecutionTimeout(f"Execution {execution_id} did not end within {timeout}s")
+                if listener is not None:  # woken by its end, or after a second to read the state again
+                    if listener.wait(execution_id, min(left, 1.0) if left is not None else 1.0):
+                        break
+                else:  # 1 ms polls for the first second (short flows end in milliseconds), then 50 ms
+                    time.sleep(0.001 if time.monotonic() - started < 1 else 0.05)
         return _with_secrets_marked(store.get_execution(execution_id))
 
     def logs(self, execution_id: str, follow: bool = False, after: int = 0,

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from app import dispatch, encryption, flow_triggers, runtime, templating
+from app import dispatch, encryption, ends, flow_triggers, runtime, templating
 from app.context import build_context
 from app.executor import Step, StepResult, retry_delay
 from app.flow import Flow, Task
@@ -128,6 +128,7 @@ def create_and_start(flow: Flow, source: str, inputs: dict[str, Any], *, revisio
         result = Step(flow, ex, now(), context_factory(flow, ex), router(flow, ex), group_is_alive).run()
         if ex.state.terminal:
             ex.downstream_checked = not flow_triggers.watchers(ex)
+            ends.announce(conn, ex.id)
         store.insert_execution(conn, ex)
         store.insert_task_runs(conn, result.created)
         store.append_logs(conn, [log_row(ex.id, run, level, message) for run, level, message in result.logs])
@@ -167,6 +168,7 @@ def advance(execution_id: str, mutate: Callable[[Connection, Execution, Flow], N
                 store.update_task_run(conn, run)
         if ex.state.terminal and not before_state.terminal:
             ex.downstream_checked = not flow_triggers.watchers(ex)  # written with the end: nobody waits on it
+            ends.announce(conn, ex.id)
         if result.execution_changed or _execution_fields(ex) != before_fields:
             store.update_execution(conn, ex)
     _after_commit(flow, ex, result, ended_now=ex.state.terminal and not before_state.terminal)

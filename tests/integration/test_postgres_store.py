@@ -129,3 +129,22 @@ def test_concurrent_first_migrations(postgres_server: PostgresServer) -> None:
         if failures:
             break
     assert not failures, failures
+
+
+def test_an_announced_end_wakes_a_listener_only_once_committed(store: Store) -> None:
+    from app import ends
+
+    with ends.listening(store.engine) as listener:
+        assert listener is not None
+        with store.engine.connect() as conn, conn.begin() as transaction:
+            ends.announce(conn, "rolled-back")
+            transaction.rollback()
+        started = time.monotonic()
+        assert listener.wait("rolled-back", 0.3) is False  # an end that did not commit is never announced
+        assert time.monotonic() - started >= 0.25
+        with store.begin() as conn:
+            ends.announce(conn, "other")
+            ends.announce(conn, "mine")
+        started = time.monotonic()
+        assert listener.wait("mine", 5.0) is True  # skips the other execution's end
+        assert time.monotonic() - started < 1.0
