@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from app import encryption, templating
+from app.errors import ConfigError
 from app.flow import Flow, Task
 from app.records import Execution, TaskRun, iso
 from app.states import State
@@ -57,6 +58,15 @@ def env_vars(prefix: str) -> dict[str, str]:
     return {k[len(prefix) :].lower(): v for k, v in os.environ.items() if k.startswith(prefix)}
 
 
+def _plain_inputs(ex: Execution) -> dict[str, Any]:
+    """SECRET inputs decrypted. A key mismatch is a rendering error, so the step or task that renders fails, saying
+    why, like any template that cannot render (the execution never hangs on it)."""
+    try:
+        return {key: encryption.decrypt(value) for key, value in ex.inputs.items()}
+    except ConfigError as exc:
+        raise templating.TemplateError(str(exc)) from None
+
+
 def build_context(
     flow: Flow,
     ex: Execution,
@@ -76,7 +86,7 @@ def build_context(
             "originalId": ex.id,
             "state": ex.state.value,
         },
-        "inputs": {key: encryption.decrypt(value) for key, value in ex.inputs.items()},
+        "inputs": _plain_inputs(ex),
         "vars": flow.variables,
         "outputs": outputs if outputs is not None else outputs_tree(ex.task_runs),
         "labels": ex.labels,

@@ -208,7 +208,7 @@ def execute(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogBuffer
     outcome = Outcome(State.SUCCESS)
     try:
         ctx = make_context(flow, ex, run, task, logs, secrets, working_dir, outcome)
-    except ConfigError as exc:  # e.g. SECRET inputs this worker cannot decrypt: fail the run, never lose it
+    except (ConfigError, templating.TemplateError) as exc:  # e.g. SECRET inputs it cannot decrypt: fail the run
         return Outcome(State.FAILED, error=secrets.mask(str(exc)))
     timeout = task.timeout.total_seconds() if task.timeout else None
     watch = KillWatch(ex.id, ctx.kill_event, timeout)

@@ -93,3 +93,30 @@ def test_a_worker_with_another_key_fails_the_run_saying_why_instead_of_losing_it
     ended = client.wait(ex.id, timeout=30)
     assert ended.state == State.FAILED
     assert "not the one it was encrypted with" in (ended.task_runs[0].error or "")
+
+
+def test_a_step_that_renders_a_secret_it_cannot_decrypt_fails_the_execution_instead_of_hanging(client: Any) -> None:
+    source = """id: branch_on_secret
+namespace: unit.secrets
+inputs:
+  - id: password
+    type: SECRET
+tasks:
+  - id: check
+    type: io.kestra.plugin.core.flow.If
+    condition: "{{ inputs.password | length > 3 }}"
+    then:
+      - id: long
+        type: io.kestra.plugin.core.log.Log
+        message: long enough
+"""
+    embedded = runtime.settings()
+    runtime.configure(embedded.model_copy(update={"encryption_key": SecretStr(encryption.new_key())}))
+    try:
+        ex = engine.create_execution(load_flow(source), source, {"password": "hunter22"})
+    finally:
+        runtime.configure(embedded)
+    engine.start(ex.id)  # the executor renders the condition here, with the embedded key: it cannot decrypt
+    ended = client.wait(ex.id, timeout=30)
+    assert ended.state == State.FAILED
+    assert "not the one it was encrypted with" in (ended.task_runs[0].error or "")
