@@ -13,9 +13,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from app.errors import CelestraError, FlowValidationError, NotFoundError
-from app.inputs import InputError
-from app.records import Execution
-from app.states import State
+from app.model.inputs import InputError
+from app.model.records import Execution
+from app.model.states import State
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Kestra-style YAML flows on Celery.")
 flow_cli = typer.Typer(no_args_is_help=True, help="Deployed flows.")
@@ -134,7 +134,7 @@ def validate(paths: Annotated[list[Path], typer.Argument(help="Flow files or fol
 @cli.command()
 def schema(output: Annotated[Path | None, typer.Option("--output", "-o")] = None) -> None:
     """JSON schema of flow files, for editor autocompletion and validation."""
-    from app.flowschema import flow_json_schema
+    from app.model.json_schema import flow_json_schema
 
     text = json.dumps(flow_json_schema(), indent=2)
     if output:
@@ -281,7 +281,7 @@ def server(
     """The executor's server: starts executions, fires timers (retries, pauses) and schedule triggers."""
     client = _client(config)
     from app.celery_app import get_celery
-    from app.server import TimerLoop
+    from app.services.timers import TimerLoop
 
     TimerLoop(schedules=True).start()
     get_celery().worker_main(["worker", "-Q", client.settings.executor_queue, "-P", "threads", "-c",
@@ -328,7 +328,7 @@ def workers(as_json: Annotated[bool, typer.Option("--json")] = False, config: Co
 @cli.command()
 def keygen() -> None:
     """A new encryption key for SECRET inputs: set it as CELESTRA_ENCRYPTION_KEY on clients, server and workers."""
-    from app.encryption import new_key
+    from app.store.encryption import new_key
 
     sys.stdout.write(new_key() + "\n")
 
@@ -341,7 +341,7 @@ def triggers(
 ) -> None:
     """Schedule triggers of deployed flows: when each fires next, and what it fired last."""
     _client(config)
-    from app.scheduler import trigger_states
+    from app.services.scheduler import trigger_states
 
     states = trigger_states(namespace)
     if as_json:

@@ -12,14 +12,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from app import ends, engine, flow_triggers, runtime
+from app import runtime
+from app.engine import events, flow_triggers
+from app.engine.routing import static_group_problems
 from app.errors import CelestraError, FlowValidationError
-from app.flow import Flow
-from app.loader import load_flow, load_flow_file
-from app.records import Execution
-from app.routing import static_group_problems
+from app.model.flow import Flow
+from app.model.loader import load_flow, load_flow_file, parse_flow
+from app.model.records import Execution
+from app.model.states import State
 from app.settings import Settings, load_settings
-from app.states import State
+from app.store import ends
 
 
 class ExecutionTimeout(CelestraError):
@@ -74,18 +76,18 @@ class Client:
                 labels: dict[str, str] | None = None) -> Execution:
         """Run a deployed flow."""
         rev, source = runtime.store().get_flow(namespace, flow_id, revision)
-        return self._submit(runtime.parse_flow(source), source, rev, inputs, wait, timeout, labels)
+        return self._submit(parse_flow(source), source, rev, inputs, wait, timeout, labels)
 
     def _submit(self, flow: Flow, source: str, revision: int | None, inputs: dict[str, Any] | None, wait: bool,
                 timeout: float | None, labels: dict[str, str] | None) -> Execution:
         self._ensure_embedded()
         # The first step runs here, in the transaction that stores the execution: no server hop.
-        ex = engine.create_and_start(flow, source, inputs or {}, revision=revision, labels=labels)
+        ex = events.create_and_start(flow, source, inputs or {}, revision=revision, labels=labels)
         return self.wait(ex.id, timeout) if wait else ex
 
     def _ensure_embedded(self) -> None:
         if self.settings.embedded:
-            from app import embedded
+            from app.services import embedded
 
             embedded.ensure_started()
 
@@ -128,7 +130,7 @@ class Client:
     # -- files --------------------------------------------------------------------------------------------
     def upload_namespace_files(self, namespace: str, folder: str | Path) -> list[str]:
         """Upload every file under `folder` as namespace files (scripts read them with namespaceFiles.enabled)."""
-        from app.storage import namespace_file_uri
+        from app.store.storage import namespace_file_uri
 
         root = Path(folder)
         if not root.is_dir():
@@ -138,7 +140,7 @@ class Client:
                 for path in sorted(root.rglob("*")) if path.is_file()]
 
     def namespace_files(self, namespace: str) -> list[str]:
-        from app.storage import namespace_files_prefix
+        from app.store.storage import namespace_files_prefix
 
         return runtime.storage().list(namespace_files_prefix(namespace))
 
@@ -148,10 +150,10 @@ class Client:
 
     def worker_groups(self) -> list[dict[str, Any]]:
         """Declared and served worker groups: their live workers and how many messages wait in their queue."""
-        from app import liveness
         from app.celery_app import get_celery
+        from app.engine import live_workers
 
-        live = liveness.live_workers()
+        live = live_workers.live_workers()
         names = sorted({*self.settings.worker_groups, *(g for w in live for g in w.groups)})
         depths = _queue_depths(get_celery(), names) if not self.settings.embedded else {}
         return [
@@ -168,11 +170,11 @@ class Client:
 
     def cancel(self, execution_id: str) -> None:
         """Kill a running execution: running tasks are stopped, nothing new starts; it ends KILLED."""
-        engine.kill(execution_id)
+        events.kill(execution_id)
 
     def resume(self, execution_id: str) -> bool:
         """Resume a paused execution (a Pause task without delay)."""
-        return engine.resume(execution_id)
+        return events.resume(execution_id)
 
     def executions(self, namespace: str | None = None, flow_id: str | None = None, state: str | State | None = None,
                    limit: int = 50) -> list[Execution]:
@@ -182,7 +184,7 @@ class Client:
 
 def _with_secrets_marked(ex: Execution) -> Execution:
     """Mark SECRET inputs so that printing the execution masks them."""
-    ex.secret_inputs = frozenset(i.id for i in engine.flow_of(ex).inputs if i.type == "SECRET")
+    ex.secret_inputs = frozenset(i.id for i in events.flow_of(ex).inputs if i.type == "SECRET")
     return ex
 
 

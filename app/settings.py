@@ -104,3 +104,22 @@ def load_settings(config_file: str | Path | None = None) -> Settings:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return load_settings()
+
+
+# The settings this process runs with: configured once (the CLI's --config, tests), else read from the environment.
+_current: Settings | None = None
+
+
+def configure(settings: Settings | None) -> None:
+    """Use these settings from now on; app.runtime.configure also drops the store built from the old ones."""
+    global _current
+    _current = settings
+
+
+def configured() -> Settings | None:
+    """The settings given to `configure`, or None when the process uses the environment's."""
+    return _current
+
+
+def current() -> Settings:
+    return _current or get_settings()

@@ -35,8 +35,8 @@ from urllib.parse import urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.client import Client  # noqa: E402
+from app.model.states import State  # noqa: E402
 from app.settings import Settings  # noqa: E402
-from app.states import State  # noqa: E402
 from runners import CommandSpec, RunControl, runner_for  # noqa: E402
 
 DEFAULT_DOCKER_HOST = "unix:///var/lib/celestra-docker/docker.sock"
@@ -201,7 +201,7 @@ def main() -> int:
             folder.mkdir()
             trace_once("(a) one runner run", lambda: runner_alone(folder, f"celestra-bench-docker-{os.getpid()}-t"))
             trace_once("(b) one flow run, Client.run", lambda: flow_run(client))
-        from app import embedded
+        from app.services import embedded
 
         embedded.shutdown()
     finally:

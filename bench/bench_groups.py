@@ -77,7 +77,7 @@ class SendClock:
     """Records when the engine (in this process) hands task runs to `dispatch.send_task_runs`."""
 
     def __init__(self) -> None:
-        from app import dispatch
+        from app.engine import dispatch
 
         self.sent: dict[str, float] = {}
         original = dispatch.send_task_runs
@@ -92,7 +92,7 @@ class SendClock:
 
 
 def celestra_sample(client: Any, clock: SendClock) -> Sample:
-    from app.states import State
+    from app.model.states import State
 
     wall0, t0 = time.time(), time.perf_counter()
     ex = client.run(FLOW, wait=True, timeout=60)

@@ -27,8 +27,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.client import Client  # noqa: E402
+from app.model.states import State  # noqa: E402
 from app.settings import Settings  # noqa: E402
-from app.states import State  # noqa: E402
 from runners.base import CommandSpec, RunControl  # noqa: E402
 from runners.process import ProcessRunner  # noqa: E402
 
@@ -145,7 +145,7 @@ def main() -> None:
         for command in COMMANDS:
             task_overhead(client, command, args.runs, args.warmup)
         live_log_delay(client, args.log_seconds)
-        from app import embedded
+        from app.services import embedded
 
         embedded.shutdown()
 

@@ -201,7 +201,7 @@ class FlowSample:
 
 
 def run_flow(client: Any, yaml_text: str) -> FlowSample:
-    from app.states import State
+    from app.model.states import State
 
     wall0, t0 = time.time(), time.perf_counter()
     ex = client.run(yaml_text, wait=True, timeout=600)

@@ -1,51 +1,57 @@
-"""Task runners. `runner_for(type)` imports a runner only when a task asks for it (optional dependencies)."""
+"""Task runners, found through the `celestra.runners` entry points (type names and aliases, see pyproject.toml).
+
+A runner is imported only when a task asks for it: its client library (docker, boto3, google-cloud-*) is an
+optional extra, and a missing one is an error naming the extra to install.
+"""
 
 from __future__ import annotations
 
-import importlib
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from runners.base import CommandSpec, LogSink, RunControl, RunnerError, RunResult, TaskRunner
+from runners.base import CommandSpec, LogSink, RunControl, RunnerError, RunnerPolicy, RunResult, TaskRunner
 
-_RUNNERS: dict[str, tuple[str, str, str]] = {
-    # type name -> (module, class, pip extra)
-    "io.kestra.plugin.core.runner.Process": ("runners.process", "ProcessRunner", ""),
-    "io.kestra.plugin.scripts.runner.docker.Docker": ("runners.docker", "DockerRunner", "docker"),
-    "io.kestra.plugin.ee.aws.runner.Batch": ("runners.aws_batch", "AwsBatchRunner", "aws"),
-    "io.kestra.plugin.ee.gcp.runner.Batch": ("runners.gcp_batch", "GcpBatchRunner", "gcp"),
-}
-ALIASES = {
-    "process": "io.kestra.plugin.core.runner.Process",
-    "Process": "io.kestra.plugin.core.runner.Process",
-    "docker": "io.kestra.plugin.scripts.runner.docker.Docker",
-    "Docker": "io.kestra.plugin.scripts.runner.docker.Docker",
-    "aws_batch": "io.kestra.plugin.ee.aws.runner.Batch",
-    "gcp_batch": "io.kestra.plugin.ee.gcp.runner.Batch",
-}
+GROUP = "celestra.runners"
+
+
+def registered() -> dict[str, EntryPoint]:
+    """Every runner name (Kestra type names and short aliases) to its entry point."""
+    return {entry.name: entry for entry in entry_points(group=GROUP)}
 
 
 def canonical(type_name: str) -> str:
-    return ALIASES.get(type_name, type_name)
+    """The Kestra type name an alias stands for (the first name registered for the same class)."""
+    entries = registered()
+    entry = entries.get(type_name)
+    if entry is None:
+        return type_name
+    return next((name for name, other in entries.items() if other.value == entry.value and "." in name), type_name)
 
 
-def runner_for(type_name: str, properties: dict[str, Any] | None = None) -> TaskRunner:
-    name = canonical(type_name)
-    if name not in _RUNNERS:
-        known = ", ".join(sorted({*_RUNNERS, *ALIASES}))
+def runner_class(type_name: str) -> type[TaskRunner]:
+    entries = registered()
+    entry = entries.get(type_name)
+    if entry is None:
+        known = ", ".join(sorted(entries))
         raise RunnerError(f"Unknown task runner type '{type_name}': known types are {known}")
-    module_name, class_name, extra = _RUNNERS[name]
+    dist = entry.dist.name if entry.dist is not None else "celestra"
+    hint = f" (pip install '{dist}[{','.join(entry.extras)}]')" if entry.extras else ""
     try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:
-            raise RunnerError(f"Task runner '{type_name}' is not implemented in this version of Celestra") from exc
-        hint = f" (pip install 'celestra[{extra}]')" if extra else ""
-        raise RunnerError(f"Task runner '{type_name}' is not available: {exc}{hint}") from exc
+        loaded = entry.load()
     except ImportError as exc:
-        hint = f" (pip install 'celestra[{extra}]')" if extra else ""
         raise RunnerError(f"Task runner '{type_name}' is not available: {exc}{hint}") from exc
-    runner_class = getattr(module, class_name)
-    return runner_class(**(properties or {}))  # type: ignore[no-any-return]
+    if not (isinstance(loaded, type) and issubclass(loaded, TaskRunner)):
+        raise RunnerError(f"Task runner '{type_name}' ({entry.value}) is not a TaskRunner subclass")
+    return loaded
 
 
-__all__ = ["CommandSpec", "LogSink", "RunControl", "RunResult", "RunnerError", "TaskRunner", "runner_for", "canonical"]
+def runner_for(type_name: str, properties: dict[str, Any] | None = None,
+               policy: RunnerPolicy | None = None) -> TaskRunner:
+    """A runner of this type with these (rendered) properties, under what the worker's operator allows."""
+    runner = runner_class(type_name)(**(properties or {}))
+    runner.policy = policy or RunnerPolicy()
+    return runner
+
+
+__all__ = ["CommandSpec", "LogSink", "RunControl", "RunResult", "RunnerError", "RunnerPolicy", "TaskRunner",
+           "canonical", "registered", "runner_class", "runner_for"]

@@ -47,6 +47,13 @@ class RunResult:
     killed: bool = False
 
 
+@dataclass(frozen=True)
+class RunnerPolicy:
+    """What the operator of the worker allows its runners, whatever a flow asks for."""
+
+    allow_volumes: bool = False  # Docker `volumes` reach the host's files
+
+
 @dataclass
 class RunControl:
     """How the worker talks to a running command: a kill request, and where to record the external id."""
@@ -59,6 +66,7 @@ class TaskRunner(ABC):
     """Runs a command spec to completion. Every output line goes to `sink` as it arrives."""
 
     supports_resume: ClassVar[bool] = False
+    policy: RunnerPolicy = RunnerPolicy()  # set by runners.runner_for from the worker's settings
 
     @abstractmethod
     def run(self, spec: CommandSpec, sink: LogSink, control: RunControl) -> RunResult: ...

@@ -92,27 +92,17 @@ class DockerOptions(BaseModel):
 class DockerRunner(TaskRunner):
     supports_resume: ClassVar[bool] = True
     container_workdir: ClassVar[str] = WORKDIR
-    allow_volumes: ClassVar[bool] = False  # `volumes` reach the host: only when the operator enables them
 
     def __init__(self, **properties: Any):
         try:
             self.options = DockerOptions(**properties)
         except Exception as exc:
             raise RunnerError(f"Invalid Docker task runner properties: {exc}") from exc
-        if self.options.volumes and not self._volumes_enabled():
-            raise RunnerError("Docker `volumes` are disabled: set docker_volumes_enabled: true in the configuration")
-
-    @staticmethod
-    def _volumes_enabled() -> bool:
-        try:
-            from app import runtime
-
-            return bool(runtime.settings().docker_volumes_enabled)
-        except Exception:
-            return DockerRunner.allow_volumes
 
     # -- the contract ---------------------------------------------------------------------------------------
     def run(self, spec: CommandSpec, sink: LogSink, control: RunControl) -> RunResult:
+        if self.options.volumes and not self.policy.allow_volumes:
+            raise RunnerError("Docker `volumes` are disabled: set docker_volumes_enabled: true in the configuration")
         client = self._client()
         try:
             existing = self._left_behind(client, spec)

@@ -10,20 +10,22 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from app import encryption, engine, runtime, templating
-from app.context import LazyOutputs, build_context
+from app import runtime, templating
+from app.engine import events
+from app.engine.variables import LazyOutputs, build_context
 from app.errors import ConfigError, TaskFailure, TaskKilled
-from app.flow import Flow, Task
-from app.flowables import WorkingDirectory
-from app.records import Attempt, Execution, TaskRun, new_id, now
-from app.schema import task_runs
-from app.states import State
-from app.storage import execution_uri
-from workers.context import RunContext
-from workers.plugins.core import RunnableTask
+from app.model.flow import Flow, Task
+from app.model.flowables import WorkingDirectory
+from app.model.records import Attempt, Execution, TaskRun, new_id, now
+from app.model.states import State
+from app.store import encryption
+from app.store.database import Store
+from app.store.storage import execution_uri
+from workers.plugin_api import AttemptInfo, RunContext, RunnableTask
 from workers.secrets import SecretResolver
 
 log = logging.getLogger("celestra.worker")
@@ -61,7 +63,7 @@ class LogBuffer:
         if LEVEL_ORDER.get(level, 2) < self.min_level:
             return  # the task's logLevel filters it out
         with self.lock:
-            self.rows.append(engine.log_row(self.ex.id, self.run, level, self.secrets.mask(message)))
+            self.rows.append(events.log_row(self.ex.id, self.run, level, self.secrets.mask(message)))
             if self.timer is None:  # lines within FLUSH_EVERY of each other are written together
                 self.timer = threading.Timer(FLUSH_EVERY, self.flush)
                 self.timer.daemon = True
@@ -125,11 +127,11 @@ def run_task_run(execution_id: str, task_run_id: str, worker: str | None = None,
     """The whole life of one attempt on this worker. Safe to call twice: only a CREATED run is claimed, and only
     when its stored group is one of `groups` (the queues this worker serves; None: any)."""
     worker = worker or hostname()
-    claimed = engine.claim(execution_id, task_run_id, worker, groups)
+    claimed = events.claim(execution_id, task_run_id, worker, groups)
     if claimed is None:
         return
     ex, run = claimed
-    flow = engine.flow_of(ex)
+    flow = events.flow_of(ex)
     task = flow.task(run.task_id)
     if run.parent_id or isinstance(task, WorkingDirectory):  # `parents`, or children reading each other's outputs
         with runtime.store().begin() as conn:
@@ -146,7 +148,7 @@ def run_task_run(execution_id: str, task_run_id: str, worker: str | None = None,
         outcome = execute(flow, ex, run, task, logs, secrets, worker=worker)
     if outcome.error:
         logs("ERROR", outcome.error)
-    engine.finish_attempt(execution_id, task_run_id, outcome.state, outcome.outputs, outcome.error, logs.take(),
+    events.finish_attempt(execution_id, task_run_id, outcome.state, outcome.outputs, outcome.error, logs.take(),
                           attempt_start=run.attempts[-1].start or run.created, labels=outcome.labels,
                           exit_state=outcome.exit_state, worker=worker)
 
@@ -155,7 +157,7 @@ def make_context(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogB
                  secrets: SecretResolver, working_dir: Path | None, outcome: Outcome) -> RunContext:
     settings = runtime.settings()
     store = runtime.store()
-    functions = engine.executor_functions(ex)
+    functions = events.executor_functions(ex)
     functions["secret"] = secrets
 
     def read(uri: str) -> str:
@@ -178,29 +180,38 @@ def make_context(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogB
         uri = execution_uri(ex.namespace, ex.flow_id, ex.id, "tasks", task.id, run.id, name)
         return runtime.storage().put(uri, data)
 
-    class KV:
-        get = staticmethod(store.kv_get)
-        put = staticmethod(store.kv_put)
-        delete = staticmethod(store.kv_delete)
-
     def set_external_id(external_id: str) -> None:
         # Saved at once: cancel, timeout and a restarted worker must be able to find what was started.
         run.external_id = external_id
-        with store.begin() as conn:
-            conn.execute(task_runs.update().where(task_runs.c.id == run.id).values(external_id=external_id))
+        store.set_external_id(run.id, external_id)
 
     attempt = len(run.attempts)
-    meta = {
-        "labels": {"celestra.execution": ex.id, "celestra.taskrun": run.id, "celestra.attempt": str(attempt)},
-        "name": f"celestra-{run.id}-{attempt}".lower(),
-    }
     return RunContext(
-        variables=variables, log=logs, storage=runtime.storage(), working_dir=working_dir, kv=KV,
+        variables=variables, log=logs, storage=runtime.storage(), kv=_KeyValues(store),
+        attempt=AttemptInfo(
+            name=f"celestra-{run.id}-{attempt}".lower(),
+            labels={"celestra.execution": ex.id, "celestra.taskrun": run.id, "celestra.attempt": str(attempt)}),
+        store_output=store_output, working_dir=working_dir,
         set_labels=outcome.labels.update,
         set_state=lambda state: setattr(outcome, "exit_state", State(state)),
         set_external_id=set_external_id,
-        extra={"store_output": store_output, "secrets": secrets, "meta": meta},
     )
+
+
+@dataclass(frozen=True)
+class _KeyValues:
+    """The store's KV table as the plugin API's KeyValueStore."""
+
+    store: Store
+
+    def get(self, namespace: str, key: str) -> Any:
+        return self.store.kv_get(namespace, key)
+
+    def put(self, namespace: str, key: str, value: Any, ttl: timedelta | None = None) -> None:
+        self.store.kv_put(namespace, key, value, ttl)
+
+    def delete(self, namespace: str, key: str) -> bool:
+        return self.store.kv_delete(namespace, key)
 
 
 def execute(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogBuffer, secrets: SecretResolver,

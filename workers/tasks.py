@@ -7,9 +7,10 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from app import engine, runtime
+from app import runtime
 from app.celery_app import RUN_TASK, START_EXECUTION
-from workers import liveness
+from app.engine import events
+from workers import heartbeat
 from workers.execute import run_task_run
 
 log = logging.getLogger("celestra.worker")
@@ -19,7 +20,7 @@ log = logging.getLogger("celestra.worker")
 def run_task(self: Task, execution_id: str, task_run_id: str, **names: Any) -> None:
     group = names.get("group")
     embedded = runtime.settings().embedded  # the in-process worker serves every queue
-    served = None if embedded else (liveness.served_queues(self.app) or {runtime.settings().default_queue})
+    served = None if embedded else (heartbeat.served_queues(self.app) or {runtime.settings().default_queue})
     if group and served is not None and group not in served:
         # Misrouted: never run it here. Requeueing would hand it back to this same queue forever, so it is sent
         # to its own group's queue instead, and this copy is acknowledged.
@@ -35,4 +36,4 @@ def run_task(self: Task, execution_id: str, task_run_id: str, **names: Any) -> N
 
 @shared_task(name=START_EXECUTION, ignore_result=True)
 def start_execution(execution_id: str) -> None:
-    engine.start(execution_id)
+    events.start(execution_id)

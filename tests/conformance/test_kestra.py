@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from app import runtime
-from app.records import Execution, TaskRun
-from app.registry import TYPE_NAMES
+from app.model.records import Execution, TaskRun
+from app.model.registry import TYPE_NAMES
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "kestra"
 MANIFEST = json.loads((CORPUS / "manifest.json").read_text()) if CORPUS.exists() else []

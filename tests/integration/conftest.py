@@ -257,7 +257,7 @@ def _cluster_env(redis_url: str, postgres_url: str, root: Path) -> dict[str, str
 def _wait_ready(cluster: Cluster) -> None:
     """A trivial flow that succeeds proves the server consumes starts and the worker runs task runs."""
     from app.client import ExecutionTimeout
-    from app.states import State
+    from app.model.states import State
 
     deadline = time.monotonic() + READY_TIMEOUT
     execution = cluster.client.run(READY_FLOW, wait=False)

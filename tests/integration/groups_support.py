@@ -226,9 +226,9 @@ class GroupsCluster:
 
     # -- liveness ----------------------------------------------------------------------------------------------
     def live_nodes(self) -> dict[str, Any]:
-        from app import liveness
+        from app.engine import live_workers
 
-        return {w.id: w for w in liveness.live_workers()}
+        return {w.id: w for w in live_workers.live_workers()}
 
     def wait_live(self, *nodes: str, timeout: float = READY_TIMEOUT) -> None:
         def ready() -> bool:
@@ -277,13 +277,15 @@ def cluster_settings(broker_url: str, database_url: str, root: Path) -> Any:
 @contextlib.contextmanager
 def configured_client(settings: Any) -> Iterator[Any]:
     """This process's runtime pointed at `settings` (process-global), then back to what it was before."""
-    from app import celery_app, liveness, runtime
+    from app import celery_app, runtime
+    from app import settings as app_settings
     from app.client import Client
+    from app.engine import live_workers
     from app.settings import load_settings
 
-    previous = runtime._settings
+    previous = app_settings.configured()
     client = Client(settings=settings)
-    liveness.live_groups.invalidate()
+    live_workers.live_groups.invalidate()
     try:
         yield client
     finally:
@@ -291,7 +293,7 @@ def configured_client(settings: Any) -> Iterator[Any]:
             runtime.store().engine.dispose()
         runtime.configure(previous if previous is not None else load_settings())
         celery_app.reset()
-        liveness.live_groups.invalidate()
+        live_workers.live_groups.invalidate()
 
 
 @contextlib.contextmanager

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from app.records import Execution
-from app.states import State
-from app.store import Store
+from app.model.records import Execution
+from app.model.states import State
+from app.store.database import Store
 
 if TYPE_CHECKING:
     from conftest import Cluster

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from groups_support import GroupsCluster, fresh_redis_database, groups_cluster, wait_until
 
-from app.states import State
+from app.model.states import State
 
 pytestmark = pytest.mark.integration
 IMAGE = "celestra/python:3.11"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from groups_support import GroupsCluster, fresh_redis_database, groups_cluster
 
-from app.states import State
+from app.model.states import State
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""app.store.Store on a real PostgreSQL: flow revisions, the key-value store, migrations."""
+"""app.store.database.Store on a real PostgreSQL: flow revisions, the key-value store, migrations."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.errors import NotFoundError
-from app.store import Store
+from app.store.database import Store
 
 if TYPE_CHECKING:
     from conftest import PostgresServer
@@ -28,7 +28,7 @@ FLOW_V2 = FLOW_V1.replace("one", "two")
 # Opens a Store when told to on stdin, so several processes migrate one empty database at the same moment.
 MIGRATE_WHEN_TOLD = """\
 import sys
-from app.store import Store
+from app.store.database import Store
 print("ready", flush=True)
 sys.stdin.readline()
 try:
@@ -132,7 +132,7 @@ def test_concurrent_first_migrations(postgres_server: PostgresServer) -> None:
 
 
 def test_an_announced_end_wakes_a_listener_only_once_committed(store: Store) -> None:
-    from app import ends
+    from app.store import ends
 
     with ends.listening(store.engine) as listener:
         assert listener is not None

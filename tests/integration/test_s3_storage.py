@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.states import State
+from app.model.states import State
 
 pytestmark = pytest.mark.integration
 

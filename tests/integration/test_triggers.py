@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from app.scheduler import Scheduler
-from app.states import State
+from app.model.states import State
+from app.services.scheduler import Scheduler
 
 if TYPE_CHECKING:
     from conftest import Cluster

@@ -33,7 +33,7 @@ from groups_support import (
     wait_until,
 )
 
-from app.states import State
+from app.model.states import State
 
 pytestmark = pytest.mark.integration
 

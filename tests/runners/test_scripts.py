@@ -8,6 +8,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable
+from importlib.metadata import EntryPoint
 from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
@@ -15,8 +16,8 @@ from typing import Any, ClassVar
 import pytest
 
 import runners
-from app.records import Execution, TaskRun
-from app.states import State
+from app.model.records import Execution, TaskRun
+from app.model.states import State
 from runners.base import CommandSpec, LogSink, RunControl, RunResult, TaskRunner
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -502,7 +503,9 @@ def recording_runner(monkeypatch: pytest.MonkeyPatch) -> type[RecordingRunner]:
     module = ModuleType("celestra_tests_recording_runner")
     module.RecordingRunner = RecordingRunner  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, module.__name__, module)
-    monkeypatch.setitem(runners._RUNNERS, "test.Recording", (module.__name__, "RecordingRunner", ""))
+    entry = EntryPoint("test.Recording", f"{module.__name__}:RecordingRunner", runners.GROUP)
+    registered = runners.registered
+    monkeypatch.setattr(runners, "registered", lambda: {**registered(), entry.name: entry})
     RecordingRunner.seen.clear()
     return RecordingRunner
 

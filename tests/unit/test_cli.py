@@ -285,7 +285,7 @@ def test_deploy_then_execute_json(cwd: Path) -> None:
 
 
 def test_triggers_lists_a_deployed_schedule_once_the_scheduler_saw_it(cwd: Path) -> None:
-    from app.scheduler import Scheduler
+    from app.services.scheduler import Scheduler
 
     path = write(cwd, "nightly.yaml", """
         id: nightly

@@ -879,7 +879,7 @@ def _bad_option(d: Deploy) -> None:
 
 
 def _not_celestra(d: Deploy) -> None:
-    _service(d, "server")["command"] = ["python", "-m", "app.server"]
+    _service(d, "server")["command"] = ["python", "-m", "app.services.timers"]
 
 
 def _unknown_setting(d: Deploy) -> None:

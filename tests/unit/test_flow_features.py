@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from app import runtime
-from app.records import Execution, TaskRun
-from app.states import State
+from app.model.records import Execution, TaskRun
+from app.model.states import State
 
 HELLO = Path(__file__).resolve().parents[2] / "flows" / "hello.yaml"
 NS = "unit.features"

@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
-from app import flow_triggers, runtime
+from app import runtime
+from app.engine import events, flow_triggers
 from app.errors import FlowValidationError
-from app.loader import load_flow
-from app.records import Execution, now
-from app.schema import executions, flows
-from app.states import State
+from app.model.loader import load_flow
+from app.model.records import Execution, now
+from app.model.states import State
+from app.store.tables import executions, flows
 
 NS = "unit.flowtrig"
 SHOW = "{{ inputs.received }} from {{ trigger.flowId }} {{ trigger.executionId }} {{ trigger.state }}"
@@ -143,7 +144,7 @@ def test_an_end_offered_twice_starts_each_watcher_once(client: Any) -> None:
     watching = client.deploy(watcher(flow_condition(up)))["id"]
     done = client.run(up)
     settled(done.id)  # the worker that ended it has offered the end
-    assert flow_triggers.on_ended(runtime.store().get_execution(done.id)) == 0  # already started once
+    assert events.on_ended(runtime.store().get_execution(done.id)) == 0  # already started once
     assert len(started_by(client, watching, expected=1)) == 1
 
 
@@ -157,11 +158,11 @@ def test_an_end_a_crash_left_unchecked_is_retried_by_the_timer_loop(client: Any)
     with runtime.store().begin() as conn:  # as if the process that ended it died before starting the watchers
         conn.execute(executions.update().where(executions.c.id == done.id).values(
             downstream_checked=False, ended=now() - timedelta(minutes=1)))
-    flow_triggers.retry_unchecked()  # the embedded timer loop may get there first: either way, it starts once
+    events.retry_unchecked()  # the embedded timer loop may get there first: either way, it starts once
     [child] = started_by(client, watching, expected=1)
     assert child.trigger is not None and child.trigger["executionId"] == done.id
     settled(done.id)
-    assert flow_triggers.retry_unchecked() == 0
+    assert events.retry_unchecked() == 0
     assert len(started_by(client, watching)) == 1
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from app.inputs import (
+from app.model.inputs import (
     ArrayInput,
     FileInput,
     InputDef,
@@ -20,7 +20,7 @@ from app.inputs import (
     parse_input,
     resolve_inputs,
 )
-from app.storage import LocalStorage, execution_uri
+from app.store.storage import LocalStorage, execution_uri
 
 
 def resolve_one(decl: dict[str, Any], value: Any = None, **kwargs: Any) -> Any:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from app.errors import FlowValidationError
-from app.flow import Flow
-from app.flowables import Dag, Sequential
-from app.loader import load_flow, load_flow_file
+from app.model.flow import Flow
+from app.model.flowables import Dag, Sequential
+from app.model.loader import load_flow, load_flow_file
 from workers.plugins.core import Log, Sleep
 
 HELLO = Path(__file__).resolve().parents[2] / "flows" / "hello.yaml"

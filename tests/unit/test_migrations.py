@@ -8,8 +8,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from app import migrations
-from app.schema import metadata
+from app.store import migrations
+from app.store.tables import metadata
 
 
 def test_migrated_database_matches_the_declared_schema(tmp_path: Path) -> None:

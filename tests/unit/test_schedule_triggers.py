@@ -14,10 +14,10 @@ import pytest
 
 from app import runtime
 from app.errors import FlowValidationError
-from app.loader import load_flow
-from app.scheduler import Scheduler, trigger_states
-from app.states import State
-from app.triggers import Schedule, ScheduleOnDates
+from app.model.loader import load_flow
+from app.model.states import State
+from app.model.triggers import Schedule, ScheduleOnDates
+from app.services.scheduler import Scheduler, trigger_states
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
@@ -99,7 +99,7 @@ def _only_this_tests_flows(request: pytest.FixtureRequest) -> Any:
     if "client" not in request.fixturenames:
         yield
         return
-    from app.schema import flows, triggers
+    from app.store.tables import flows, triggers
 
     with runtime.store().begin() as conn:
         conn.execute(flows.delete())

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from app.flowschema import flow_json_schema
-from app.loader import load_flow
-from app.registry import TYPE_NAMES
+from app.model.json_schema import flow_json_schema
+from app.model.loader import load_flow
+from app.model.registry import TYPE_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
 FLOWS = sorted([*(REPO / "flows").glob("*.yaml"), *(REPO / "flows").glob("*.yml")])

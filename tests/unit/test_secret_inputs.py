@@ -10,13 +10,15 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from app import encryption, engine, runtime
+from app import runtime
 from app.cli import cli
+from app.engine import events
 from app.errors import ConfigError
-from app.loader import load_flow
-from app.schema import executions
+from app.model.loader import load_flow
+from app.model.states import State
 from app.settings import Settings
-from app.states import State
+from app.store import encryption
+from app.store.tables import executions
 
 FLOW = """id: with_secret
 namespace: unit.secrets
@@ -64,7 +66,7 @@ def test_a_cluster_without_a_key_refuses_secret_inputs_before_storing_anything(c
     runtime.configure(Settings(broker_url="redis://127.0.0.1:1/0", home=embedded.home))
     try:
         with pytest.raises(ConfigError, match="CELESTRA_ENCRYPTION_KEY"):
-            engine.new_execution(load_flow(FLOW), FLOW, {"password": "hunter22"})
+            events.new_execution(load_flow(FLOW), FLOW, {"password": "hunter22"})
     finally:
         runtime.configure(embedded)
 
@@ -86,10 +88,10 @@ def test_a_worker_with_another_key_fails_the_run_saying_why_instead_of_losing_it
     embedded = runtime.settings()
     runtime.configure(embedded.model_copy(update={"encryption_key": SecretStr(encryption.new_key())}))
     try:
-        ex = engine.create_execution(flow, FLOW, {"password": "hunter22"})  # encrypted with another key
+        ex = events.create_execution(flow, FLOW, {"password": "hunter22"})  # encrypted with another key
     finally:
         runtime.configure(embedded)
-    engine.start(ex.id)
+    events.start(ex.id)
     ended = client.wait(ex.id, timeout=30)
     assert ended.state == State.FAILED
     assert "not the one it was encrypted with" in (ended.task_runs[0].error or "")
@@ -113,10 +115,10 @@ tasks:
     embedded = runtime.settings()
     runtime.configure(embedded.model_copy(update={"encryption_key": SecretStr(encryption.new_key())}))
     try:
-        ex = engine.create_execution(load_flow(source), source, {"password": "hunter22"})
+        ex = events.create_execution(load_flow(source), source, {"password": "hunter22"})
     finally:
         runtime.configure(embedded)
-    engine.start(ex.id)  # the executor renders the condition here, with the embedded key: it cannot decrypt
+    events.start(ex.id)  # the executor renders the condition here, with the embedded key: it cannot decrypt
     ended = client.wait(ex.id, timeout=30)
     assert ended.state == State.FAILED
     assert "not the one it was encrypted with" in (ended.task_runs[0].error or "")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from app.storage import (
+from app.store.storage import (
     LocalStorage,
     S3Storage,
     Storage,

@@ -1,1 +1,3 @@
-"""Task plugins: one module per family. `RUNNABLE_TASKS` lists every class a worker can run."""
+"""Task plugins, one module per family, each registered as a `celestra.tasks` entry point (pyproject.toml).
+
+The API they use is workers/plugin_api.py."""

@@ -9,17 +9,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from app.errors import TaskFailure, TaskKilled
-from app.flow import Duration, Task
 from app.templating import is_truthy
-from workers.context import RunContext
-
-
-class RunnableTask(Task):
-    kind = "runnable"
-
-    def run(self, ctx: RunContext) -> dict[str, Any]:
-        raise NotImplementedError
+from workers.plugin_api import Duration, RunContext, RunnableTask, TaskFailure, TaskKilled
 
 
 class Log(RunnableTask):
@@ -89,7 +80,7 @@ class Exit(RunnableTask):
     condition: str | None = None
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        if (self.condition is None or is_truthy(ctx.render(self.condition))) and ctx.set_state:
+        if self.condition is None or is_truthy(ctx.render(self.condition)):
             ctx.set_state(self.state)
         return {}
 
@@ -105,8 +96,7 @@ class Labels(RunnableTask):
         if isinstance(rendered, list):
             rendered = {str(item["key"]): item["value"] for item in rendered}
         labels = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in rendered.items()}
-        if ctx.set_labels:
-            ctx.set_labels(labels)
+        ctx.set_labels(labels)
         return {}
 
 
@@ -184,10 +174,10 @@ class LocalFiles(RunnableTask):
         for pattern in ctx.render(self.outputs) or []:
             for path in sorted(glob.glob(str(root / pattern), recursive=True)):
                 rel = str(Path(path).relative_to(root))
-                uris[rel] = ctx.extra["store_output"](rel, Path(path).read_bytes())
+                uris[rel] = ctx.store_output(rel, Path(path).read_bytes())
         return {"uris": uris}
 
 
-RUNNABLE_TASKS: list[type[RunnableTask]] = [
+TASKS: list[type[RunnableTask]] = [  # the `core` family (pyproject.toml)
     Log, Echo, Return, OutputValues, Sleep, Fail, Exit, Labels, KVSet, KVGet, KVDelete, LocalFiles,
 ]

@@ -17,11 +17,9 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app import runtime
-from app.errors import TaskFailure, TaskKilled
-from app.storage import namespace_files_prefix
-from runners import CommandSpec, RunControl, RunnerError, runner_for
-from workers.context import RunContext
-from workers.plugins.core import RunnableTask
+from app.store.storage import namespace_files_prefix
+from runners import CommandSpec, RunControl, RunnerError, RunnerPolicy, runner_for
+from workers.plugin_api import RunContext, RunnableTask, TaskFailure, TaskKilled
 
 OUTPUT_MARKER = "::"
 TAIL_LINES = 10  # last lines of stderr/stdout quoted in a failure message
@@ -69,33 +67,33 @@ class ScriptTask(RunnableTask):
             shutil.rmtree(folder, ignore_errors=True)  # also after a failure, kill or timeout
 
     def _run_in(self, ctx: RunContext, folder: Path) -> dict[str, Any]:
-        runner_ref = self.taskRunner or TaskRunnerRef(type=runtime.settings().default_task_runner)
+        settings = runtime.settings()
+        runner_ref = self.taskRunner or TaskRunnerRef(type=settings.default_task_runner)
         # Rendered like every task property: runner credentials and ARNs come from `{{ secret(...) }}` and vars.
         properties = ctx.render(runner_ref.model_dump(exclude={"type"}))
         try:
-            runner = runner_for(runner_ref.type, properties)
+            policy = RunnerPolicy(allow_volumes=settings.docker_volumes_enabled)
+            runner = runner_for(runner_ref.type, properties, policy)
         except RunnerError as exc:
             raise TaskFailure(str(exc)) from exc
         workdir = getattr(runner, "container_workdir", None) or str(folder)
         paths = {"workingDir": workdir, "outputDir": f"{workdir}/_outputs"}
         self._stage_files(ctx, folder, paths)
-        lines = [ctx.render_str_with(line, paths) for line in self.beforeCommands]
+        lines = [ctx.render_str(line, paths) for line in self.beforeCommands]
         lines += self.main_lines(ctx, folder, paths)
         if self.failFast and self.interpreter[:1] in (["/bin/sh"], ["sh"], ["/bin/bash"], ["bash"]):
             lines.insert(0, "set -e")
-        env = {str(k): ctx.render_str_with(_env_text(v), paths) for k, v in self.env.items()}
+        env = {str(k): ctx.render_str(_env_text(v), paths) for k, v in self.env.items()}
         env.update({"WORKING_DIR": paths["workingDir"], "OUTPUT_DIR": paths["outputDir"]})
-        meta = ctx.extra.get("meta", {})
         spec = CommandSpec(
             command=[*self.interpreter, "\n".join(lines)], working_dir=folder, env=env,
-            output_files=[ctx.render_str_with(p, paths) for p in self.outputFiles],
+            output_files=[ctx.render_str(p, paths) for p in self.outputFiles],
             timeout=self.timeout.total_seconds() if self.timeout else None,
-            container_image=ctx.render_str_with(self.containerImage or self.default_image, paths),
-            labels=meta.get("labels", {}), name=meta.get("name", f"celestra-{self.id}"),
+            container_image=ctx.render_str(self.containerImage or self.default_image, paths),
+            labels=ctx.attempt.labels, name=ctx.attempt.name,
         )
         collector = _LineCollector(ctx)
-        control = RunControl(kill=ctx.kill_event,
-                             on_external_id=ctx.set_external_id or (lambda external_id: None))
+        control = RunControl(kill=ctx.kill_event, on_external_id=ctx.set_external_id)
         try:
             result = runner.run(spec, collector, control)
         except RunnerError as exc:
@@ -107,8 +105,7 @@ class ScriptTask(RunnableTask):
         outputs: dict[str, Any] = {"exitCode": result.exit_code, "vars": collector.outputs}
         if collector.metrics:
             outputs["metrics"] = collector.metrics
-        store_output = ctx.extra["store_output"]
-        outputs["outputFiles"] = {name: store_output(name, path.read_bytes())
+        outputs["outputFiles"] = {name: ctx.store_output(name, path.read_bytes())
                                   for name, path in result.output_files.items()}
         if result.exit_code != 0:
             tail = "\n".join(collector.tail)
@@ -190,7 +187,7 @@ class _CommandsTask(ScriptTask):
     commands: list[str] = Field(min_length=1)
 
     def main_lines(self, ctx: RunContext, folder: Path, paths: dict[str, str]) -> list[str]:
-        return [ctx.render_str_with(c, paths) for c in self.commands]
+        return [ctx.render_str(c, paths) for c in self.commands]
 
 
 class _ScriptTask(ScriptTask):
@@ -200,7 +197,7 @@ class _ScriptTask(ScriptTask):
 
     def main_lines(self, ctx: RunContext, folder: Path, paths: dict[str, str]) -> list[str]:
         script = folder / f"script_{self.id}{self.script_suffix}"
-        script.write_text(ctx.render_str_with(self.script, paths))
+        script.write_text(ctx.render_str(self.script, paths))
         return [f"{self.run_with} {script.name}"]
 
 
@@ -236,6 +233,6 @@ class NodeScript(_ScriptTask):
     run_with = "node"
 
 
-SCRIPT_TASKS: list[type[RunnableTask]] = [
+TASKS: list[type[RunnableTask]] = [  # the `scripts` family (pyproject.toml)
     PythonCommands, PythonScript, ShellCommands, ShellScript, NodeCommands, NodeScript,
 ]

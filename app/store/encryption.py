@@ -13,7 +13,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from app import runtime
+from app import settings as app_settings
 from app.errors import ConfigError
 
 PREFIX = "enc:v1:"  # marks a stored ciphertext, so a value is never decrypted twice or by mistake
@@ -43,7 +43,7 @@ def decrypt(value: Any) -> Any:
 
 
 def _cipher() -> Fernet:
-    settings = runtime.settings()
+    settings = app_settings.current()
     key = settings.encryption_key.get_secret_value() if settings.encryption_key else None
     if key is None:
         if not settings.embedded:

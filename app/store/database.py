@@ -18,9 +18,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from app.errors import NotFoundError
-from app.records import Attempt, Execution, TaskRun, now
-from app.schema import executions, flows, kv, logs, task_runs
-from app.states import TERMINAL, State
+from app.model.records import Attempt, Execution, TaskRun, now
+from app.model.states import TERMINAL, State
+from app.store.tables import executions, flows, kv, logs, task_runs
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -73,7 +73,7 @@ class Store:
             self._pid = os.getpid()
 
     def migrate(self) -> None:
-        from app.migrations import upgrade
+        from app.store.migrations import upgrade
 
         upgrade(self.engine)
 
@@ -186,6 +186,11 @@ class Store:
 
     def update_task_run(self, conn: Connection, run: TaskRun) -> None:
         conn.execute(task_runs.update().where(task_runs.c.id == run.id).values(**_task_run_row(run)))
+
+    def set_external_id(self, task_run_id: str, external_id: str) -> None:
+        """What a runner started (container, job, process group), saved the moment it exists."""
+        with self.begin() as conn:
+            conn.execute(task_runs.update().where(task_runs.c.id == task_run_id).values(external_id=external_id))
 
     def load_execution(self, conn: Connection, execution_id: str, with_runs: bool = True,
                        for_update: bool = False) -> Execution:

@@ -1,10 +1,10 @@
-"""Alembic environment: runs on the connection handed over by app.migrations.upgrade."""
+"""Alembic environment: runs on the connection handed over by app.store.migrations.upgrade."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from app.schema import metadata
+from app.store.tables import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # `alembic` command line (autogenerate): an engine from the configured URL

@@ -15,8 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from app import runtime
-from app.records import now
-from app.schema import workers
+from app.model.records import now
+from app.store.tables import workers
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
-from app.storage import is_storage_uri
+from app.model.storage_uri import is_storage_uri
 
 StoreFile = Callable[[str, str, bytes], str]
 

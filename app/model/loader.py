@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,8 @@ import yaml
 from pydantic import ValidationError
 
 from app.errors import FlowValidationError
-from app.flow import Flow
+from app.model.flow import Flow
+from app.model.registry import registry
 
 Position = tuple[int, int]
 PathKey = tuple[str | int, ...]
@@ -139,8 +142,7 @@ def _apply_plugin_defaults(data: dict[str, Any]) -> None:
 
 
 def load_flow(text: str, filename: str = "<flow>") -> Flow:
-    from app import registry  # noqa: F401  (builds the task union before the first validation)
-
+    registry()  # the task union is built before the first validation
     data, positions = parse_yaml(text, filename)
     if not isinstance(data, dict):
         raise FlowValidationError([f"{filename}:1:1: a flow must be a mapping with id, namespace and tasks"])
@@ -187,3 +189,13 @@ def load_flow_file(path: str | Path) -> tuple[Flow, str]:
     except OSError as exc:
         raise FlowValidationError([f"{file}: cannot read: {exc.strerror}"]) from exc
     return load_flow(text, str(file)), text
+
+
+def parse_flow(source: str) -> Flow:
+    """A stored flow's source, parsed once per process: every task run of an execution re-reads the same source."""
+    return _parse_cached(hashlib.sha1(source.encode()).hexdigest(), source)
+
+
+@lru_cache(maxsize=256)
+def _parse_cached(_digest: str, source: str) -> Flow:
+    return load_flow(source, "<stored flow>")

@@ -13,16 +13,19 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from app import dispatch, encryption, ends, flow_triggers, runtime, templating
-from app.context import build_context
-from app.executor import Step, StepResult, retry_delay
-from app.flow import Flow, Task
-from app.flowables import Subflow
-from app.inputs import resolve_inputs
-from app.liveness import group_is_alive
-from app.records import Attempt, Execution, TaskRun, new_id, now
-from app.routing import Route, route_task
-from app.states import State
+from app import runtime, templating
+from app.engine import dispatch, flow_triggers
+from app.engine.live_workers import group_is_alive
+from app.engine.routing import Route, route_task
+from app.engine.step import Step, StepResult, retry_delay
+from app.engine.variables import build_context
+from app.model.flow import Flow, Task
+from app.model.flowables import Subflow
+from app.model.inputs import resolve_inputs
+from app.model.loader import parse_flow
+from app.model.records import Attempt, Execution, TaskRun, new_id, now
+from app.model.states import State
+from app.store import encryption, ends
 
 log = logging.getLogger("celestra.engine")
 
@@ -34,7 +37,7 @@ def flow_of(ex: Execution) -> Flow:
     """The execution's flow, parsed once per process (its source is read from the store only the first time)."""
     flow = _flows_by_execution.get(ex.id)
     if flow is None:
-        flow = runtime.parse_flow(ex.flow_source or runtime.store().flow_source(ex.id))
+        flow = parse_flow(ex.flow_source or runtime.store().flow_source(ex.id))
         if len(_flows_by_execution) > 1024:
             _flows_by_execution.clear()
         _flows_by_execution[ex.id] = flow
@@ -137,7 +140,7 @@ def create_and_start(flow: Flow, source: str, inputs: dict[str, Any], *, revisio
 
 
 def _file_storer(flow: Flow, ex: Execution) -> Callable[[str, str, bytes], str]:
-    from app.storage import execution_uri
+    from app.store.storage import execution_uri
 
     def store_file(input_id: str, filename: str, data: bytes) -> str:
         return runtime.storage().put(execution_uri(flow.namespace, flow.id, ex.id, "inputs", input_id, filename),
@@ -192,9 +195,20 @@ def _after_commit(flow: Flow, ex: Execution, result: StepResult, ended_now: bool
         child_ended(runtime.store().get_execution(ex.id))
     if ended_now and not ex.downstream_checked:
         try:
-            flow_triggers.on_ended(ex)
+            on_ended(ex)
         except Exception:  # the timer loop retries it; the execution itself has ended either way
             log.exception("flow triggers after execution %s failed; retried later", ex.id)
+
+
+def on_ended(ex: Execution) -> int:
+    """Start the deployed flows whose Flow trigger watches this ended execution, each once."""
+    return flow_triggers.fire(ex, context_factory(flow_of(ex), ex)(None, None), create_and_start)
+
+
+def retry_unchecked() -> int:
+    """Offer again the ends whose flow triggers a crash left unstarted (the timer loop calls this)."""
+    store = runtime.store()
+    return sum(on_ended(store.get_execution(execution_id)) for execution_id in flow_triggers.unchecked_ends())
 
 
 def _child_execution(flow: Flow, ex: Execution, task: Subflow, run: TaskRun) -> Execution | None:
@@ -203,7 +217,7 @@ def _child_execution(flow: Flow, ex: Execution, task: Subflow, run: TaskRun) -> 
         scope = context_factory(flow, ex)(run, task)
         revision, source = store.get_flow(templating.render(task.namespace, scope),
                                           templating.render(task.flowId, scope), task.revision)
-        child_flow = runtime.parse_flow(source)
+        child_flow = parse_flow(source)
         labels = dict(ex.labels) if task.inheritLabels else {}
         raw_labels = task.labels if isinstance(task.labels, dict) else {x["key"]: x["value"] for x in task.labels}
         labels.update({k: str(templating.render_value(v, scope)) for k, v in raw_labels.items()})

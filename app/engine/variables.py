@@ -6,11 +6,12 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from app import encryption, templating
+from app import templating
 from app.errors import ConfigError
-from app.flow import Flow, Task
-from app.records import Execution, TaskRun, iso
-from app.states import State
+from app.model.flow import Flow, Task
+from app.model.records import Execution, TaskRun, iso
+from app.model.states import State
+from app.store import encryption
 
 OUTPUT_STATES = frozenset({State.SUCCESS, State.WARNING, State.FAILED, State.RUNNING, State.KILLED})
 

@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import unquote, urlsplit
 
+from app.model.storage_uri import SCHEME
+from app.model.storage_uri import is_storage_uri as is_storage_uri  # part of this module's API
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-SCHEME = "kestra://"
 # Temp files of in-flight atomic writes carry this prefix so list() never reports half-written data.
 _TMP_PREFIX = ".celestra-tmp-"
 # S3 downloads are buffered in memory up to this size, then spill to a temp file (see S3Storage.open).
@@ -62,10 +64,6 @@ def uri_to_key(uri: str, *, allow_root: bool = False) -> str:
 
 def key_to_uri(key: str) -> str:
     return f"{SCHEME}/{key}"
-
-
-def is_storage_uri(value: object) -> bool:
-    return isinstance(value, str) and value.startswith(SCHEME)
 
 
 def _namespace_segments(namespace: str) -> list[str]:

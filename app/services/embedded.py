@@ -10,7 +10,8 @@ import threading
 from typing import Any
 
 from app import runtime
-from app.server import TimerLoop
+from app.engine import dispatch
+from app.services.timers import TimerLoop
 
 log = logging.getLogger("celestra.embedded")
 _lock = threading.Lock()
@@ -33,6 +34,7 @@ class EmbeddedRuntime:
         self.timers = TimerLoop(interval=0.05)
 
     def start(self) -> EmbeddedRuntime:
+        dispatch.subscribe_queues(self.ensure_queue)
         self.thread.start()
         self.timers.start()
         return self
@@ -47,6 +49,7 @@ class EmbeddedRuntime:
                 self.worker.consumer.add_task_queue(queue)
 
     def stop(self) -> None:
+        dispatch.subscribe_queues(None)
         self.timers.stop()
         self.worker.stop(in_sighandler=False)
         self.thread.join(5)

@@ -6,9 +6,10 @@ import logging
 import threading
 from datetime import timedelta
 
-from app import engine, flow_triggers, runtime
-from app.records import now
-from app.scheduler import Scheduler
+from app import runtime
+from app.engine import events
+from app.model.records import now
+from app.services.scheduler import Scheduler
 
 log = logging.getLogger("celestra.server")
 
@@ -36,17 +37,17 @@ class TimerLoop:
         due = store.due_timers(now())
         for execution_id in due:
             try:
-                engine.advance(execution_id)
+                events.advance(execution_id)
             except Exception:
                 log.exception("timer of execution %s failed; retried next tick", execution_id)
         # An execution whose start message was lost (broker restart, server down) is started again.
         for execution_id in store.stalled_executions(timedelta(seconds=30)):
-            engine.start(execution_id)
+            events.start(execution_id)
         self.resend_from_dead_workers()
         # A subflow that ended while the process that would tell its parent died.
         for child_id in store.ended_children_of_running_subflows():
-            engine.child_ended(store.get_execution(child_id))
-        flow_triggers.retry_unchecked()  # ends whose flow triggers a crash left unstarted
+            events.child_ended(store.get_execution(child_id))
+        events.retry_unchecked()  # ends whose flow triggers a crash left unstarted
         if self.scheduler is not None:
             self.scheduler.tick()
         return len(due)
@@ -54,12 +55,12 @@ class TimerLoop:
     def resend_from_dead_workers(self) -> None:
         """Task runs held by a worker that stopped beating run again elsewhere (the broker may never resend them:
         Redis keeps an unacked message for its whole visibility timeout)."""
-        from app import liveness
+        from app.engine import live_workers
 
-        for dead in liveness.dead_workers():
+        for dead in live_workers.dead_workers():
             for execution_id, task_run_id in runtime.store().running_on(dead.id):
-                engine.resend(execution_id, task_run_id, dead.id)
-            liveness.forget(dead.id)
+                events.resend(execution_id, task_run_id, dead.id)
+            live_workers.forget(dead.id)
             log.warning("worker %s stopped beating; its task runs were resent", dead.id)
 
     def _loop(self) -> None:

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError
 
 from app import runtime, templating
-from app.deployed import Deployed, DeployedFlows
-from app.inputs import InputError
-from app.records import Execution, now
-from app.schema import executions
-from app.triggers import FlowTrigger
+from app.engine.deployed import Deployed, DeployedFlows
+from app.model.flow import Flow
+from app.model.inputs import InputError
+from app.model.records import Execution, now
+from app.model.triggers import FlowTrigger
+from app.store.tables import executions
 
 log = logging.getLogger("celestra.flow_triggers")
 RETRY_AFTER = timedelta(seconds=30)  # an end still unchecked this long after is retried by the timer loop
@@ -40,22 +41,26 @@ def watchers(ex: Execution) -> list[tuple[Deployed, FlowTrigger]]:
     return found
 
 
-def on_ended(ex: Execution) -> int:
-    """Start every flow watching this ended execution, then mark it checked. Returns how many started."""
-    from app import engine
+class StartExecution(Protocol):
+    """How a downstream execution is stored and started (app.engine.events.create_and_start)."""
 
+    def __call__(self, flow: Flow, source: str, inputs: dict[str, Any], *, revision: int | None,
+                 trigger: dict[str, Any], trigger_key: str) -> Execution: ...
+
+
+def fire(ex: Execution, scope: dict[str, Any], start: StartExecution) -> int:
+    """Start every flow watching this ended execution, then mark it checked. Returns how many started.
+
+    `scope` is the upstream execution's template context: the watchers' inputs are rendered in it."""
     started = 0
     variables = {"executionId": ex.id, "namespace": ex.namespace, "flowId": ex.flow_id,
                  "flowRevision": ex.flow_revision, "state": ex.state.value, "outputs": ex.outputs}
     for deployed, trigger in watchers(ex):
         try:
-            # Inputs are rendered in the upstream execution's context: its task outputs, inputs, labels.
-            scope: dict[str, Any] = {**engine.context_factory(engine.flow_of(ex), ex)(None, None),
-                                     "trigger": variables}
-            inputs = templating.render_value(trigger.inputs, scope)
-            child = engine.create_and_start(deployed.flow, deployed.source, inputs, revision=deployed.revision,
-                                            trigger={**variables, "id": trigger.id, "type": trigger.type},
-                                            trigger_key=f"{trigger.id}:{ex.id}")
+            inputs = templating.render_value(trigger.inputs, {**scope, "trigger": variables})
+            child = start(deployed.flow, deployed.source, inputs, revision=deployed.revision,
+                          trigger={**variables, "id": trigger.id, "type": trigger.type},
+                          trigger_key=f"{trigger.id}:{ex.id}")
         except IntegrityError:
             continue  # started already, by an earlier try for this same end
         except (InputError, templating.TemplateError) as exc:  # as in Kestra: no execution, the reason logged
@@ -70,11 +75,9 @@ def on_ended(ex: Execution) -> int:
     return started
 
 
-def retry_unchecked() -> int:
+def unchecked_ends(limit: int = 100) -> list[str]:
     """Ends a crash left unchecked (the process that ended them died before starting their watchers)."""
     query = executions.select().with_only_columns(executions.c.id).where(
-        executions.c.downstream_checked.is_(False), executions.c.ended <= now() - RETRY_AFTER).limit(100)
-    store = runtime.store()
-    with store.engine.connect() as conn:
-        ids = [row.id for row in conn.execute(query)]
-    return sum(on_ended(store.get_execution(execution_id)) for execution_id in ids)
+        executions.c.downstream_checked.is_(False), executions.c.ended <= now() - RETRY_AFTER).limit(limit)
+    with runtime.store().engine.connect() as conn:
+        return [row.id for row in conn.execute(query)]

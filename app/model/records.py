@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from app.states import State
+from app.model.states import State
 
 _ALPHABET = string.ascii_letters + string.digits
 

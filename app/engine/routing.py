@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from app import templating
 from app.errors import CelestraError
-from app.flow import TEMPLATE_MARKERS, WORKER_GROUP_KEY_PATTERN, Flow, Task, WorkerGroup
+from app.model.flow import TEMPLATE_MARKERS, WORKER_GROUP_KEY_PATTERN, Flow, Task, WorkerGroup
 from app.settings import Settings, WorkerGroupRef
 
 Fallback = Literal["WAIT", "FAIL", "CANCEL"]

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from app import runtime
-from app.flow import Flow
-from app.records import Execution, TaskRun
+from app.model.flow import Flow
+from app.model.records import Execution, TaskRun
+
+# Set by a process that consumes the queues itself (the embedded worker): it subscribes to a queue first seen at
+# dispatch time, such as a worker group named by a template, before the message is sent there.
+QueueSubscriber = Callable[[str], None]
+_subscriber: QueueSubscriber | None = None
+
+
+def subscribe_queues(subscriber: QueueSubscriber | None) -> None:
+    global _subscriber
+    _subscriber = subscriber
 
 
 def start_execution(execution_id: str) -> None:
@@ -20,11 +32,8 @@ def send_task_runs(ex: Execution, flow: Flow, runs: list[TaskRun]) -> None:
     settings = runtime.settings()
     default_queue = settings.default_queue
     for run in runs:
-        if settings.embedded:
-            from app import embedded
-
-            if (rt := embedded.current()) is not None:
-                rt.ensure_queue(run.worker_group or default_queue)
+        if _subscriber is not None:
+            _subscriber(run.worker_group or default_queue)
         # Names in kwargs make a message readable in Flower; they are identifiers, never property values.
         celery.send_task(
             RUN_TASK,

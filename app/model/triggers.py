@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
-from app.flow import Duration
-from app.states import State
+from app.model.flow import Duration
+from app.model.states import State
 
 SCHEDULE_TYPES = ("io.kestra.plugin.core.trigger.Schedule", "io.kestra.core.models.triggers.types.Schedule")
 DATES_TYPES = ("io.kestra.plugin.core.trigger.ScheduleOnDates",)

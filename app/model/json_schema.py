@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.flow import Flow
+from app.model.flow import Flow
+from app.model.registry import registry
 
 
 def flow_json_schema() -> dict[str, Any]:
-    from app import registry  # noqa: F401  (the task union must be built first)
-
+    registry()  # the task union must be built first
     schema = Flow.model_json_schema(by_alias=True, mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "Celestra flow"
@@ -19,7 +19,7 @@ def flow_json_schema() -> dict[str, Any]:
 
 def _accept_legacy_input_name(schema: dict[str, Any]) -> None:
     """Inputs may say `name:` instead of `id:` (Kestra's legacy key), as the loader accepts: one of the two."""
-    from app.inputs import Input
+    from app.model.inputs import Input
 
     input_titles = {cls.__name__ for cls in _subclasses(Input)}
     for name, definition in schema.get("$defs", {}).items():

@@ -14,8 +14,9 @@ from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown
 
-from app import engine, liveness, runtime
-from app.records import now
+from app import runtime
+from app.engine import events, live_workers
+from app.model.records import now
 
 log = logging.getLogger("celestra.liveness")
 
@@ -35,7 +36,7 @@ class Heartbeat:
         return sorted({q.name for q in queues} - {internal})
 
     def beat(self) -> None:
-        liveness.beat(self.worker_id, socket.gethostname(), self.groups(), os.getpid(), self.started)
+        live_workers.beat(self.worker_id, socket.gethostname(), self.groups(), os.getpid(), self.started)
 
     def _run(self) -> None:
         interval = runtime.settings().heartbeat_interval
@@ -53,7 +54,7 @@ class Heartbeat:
         # A worker restarted under the same name within the liveness timeout: what its predecessor was running
         # is lost with it (this process has run nothing yet), so it is resent now.
         for execution_id, task_run_id in runtime.store().running_on(self.worker_id):
-            engine.resend(execution_id, task_run_id, self.worker_id)
+            events.resend(execution_id, task_run_id, self.worker_id)
         self.beat()  # visible before the first task can arrive
         self.thread.start()
 
@@ -62,7 +63,7 @@ class Heartbeat:
             return
         self.stopped.set()
         try:
-            liveness.forget(self.worker_id)
+            live_workers.forget(self.worker_id)
         except Exception:
             log.warning("could not unregister %s", self.worker_id, exc_info=True)
 

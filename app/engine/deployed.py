@@ -8,7 +8,8 @@ import time
 from dataclasses import dataclass
 
 from app import runtime
-from app.flow import Flow
+from app.model.flow import Flow
+from app.model.loader import parse_flow
 
 log = logging.getLogger("celestra.deployed")
 LIST_TTL = 1.0  # seconds a listing of deployed flows is reused: a deploy is seen within that delay
@@ -54,7 +55,7 @@ class DeployedFlows:
 def _parse(namespace: str, flow_id: str, revision: int) -> Deployed | None:
     _, source = runtime.store().get_flow(namespace, flow_id, revision)
     try:
-        return Deployed(namespace, flow_id, revision, source, runtime.parse_flow(source))
+        return Deployed(namespace, flow_id, revision, source, parse_flow(source))
     except Exception:
         log.exception("deployed flow %s.%s revision %d no longer parses", namespace, flow_id, revision)
         return None

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from app import flowables as fl
 from app import templating
-from app.flow import Flow, Retry, Task
-from app.inputs import InputError, coerce_output
-from app.records import Attempt, Execution, TaskRun, new_id
-from app.routing import Route
-from app.states import State, worst
+from app.engine.routing import Route
+from app.model import flowables as fl
+from app.model.flow import Flow, Retry, Task
+from app.model.inputs import InputError, coerce_output
+from app.model.records import Attempt, Execution, TaskRun, new_id
+from app.model.states import State, worst
 
 ContextFactory = Callable[[TaskRun | None, Task | None], dict[str, Any]]
 

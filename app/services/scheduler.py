@@ -17,12 +17,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from app import engine, runtime, templating
-from app.deployed import Deployed, DeployedFlows
-from app.inputs import InputError
-from app.records import Execution, now
-from app.schema import triggers
-from app.triggers import Schedule, ScheduleOnDates, TimedTrigger
+from app import runtime, templating
+from app.engine import events
+from app.engine.deployed import Deployed, DeployedFlows
+from app.model.inputs import InputError
+from app.model.records import Execution, now
+from app.model.triggers import Schedule, ScheduleOnDates, TimedTrigger
+from app.store.tables import triggers
 
 log = logging.getLogger("celestra.scheduler")
 
@@ -94,7 +95,7 @@ class Scheduler:
         scope = {"trigger": variables, "flow": {"id": deployed.flow_id, "namespace": deployed.namespace}}
         try:
             inputs = templating.render_value(trigger.inputs, scope)  # Kestra renders them: "{{ trigger.date }}"
-            ex = engine.create_and_start(deployed.flow, deployed.source, inputs, revision=deployed.revision,
+            ex = events.create_and_start(deployed.flow, deployed.source, inputs, revision=deployed.revision,
                                          trigger=variables, trigger_key=f"{trigger.id}@{_utc(date)}", also=claim)
         except _AlreadyFired:
             return "lost"

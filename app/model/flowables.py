@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from app.flow import Duration, Model, Task
+from app.model.flow import Duration, Model, Task
 
 
 class FlowableTask(Task):
@@ -188,4 +188,4 @@ FLOWABLE_TASKS: list[type[FlowableTask]] = [
     WorkingDirectory,
 ]
 LOOPS = (ForEach, EachSequential, EachParallel)
-AnyTask = Any  # replaced by the real union in app/registry.py (model_rebuild)
+AnyTask = Any  # resolved to the union of every registered task type by app/model/registry.py

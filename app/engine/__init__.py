@@ -1,0 +1,1 @@
+"""The engine: the pure executor step, the events that drive it, routing to worker groups, dispatch."""

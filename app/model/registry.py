@@ -1,0 +1,130 @@
+"""Task types, found through the `celestra.tasks` entry points; the union flows are validated against.
+
+Every family registers the same way, the built-in ones included (see pyproject.toml), so a third-party distribution
+adds task types with one line in its own pyproject:
+
+    [project.entry-points."celestra.tasks"]
+    hello = "celestra_hello:HelloTask"        # a task class, or a list of them
+
+The registry is built once, on first use (loading a flow, `celestra schema`, `celestra plugins`). A family that
+cannot be imported is an error naming it, never a silent gap: its task types would otherwise turn into
+"unknown task type" errors far from the cause.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+from typing import Annotated, Any, Union, get_args
+
+from pydantic import Field
+
+from app.errors import ConfigError
+from app.model import flowables
+from app.model.flow import Flow, Task
+from app.model.inputs import InputDef
+from app.model.triggers import AnyTrigger
+
+GROUP = "celestra.tasks"
+
+
+class PluginError(ConfigError):
+    """A registered family of task types (or a task runner) cannot be loaded."""
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str  # the entry point's name
+    target: str  # module:attribute
+    distribution: str | None
+    classes: tuple[type[Task], ...]
+
+
+@dataclass(frozen=True)
+class TaskRegistry:
+    families: tuple[Family, ...]
+    by_type: Mapping[str, type[Task]]
+
+    def task_class(self, type_name: str) -> type[Task] | None:
+        return self.by_type.get(type_name)
+
+
+def type_names(cls: type[Task]) -> tuple[str, ...]:
+    """A task class's names: its `type` Literal, the canonical Kestra name first, then the aliases."""
+    return tuple(get_args(cls.model_fields["type"].annotation))
+
+
+def install_hint(entry: EntryPoint) -> str:
+    """`pip install 'dist[extra]'` when the entry point names an extra, as Celestra's optional families do."""
+    dist = entry.dist.name if entry.dist is not None else None
+    if entry.extras and dist:
+        return f" (pip install '{dist}[{','.join(entry.extras)}]')"
+    return f" (reinstall or remove the distribution '{dist}')" if dist else ""
+
+
+def load_family(entry: EntryPoint) -> Family:
+    dist = entry.dist.name if entry.dist is not None else None
+    where = f"task family '{entry.name}' ({entry.value}" + (f", from {dist})" if dist else ")")
+    try:
+        loaded = entry.load()
+    except ImportError as exc:
+        raise PluginError(f"The {where} cannot be imported: {exc}{install_hint(entry)}") from exc
+    classes = tuple(loaded) if isinstance(loaded, Iterable) else (loaded,)
+    for cls in classes:
+        if not (isinstance(cls, type) and issubclass(cls, Task)) or not type_names(cls):
+            raise PluginError(f"The {where} must name a Task subclass (or a list of them) whose `type` is a "
+                              f"Literal of its names; got {cls!r}")
+    return Family(entry.name, entry.value, dist, classes)
+
+
+def build(entries: Iterable[EntryPoint]) -> TaskRegistry:
+    families = tuple(load_family(entry) for entry in sorted(entries, key=lambda e: e.name))
+    if not families:
+        raise PluginError(f"No task types are registered under the '{GROUP}' entry points: install Celestra "
+                          "(pip install -e .) rather than running it from a bare source folder")
+    by_type: dict[str, type[Task]] = {}
+    owner: dict[str, str] = {}
+    for family in families:
+        for cls in family.classes:
+            for name in type_names(cls):
+                if name in by_type and by_type[name] is not cls:
+                    raise PluginError(f"Task type '{name}' is registered twice: by family '{owner[name]}' and by "
+                                      f"family '{family.name}'")
+                by_type[name], owner[name] = cls, family.name
+    classes = list(dict.fromkeys(by_type.values()))
+    _bind(classes)
+    return TaskRegistry(families, by_type)
+
+
+def _bind(classes: list[type[Task]]) -> None:
+    """Resolve the `AnyTask` annotations of the flow and its flowables to the union of every registered class."""
+    any_task = Annotated[Union[tuple(classes)], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
+    namespace: dict[str, Any] = {"AnyTask": any_task, "InputDef": InputDef, "AnyTrigger": AnyTrigger}
+    for model in [*flowables.FLOWABLE_TASKS, flowables.DagTask, Flow]:
+        model.model_rebuild(_types_namespace=namespace, force=True)
+
+
+_lock = threading.Lock()
+_registry: TaskRegistry | None = None
+
+
+def registry() -> TaskRegistry:
+    """The process's registry, built from the installed entry points on first use."""
+    global _registry
+    if _registry is None:
+        with _lock:
+            if _registry is None:
+                _registry = build(entry_points(group=GROUP))
+    return _registry
+
+
+def task_class(type_name: str) -> type[Task] | None:
+    return registry().task_class(type_name)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TYPE_NAMES":  # every task type by each of its names
+        return registry().by_type
+    raise AttributeError(name)

@@ -1,0 +1,1 @@
+"""Long-running services: the timer loop, the scheduler, the embedded worker."""

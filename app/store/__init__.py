@@ -1,0 +1,1 @@
+"""Persistence: the database (SQLAlchemy + Alembic), internal storage, encryption at rest."""
