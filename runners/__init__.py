@@ -6,6 +6,7 @@ optional extra, and a missing one is an error naming the extra to install.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
@@ -14,8 +15,10 @@ from runners.base import CommandSpec, LogSink, RunControl, RunnerError, RunnerPo
 GROUP = "celestra.runners"
 
 
+@lru_cache(maxsize=1)
 def registered() -> dict[str, EntryPoint]:
-    """Every runner name (Kestra type names and short aliases) to its entry point."""
+    """Every runner name (Kestra type names and short aliases) to its entry point; read once per process (reading
+    the installed distributions' metadata costs milliseconds, and a script task asks for its runner every run)."""
     return {entry.name: entry for entry in entry_points(group=GROUP)}
 
 

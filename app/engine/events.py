@@ -16,8 +16,9 @@ from sqlalchemy.engine import Connection
 from app import runtime, templating
 from app.engine import dispatch, flow_triggers
 from app.engine.live_workers import group_is_alive
+from app.engine.retries import retry_delay
 from app.engine.routing import Route, route_task
-from app.engine.step import Step, StepResult, retry_delay
+from app.engine.step import Step, StepResult
 from app.engine.variables import build_context
 from app.model.flow import Flow, Task
 from app.model.flowables import Subflow

@@ -1,7 +1,7 @@
 """The executor step: from a flow and the task runs that exist, decide what starts next and what has ended.
 
 `Step.run()` is deterministic given its inputs and only mutates the in-memory execution; the caller
-(app/engine.py) persists the result inside the execution's lock and sends the messages after commit. Running the
+(app/engine/events.py) persists the result inside the execution's lock and sends the messages after commit. Running the
 same step twice creates nothing twice: a task run is identified by its position (parent run, task id, loop value).
 """
 
@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from app import templating
+from app.engine.retries import java_text, retry_delay
 from app.engine.routing import Route
 from app.model import flowables as fl
-from app.model.flow import Flow, Retry, Task
+from app.model.flow import Flow, Task
 from app.model.inputs import InputError, coerce_output
 from app.model.records import Attempt, Execution, TaskRun, new_id
 from app.model.states import State, worst
@@ -353,7 +354,7 @@ class Step:
             raise templating.TemplateError(f"Task '{task.id}': values must be a list, got {values!r}")
         nulls = sum(1 for item in values if item is None)
         if nulls:
-            raise templating.TemplateError(f"Found '{nulls}' null values on Each, with values={_java(values)}")
+            raise templating.TemplateError(f"Found '{nulls}' null values on Each, with values={java_text(values)}")
         return [item if isinstance(item, str) else json.dumps(item, separators=(",", ":")) for item in values]
 
     def _loop(self, task: fl.ForEach | fl.EachSequential | fl.EachParallel, run: TaskRun) -> tuple[bool, list[State]]:
@@ -413,33 +414,3 @@ class Step:
             else:
                 done = False
         return done, states
-
-
-def retry_delay(policy: Retry | None, run: TaskRun, now: datetime) -> timedelta | None:
-    """None when the failed attempt is final; else how long to wait before the next one."""
-    if policy is None or policy.behavior != "RETRY_FAILED_TASK":
-        return None
-    attempts = len(run.attempts)
-    if policy.max_attempts is not None and attempts >= policy.max_attempts:
-        return None
-    delay = timedelta(seconds=policy.delay(attempts))
-    if policy.maxDuration is not None:
-        first = run.attempts[0].start if run.attempts and run.attempts[0].start else run.created
-        if now + delay - first > policy.maxDuration:
-            return None
-    if policy.max_attempts is None and policy.maxDuration is None:
-        return None  # Kestra requires one of the two; without either we do not loop forever
-    return delay
-
-
-def _java(value: Any) -> str:
-    """Java's toString of lists and maps: how Kestra prints values in its messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, list):
-        return "[" + ", ".join(_java(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}={_java(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)

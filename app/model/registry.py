@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Annotated, Any, Union, get_args
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from app.errors import ConfigError
 from app.model import flowables
@@ -102,7 +102,8 @@ def _bind(classes: list[type[Task]]) -> None:
     """Resolve the `AnyTask` annotations of the flow and its flowables to the union of every registered class."""
     any_task = Annotated[Union[tuple(classes)], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
     namespace: dict[str, Any] = {"AnyTask": any_task, "InputDef": InputDef, "AnyTrigger": AnyTrigger}
-    for model in [*flowables.FLOWABLE_TASKS, flowables.DagTask, Flow]:
+    models: list[type[BaseModel]] = [*flowables.FLOWABLE_TASKS, flowables.DagTask, Flow]
+    for model in models:
         model.model_rebuild(_types_namespace=namespace, force=True)
 
 

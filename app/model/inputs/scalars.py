@@ -1,0 +1,217 @@
+"""Scalar inputs: STRING, SECRET, INT, FLOAT, BOOLEAN, DATETIME, DATE, TIME, DURATION; `Input` is their base."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from datetime import date, datetime, time, timedelta
+from typing import Any, ClassVar, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+
+from app.model.inputs.values import InvalidValue, describe, format_duration, parse_duration, scalar_str, utc
+
+
+class Input(BaseModel):
+    """Properties shared by every input type. Subclasses add ``type`` and their own validation properties."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    # Kestra's id pattern; it also keeps ids safe to use as a storage path segment (FILE inputs).
+    id: str = Field(validation_alias=AliasChoices("id", "name"), pattern=r"^[a-zA-Z0-9][.a-zA-Z0-9_-]*$")
+    required: bool = True
+    defaults: Any = None
+    description: str | None = None
+    display_name: str | None = Field(default=None, alias="displayName")
+    # Only accepted so flows that use it validate; conditional display is a UI concern.
+    depends_on: Any = Field(default=None, alias="dependsOn")
+    # UI-only hint in Kestra (pre-filled but removable); unlike `defaults` it never supplies a value.
+    prefill: Any = None
+
+    # Whether "" counts as "no value": true for typed inputs, whose empty form field means "not filled in".
+    blank_is_missing: ClassVar[bool] = True
+
+    def coerce(self, value: Any) -> Any:
+        """Turn a given (or default) value into the canonical value; raise InvalidValue with a reason otherwise."""
+        raise NotImplementedError
+
+    def initial(self) -> Any:
+        """Value used when nothing was given; None means "no value"."""
+        return self.defaults
+
+
+class _Validated(Input):
+    validator: str | None = None
+
+    @field_validator("validator")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid validator regex: {exc}") from None
+        return pattern
+
+    def coerce(self, value: Any) -> Any:
+        text = scalar_str(value)
+        if self.validator is not None and re.fullmatch(self.validator, text) is None:
+            raise InvalidValue(f"value does not match validator '{self.validator}'")
+        return text
+
+
+class StringInput(_Validated):
+    type: Literal["STRING"]
+    blank_is_missing: ClassVar[bool] = False
+
+
+class SecretInput(_Validated):
+    type: Literal["SECRET"]
+    blank_is_missing: ClassVar[bool] = False
+
+    def coerce(self, value: Any) -> Any:
+        try:
+            return super().coerce(value)
+        except InvalidValue:
+            # Never echo a secret back in an error message (it ends up in logs and API responses).
+            raise InvalidValue("secret value is invalid") from None
+
+
+def _bounded(value: Any, low: Any, high: Any) -> Any:
+    if low is not None and value < low:
+        raise InvalidValue(f"{value} is below the minimum {low}")
+    if high is not None and value > high:
+        raise InvalidValue(f"{value} is above the maximum {high}")
+    return value
+
+
+class IntInput(Input):
+    type: Literal["INT"]
+    min: int | None = None
+    max: int | None = None
+
+    def coerce(self, value: Any) -> Any:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InvalidValue(f"expected an integer, got {describe(value)}")
+        return _bounded(value, self.min, self.max)
+
+
+class FloatInput(Input):
+    type: Literal["FLOAT"]
+    min: float | None = None
+    max: float | None = None
+
+    def coerce(self, value: Any) -> Any:
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                value = float(value)
+        # NaN compares unequal to itself and would slip through every min/max check.
+        if not isinstance(value, int | float) or isinstance(value, bool) or value != value:
+            raise InvalidValue(f"expected a number, got {describe(value)}")
+        return _bounded(float(value), self.min, self.max)
+
+
+class BooleanInput(Input):
+    type: Literal["BOOLEAN"]
+
+    def coerce(self, value: Any) -> Any:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        raise InvalidValue(f"expected true or false, got {describe(value)}")
+
+
+class _Temporal(Input):
+    """Common shape of DATETIME/DATE/TIME: parse, then check strict `after`/`before` bounds."""
+
+    what: ClassVar[str]
+
+    def parse(self, value: Any) -> Any:
+        raise NotImplementedError
+
+    def render(self, value: Any) -> str:
+        return str(value.isoformat())
+
+    def coerce(self, value: Any) -> Any:
+        try:
+            parsed = self.parse(value)
+        except (ValueError, TypeError):
+            raise InvalidValue(f"expected {self.what}, got {describe(value)}") from None
+        after, before = getattr(self, "after", None), getattr(self, "before", None)
+        if after is not None and not parsed > after:
+            raise InvalidValue(f"{self.render(parsed)} must be after {self.render(after)}")
+        if before is not None and not parsed < before:
+            raise InvalidValue(f"{self.render(parsed)} must be before {self.render(before)}")
+        return self.render(parsed)
+
+
+class DateTimeInput(_Temporal):
+    type: Literal["DATETIME"]
+    after: datetime | None = None
+    before: datetime | None = None
+    what: ClassVar[str] = "an ISO-8601 datetime such as '2024-01-01T00:00:00Z'"
+
+    @field_validator("after", "before")
+    @classmethod
+    def _bound_utc(cls, bound: datetime | None) -> datetime | None:
+        return None if bound is None else utc(bound)
+
+    def parse(self, value: Any) -> Any:
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value.strip())
+        elif isinstance(value, date) and not isinstance(value, datetime):
+            value = datetime.combine(value, time())
+        if not isinstance(value, datetime):
+            raise TypeError
+        return utc(value)
+
+    def render(self, value: Any) -> str:
+        spec = "milliseconds" if value.microsecond % 1000 == 0 and value.microsecond else "auto"
+        return str(value.replace(tzinfo=None).isoformat(timespec=spec)) + "Z"
+
+
+class DateInput(_Temporal):
+    type: Literal["DATE"]
+    after: date | None = None
+    before: date | None = None
+    what: ClassVar[str] = "a date such as '2024-01-31'"
+
+    def parse(self, value: Any) -> Any:
+        if isinstance(value, datetime):
+            return value.date()
+        if isinstance(value, date):
+            return value
+        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+            return date.fromisoformat(value.strip())
+        raise ValueError
+
+
+class TimeInput(_Temporal):
+    type: Literal["TIME"]
+    after: time | None = None
+    before: time | None = None
+    what: ClassVar[str] = "a time such as '13:45:00'"
+
+    def parse(self, value: Any) -> Any:
+        if isinstance(value, str):
+            value = time.fromisoformat(value.strip())
+        # A local time with an offset has no Kestra equivalent (LocalTime); refuse rather than guess.
+        if not isinstance(value, time) or value.tzinfo is not None:
+            raise ValueError
+        return value
+
+    def render(self, value: Any) -> str:
+        return str(value.isoformat(timespec="seconds" if not value.microsecond else "auto"))
+
+
+class DurationInput(Input):
+    type: Literal["DURATION"]
+
+    def coerce(self, value: Any) -> Any:
+        td = value if isinstance(value, timedelta) else parse_duration(scalar_str(value, "a duration"))
+        return format_duration(td)
