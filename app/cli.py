@@ -143,6 +143,25 @@ def schema(output: Annotated[Path | None, typer.Option("--output", "-o")] = None
         sys.stdout.write(text + "\n")
 
 
+@cli.command()
+def plugins(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every task type and task runner installed (entry points), with its aliases."""
+    from app.model.registry import plugin_rows
+
+    try:
+        rows = plugin_rows()
+    except CelestraError as exc:
+        _fail(str(exc), 2)
+    if as_json:
+        sys.stdout.write(json.dumps([row.__dict__ for row in rows], indent=2) + "\n")
+        return
+    for row in rows:  # one line each, so that it greps well
+        origin = row.family + (f" [{row.extra}]" if row.extra else "")
+        aliases = f" ({', '.join(row.aliases)})" if row.aliases else ""
+        out.print(f"{row.kind:<6} [bold]{row.type}[/bold]{escape(aliases)}  [dim]{escape(origin)}: {row.target}[/dim]",
+                  highlight=False, soft_wrap=True)
+
+
 @flow_cli.command("deploy")
 def flow_deploy(paths: Annotated[list[Path], typer.Argument()], config: ConfigOption = None) -> None:
     """Store flows (a new revision when the source changed) so `celestra execute NS ID` can run them."""

@@ -129,3 +129,31 @@ def __getattr__(name: str) -> Any:
     if name == "TYPE_NAMES":  # every task type by each of its names
         return registry().by_type
     raise AttributeError(name)
+
+
+RUNNERS_GROUP = "celestra.runners"  # read here by name only: the control plane never imports runner code
+
+
+@dataclass(frozen=True)
+class PluginRow:
+    kind: str  # "task" or "runner"
+    type: str  # the canonical (Kestra) type name
+    aliases: tuple[str, ...]
+    family: str  # entry point name (tasks) or target (runners)
+    target: str  # module:attribute
+    extra: str | None  # the pip extra a runner needs
+
+
+def plugin_rows() -> list[PluginRow]:
+    """Every task type and task runner with its aliases: what `celestra plugins` prints."""
+    rows = [PluginRow("task", names[0], names[1:], family.name, f"{cls.__module__}:{cls.__qualname__}", None)
+            for family in registry().families for cls in family.classes for names in [type_names(cls)]]
+    by_target: dict[str, list[EntryPoint]] = {}
+    for entry in entry_points(group=RUNNERS_GROUP):
+        by_target.setdefault(entry.value, []).append(entry)
+    for target, entries in by_target.items():
+        names = sorted((e.name for e in entries), key=lambda n: ("." not in n, n))
+        extras = entries[0].extras
+        rows.append(PluginRow("runner", names[0], tuple(names[1:]), entries[0].dist.name if entries[0].dist else "",
+                              target.split(" ")[0], ",".join(extras) or None))
+    return rows
