@@ -53,6 +53,7 @@ def runner_for(type_name: str, properties: dict[str, Any] | None = None,
     """A runner of this type with these (rendered) properties, under what the worker's operator allows."""
     runner = runner_class(type_name)(**(properties or {}))
     runner.policy = policy or RunnerPolicy()
+    runner.check_policy()
     return runner
 
 

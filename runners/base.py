@@ -71,6 +71,10 @@ class TaskRunner(ABC):
     @abstractmethod
     def run(self, spec: CommandSpec, sink: LogSink, control: RunControl) -> RunResult: ...
 
+    def check_policy(self) -> None:
+        """Raise RunnerError when the properties ask for more than `policy` allows (runner_for calls it, so a flow
+        fails before anything starts)."""
+
     def resume(self, external_id: str, spec: CommandSpec, sink: LogSink, control: RunControl) -> RunResult:
         """Follow a command started by a worker that died (only runners with supports_resume)."""
         raise NotImplementedError(f"{type(self).__name__} cannot resume a command it did not start")

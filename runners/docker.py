@@ -100,9 +100,12 @@ class DockerRunner(TaskRunner):
             raise RunnerError(f"Invalid Docker task runner properties: {exc}") from exc
 
     # -- the contract ---------------------------------------------------------------------------------------
-    def run(self, spec: CommandSpec, sink: LogSink, control: RunControl) -> RunResult:
-        if self.options.volumes and not self.policy.allow_volumes:
+    def check_policy(self) -> None:
+        if self.options.volumes and not self.policy.allow_volumes:  # they reach the host's files
             raise RunnerError("Docker `volumes` are disabled: set docker_volumes_enabled: true in the configuration")
+
+    def run(self, spec: CommandSpec, sink: LogSink, control: RunControl) -> RunResult:
+        self.check_policy()
         client = self._client()
         try:
             existing = self._left_behind(client, spec)

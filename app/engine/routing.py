@@ -29,9 +29,6 @@ class Route:
     group: str | None  # None: the default queue
     fallback: Fallback = "WAIT"
 
-    def queue(self, settings: Settings) -> str:
-        return self.group or settings.default_queue
-
 
 def namespace_default(settings: Settings, namespace: str) -> WorkerGroupRef | None:
     while namespace:
@@ -71,16 +68,6 @@ def route_task(settings: Settings, flow: Flow, task: Task, scope: Callable[[], d
         if not re.match(WORKER_GROUP_KEY_PATTERN, key):
             raise UnknownWorkerGroup(f"Worker group key {key!r} (rendered) must match {WORKER_GROUP_KEY_PATTERN}")
     check_group(settings, key)
-    return Route(key, fallback)
-
-
-def route_trigger(settings: Settings, flow: Flow, trigger: dict[str, Any]) -> Route:
-    """Where a polling trigger's evaluation runs: its own `workerGroup`, else the flow's, else the namespace's."""
-    raw = trigger.get("workerGroup")
-    ref = WorkerGroup.model_validate(raw) if raw else None
-    key, fallback = _declared_ref(settings, flow, ref)
-    if key is not None and not any(marker in key for marker in TEMPLATE_MARKERS):
-        check_group(settings, key)
     return Route(key, fallback)
 
 

@@ -1,4 +1,8 @@
-"""Execution and task-run states, named as Kestra names them."""
+"""Execution and task-run states, named as Kestra names them.
+
+The whole vocabulary is kept, also the states no Celestra engine path produces yet (QUEUED, RETRIED, SKIPPED):
+flows name them in conditions (`ExecutionStatus: in: [...]`) as they do for Kestra.
+"""
 
 from __future__ import annotations
 

@@ -215,12 +215,6 @@ class Store:
         with self.engine.connect() as conn:
             return self.load_execution(conn, execution_id, with_runs)
 
-    def get_task_run(self, conn: Connection, task_run_id: str) -> TaskRun:
-        row = conn.execute(sa.select(task_runs).where(task_runs.c.id == task_run_id)).first()
-        if row is None:
-            raise NotFoundError(f"Task run {task_run_id} not found")
-        return _task_run_from_row(row._mapping)
-
     def execution_state(self, execution_id: str) -> State:
         with self.engine.connect() as conn:
             value = conn.execute(sa.select(executions.c.state).where(executions.c.id == execution_id)).scalar()
