@@ -97,7 +97,7 @@ def new_execution(flow: Flow, source: str, inputs: dict[str, Any], *, revision: 
                    flow_source=source, labels={**flow.label_map, **(labels or {})}, trigger=trigger,
                    trigger_key=trigger_key)
     ex.inputs = resolve_inputs(flow.inputs, inputs, store_file=_file_storer(flow, ex))
-    for inp in flow.inputs:  # stored encrypted; decrypted only where a task is rendered (app/context.py)
+    for inp in flow.inputs:  # stored encrypted; decrypted only where a task is rendered (app/engine/variables.py)
         if getattr(inp, "type", None) == "SECRET" and isinstance(ex.inputs.get(inp.id), str):
             ex.inputs[inp.id] = encryption.encrypt(ex.inputs[inp.id])
     if parent:

@@ -1,6 +1,6 @@
 """Which workers are alive, and which worker groups (queues) they serve.
 
-Workers write a heartbeat row (workers/liveness.py); the executor reads it here to apply a group's fallback and the
+Workers write a heartbeat row (workers/heartbeat.py); the executor reads it here to apply a group's fallback and the
 server to resend the task runs of a worker that stopped beating. A short-lived cache keeps this off the per-task path.
 """
 

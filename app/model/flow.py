@@ -1,7 +1,8 @@
 """The flow model: Kestra's YAML structure as pydantic models.
 
-Task classes live in workers/plugins/ (one module per family); app/registry.py gathers them into the union that
-`Flow.tasks` is validated against, so an unknown `type` or property is a validation error, never ignored.
+Task classes are plugins (workers/plugins/, one module per family, and any installed distribution), registered as
+`celestra.tasks` entry points; app/model/registry.py gathers them into the union that `Flow.tasks` is validated
+against, so an unknown `type` or property is a validation error, never ignored.
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ class Flow(Model):
     finally_: list[AnyTask] = Field(default_factory=list, alias="finally")
     afterExecution: list[AnyTask] = Field(default_factory=list)
     outputs: list[Output] = Field(default_factory=list)
-    triggers: list[AnyTrigger] = Field(default_factory=list)  # app/triggers.py
+    triggers: list[AnyTrigger] = Field(default_factory=list)  # app/model/triggers.py
     taskDefaults: list[PluginDefault] = Field(default_factory=list)
     pluginDefaults: list[PluginDefault] = Field(default_factory=list)
     workerGroup: WorkerGroup | None = None

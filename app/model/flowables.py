@@ -1,6 +1,6 @@
 """Flowable tasks: they run no code of their own; the executor creates their children's task runs.
 
-Each model declares its children; app/executor.py decides, from the task runs that exist, what to create next and
+Each model declares its children; app/engine/step.py decides, from the task runs that exist, what to create next and
 when the flowable itself is done.
 """
 

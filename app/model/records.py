@@ -89,7 +89,7 @@ class Execution:
     namespace: str
     flow_id: str
     flow_revision: int | None
-    flow_source: str | None  # None when loaded without it: engine.flow_of fetches it once per process
+    flow_source: str | None  # None when loaded without it: events.flow_of fetches it once per process
     state: State = State.CREATED
     inputs: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
@@ -98,7 +98,7 @@ class Execution:
     parent_task_run_id: str | None = None
     trigger: dict[str, Any] | None = None  # set when a trigger fired it: `{{ trigger.date }}` and the like
     trigger_key: str | None = None  # the trigger event it was created for: stored once per flow
-    downstream_checked: bool = False  # its end was offered to the flow triggers watching it (app/flow_triggers.py)
+    downstream_checked: bool = False  # its end was offered to the flow triggers watching it (app/engine/flow_triggers.py)
     error: str | None = None
     created: datetime = field(default_factory=now)
     started: datetime | None = None

@@ -1,4 +1,4 @@
-"""Tables. Changes here need a migration in app/migrations/versions/."""
+"""Tables. Changes here need a migration in app/store/migrations/versions/."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ executions = sa.Table(
     sa.Column("parent_task_run_id", sa.String(32)),
     sa.Column("trigger", sa.JSON),  # what fired it (`{{ trigger.date }}`...), None when started by hand
     sa.Column("trigger_key", sa.String(255)),  # one execution per trigger event: `tick@<date>`, `after:<execution>`
-    # False until the flow triggers watching this execution's end were evaluated (app/flow_triggers.py).
+    # False until the flow triggers watching this execution's end were evaluated (app/engine/flow_triggers.py).
     sa.Column("downstream_checked", sa.Boolean, nullable=False, server_default=sa.true(), index=True),
     sa.Column("error", sa.Text),
     sa.Column("created", TS, nullable=False, index=True),
