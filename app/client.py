@@ -151,9 +151,9 @@ class Client:
     def worker_groups(self) -> list[dict[str, Any]]:
         """Declared and served worker groups: their live workers and how many messages wait in their queue."""
         from app.celery_app import get_celery
-        from app.engine import live_workers
+        from app.engine import liveness
 
-        live = live_workers.live_workers()
+        live = liveness.live_workers()
         names = sorted({*self.settings.worker_groups, *(g for w in live for g in w.groups)})
         depths = _queue_depths(get_celery(), names) if not self.settings.embedded else {}
         return [

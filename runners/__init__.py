@@ -22,15 +22,6 @@ def registered() -> dict[str, EntryPoint]:
     return {entry.name: entry for entry in entry_points(group=GROUP)}
 
 
-def canonical(type_name: str) -> str:
-    """The Kestra type name an alias stands for (the first name registered for the same class)."""
-    entries = registered()
-    entry = entries.get(type_name)
-    if entry is None:
-        return type_name
-    return next((name for name, other in entries.items() if other.value == entry.value and "." in name), type_name)
-
-
 def runner_class(type_name: str) -> type[TaskRunner]:
     entries = registered()
     entry = entries.get(type_name)
@@ -41,6 +32,10 @@ def runner_class(type_name: str) -> type[TaskRunner]:
     hint = f" (pip install '{dist}[{','.join(entry.extras)}]')" if entry.extras else ""
     try:
         loaded = entry.load()
+    except ModuleNotFoundError as exc:
+        if exc.name == entry.module:
+            raise RunnerError(f"Task runner '{type_name}' is not implemented in this version of Celestra") from exc
+        raise RunnerError(f"Task runner '{type_name}' is not available: {exc}{hint}") from exc
     except ImportError as exc:
         raise RunnerError(f"Task runner '{type_name}' is not available: {exc}{hint}") from exc
     if not (isinstance(loaded, type) and issubclass(loaded, TaskRunner)):
@@ -58,4 +53,4 @@ def runner_for(type_name: str, properties: dict[str, Any] | None = None,
 
 
 __all__ = ["CommandSpec", "LogSink", "RunControl", "RunResult", "RunnerError", "RunnerPolicy", "TaskRunner",
-           "canonical", "registered", "runner_class", "runner_for"]
+           "registered", "runner_class", "runner_for"]

@@ -132,6 +132,7 @@ class DockerRunner(TaskRunner):
             raise RunnerError(f"Docker engine error: {exc}") from exc
 
     def resume(self, external_id: str, spec: CommandSpec, sink: LogSink, control: RunControl) -> RunResult:
+        self.check_policy()
         client = self._client()
         try:
             try:

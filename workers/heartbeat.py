@@ -15,7 +15,7 @@ from typing import Any
 from celery.signals import worker_ready, worker_shutdown
 
 from app import runtime
-from app.engine import events, live_workers
+from app.engine import events, liveness
 from app.model.records import now
 
 log = logging.getLogger("celestra.liveness")
@@ -36,7 +36,7 @@ class Heartbeat:
         return sorted({q.name for q in queues} - {internal})
 
     def beat(self) -> None:
-        live_workers.beat(self.worker_id, socket.gethostname(), self.groups(), os.getpid(), self.started)
+        liveness.beat(self.worker_id, socket.gethostname(), self.groups(), os.getpid(), self.started)
 
     def _run(self) -> None:
         interval = runtime.settings().heartbeat_interval
@@ -63,7 +63,7 @@ class Heartbeat:
             return
         self.stopped.set()
         try:
-            live_workers.forget(self.worker_id)
+            liveness.forget(self.worker_id)
         except Exception:
             log.warning("could not unregister %s", self.worker_id, exc_info=True)
 

@@ -14,9 +14,15 @@ QueueSubscriber = Callable[[str], None]
 _subscriber: QueueSubscriber | None = None
 
 
-def subscribe_queues(subscriber: QueueSubscriber | None) -> None:
+def subscribe_queues(subscriber: QueueSubscriber) -> None:
     global _subscriber
     _subscriber = subscriber
+
+
+def unsubscribe_queues(subscriber: QueueSubscriber) -> None:
+    global _subscriber
+    if _subscriber == subscriber:
+        _subscriber = None
 
 
 def start_execution(execution_id: str) -> None:
@@ -32,7 +38,7 @@ def send_task_runs(ex: Execution, flow: Flow, runs: list[TaskRun]) -> None:
     settings = runtime.settings()
     default_queue = settings.default_queue
     for run in runs:
-        if _subscriber is not None:
+        if settings.embedded and _subscriber is not None:
             _subscriber(run.worker_group or default_queue)
         # Names in kwargs make a message readable in Flower; they are identifiers, never property values.
         celery.send_task(

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from app import runtime, templating
 from app.engine import dispatch, flow_triggers
-from app.engine.live_workers import group_is_alive
+from app.engine.liveness import group_is_alive
 from app.engine.retries import retry_delay
 from app.engine.routing import Route, route_task
 from app.engine.step import Step, StepResult
@@ -203,7 +203,7 @@ def _after_commit(flow: Flow, ex: Execution, result: StepResult, ended_now: bool
 
 def on_ended(ex: Execution) -> int:
     """Start the deployed flows whose Flow trigger watches this ended execution, each once."""
-    return flow_triggers.fire(ex, context_factory(flow_of(ex), ex)(None, None), create_and_start)
+    return flow_triggers.fire(ex, lambda: context_factory(flow_of(ex), ex)(None, None), create_and_start)
 
 
 def retry_unchecked() -> int:

@@ -10,6 +10,7 @@ otherwise loop forever.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -48,16 +49,18 @@ class StartExecution(Protocol):
                  trigger: dict[str, Any], trigger_key: str) -> Execution: ...
 
 
-def fire(ex: Execution, scope: dict[str, Any], start: StartExecution) -> int:
+def fire(ex: Execution, scope: Callable[[], dict[str, Any]], start: StartExecution) -> int:
     """Start every flow watching this ended execution, then mark it checked. Returns how many started.
 
-    `scope` is the upstream execution's template context: the watchers' inputs are rendered in it."""
+    `scope()` builds the upstream execution's template context, which the watchers' inputs are rendered in: only
+    when someone watches, and inside the watcher's own error handling (a SECRET input this process cannot decrypt
+    is a TemplateError like any other: logged, no execution, the end still marked checked)."""
     started = 0
     variables = {"executionId": ex.id, "namespace": ex.namespace, "flowId": ex.flow_id,
                  "flowRevision": ex.flow_revision, "state": ex.state.value, "outputs": ex.outputs}
     for deployed, trigger in watchers(ex):
         try:
-            inputs = templating.render_value(trigger.inputs, {**scope, "trigger": variables})
+            inputs = templating.render_value(trigger.inputs, {**scope(), "trigger": variables})
             child = start(deployed.flow, deployed.source, inputs, revision=deployed.revision,
                           trigger={**variables, "id": trigger.id, "type": trigger.type},
                           trigger_key=f"{trigger.id}:{ex.id}")

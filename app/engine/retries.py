@@ -1,9 +1,8 @@
-"""When a failed attempt runs again (Kestra's retry policies), and how Kestra prints values in its messages."""
+"""When a failed attempt runs again: Kestra's retry policies."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from app.model.flow import Retry
 from app.model.records import TaskRun
@@ -24,16 +23,3 @@ def retry_delay(policy: Retry | None, run: TaskRun, now: datetime) -> timedelta 
     if policy.max_attempts is None and policy.maxDuration is None:
         return None  # Kestra requires one of the two; without either we do not loop forever
     return delay
-
-
-def java_text(value: Any) -> str:
-    """Java's toString of lists and maps: how Kestra prints values in its messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, list):
-        return "[" + ", ".join(java_text(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}={java_text(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from app import templating
-from app.engine.retries import java_text, retry_delay
+from app.engine.retries import retry_delay
 from app.engine.routing import Route
 from app.model import flowables as fl
 from app.model.flow import Flow, Task
@@ -414,3 +414,16 @@ class Step:
             else:
                 done = False
         return done, states
+
+
+def java_text(value: Any) -> str:
+    """Java's toString of lists and maps: how Kestra prints values in its messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "[" + ", ".join(java_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={java_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -98,7 +98,8 @@ class Execution:
     parent_task_run_id: str | None = None
     trigger: dict[str, Any] | None = None  # set when a trigger fired it: `{{ trigger.date }}` and the like
     trigger_key: str | None = None  # the trigger event it was created for: stored once per flow
-    downstream_checked: bool = False  # its end was offered to the flow triggers watching it (app/engine/flow_triggers.py)
+    # Its end was offered to the flow triggers watching it (app/engine/flow_triggers.py).
+    downstream_checked: bool = False
     error: str | None = None
     created: datetime = field(default_factory=now)
     started: datetime | None = None

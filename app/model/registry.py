@@ -31,7 +31,7 @@ GROUP = "celestra.tasks"
 
 
 class PluginError(ConfigError):
-    """A registered family of task types (or a task runner) cannot be loaded."""
+    """A registered family of task types cannot be loaded, or two families claim one type name."""
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,6 @@ class Family:
 class TaskRegistry:
     families: tuple[Family, ...]
     by_type: Mapping[str, type[Task]]
-
-    def task_class(self, type_name: str) -> type[Task] | None:
-        return self.by_type.get(type_name)
 
 
 def type_names(cls: type[Task]) -> tuple[str, ...]:
@@ -80,6 +77,7 @@ def load_family(entry: EntryPoint) -> Family:
 
 
 def build(entries: Iterable[EntryPoint]) -> TaskRegistry:
+    """Load and check every family; `registry()` then binds the flow model to what was found."""
     families = tuple(load_family(entry) for entry in sorted(entries, key=lambda e: e.name))
     if not families:
         raise PluginError(f"No task types are registered under the '{GROUP}' entry points: install Celestra "
@@ -93,8 +91,6 @@ def build(entries: Iterable[EntryPoint]) -> TaskRegistry:
                     raise PluginError(f"Task type '{name}' is registered twice: by family '{owner[name]}' and by "
                                       f"family '{family.name}'")
                 by_type[name], owner[name] = cls, family.name
-    classes = list(dict.fromkeys(by_type.values()))
-    _bind(classes)
     return TaskRegistry(families, by_type)
 
 
@@ -117,12 +113,10 @@ def registry() -> TaskRegistry:
     if _registry is None:
         with _lock:
             if _registry is None:
-                _registry = build(entry_points(group=GROUP))
+                built = build(entry_points(group=GROUP))
+                _bind(list(dict.fromkeys(built.by_type.values())))
+                _registry = built
     return _registry
-
-
-def task_class(type_name: str) -> type[Task] | None:
-    return registry().task_class(type_name)
 
 
 def __getattr__(name: str) -> Any:
@@ -139,14 +133,16 @@ class PluginRow:
     kind: str  # "task" or "runner"
     type: str  # the canonical (Kestra) type name
     aliases: tuple[str, ...]
-    family: str  # entry point name (tasks) or target (runners)
+    family: str  # the entry point's name (tasks) or the distribution (runners)
     target: str  # module:attribute
     extra: str | None  # the pip extra a runner needs
+    distribution: str | None  # what installed it
 
 
 def plugin_rows() -> list[PluginRow]:
     """Every task type and task runner with its aliases: what `celestra plugins` prints."""
-    rows = [PluginRow("task", names[0], names[1:], family.name, f"{cls.__module__}:{cls.__qualname__}", None)
+    rows = [PluginRow("task", names[0], names[1:], family.name, f"{cls.__module__}:{cls.__qualname__}",
+                      None, family.distribution)
             for family in registry().families for cls in family.classes for names in [type_names(cls)]]
     by_target: dict[str, list[EntryPoint]] = {}
     for entry in entry_points(group=RUNNERS_GROUP):
@@ -154,6 +150,7 @@ def plugin_rows() -> list[PluginRow]:
     for target, entries in by_target.items():
         names = sorted((e.name for e in entries), key=lambda n: ("." not in n, n))
         extras = entries[0].extras
-        rows.append(PluginRow("runner", names[0], tuple(names[1:]), entries[0].dist.name if entries[0].dist else "",
-                              target.split(" ")[0], ",".join(extras) or None))
+        dist = entries[0].dist.name if entries[0].dist else None
+        rows.append(PluginRow("runner", names[0], tuple(names[1:]), dist or "", target.split(" ")[0],
+                              ",".join(extras) or None, dist))
     return rows

@@ -1,6 +1,6 @@
-"""Flow triggers. Schedule and ScheduleOnDates are fired by `celestra server` (app/services/scheduler.py), Flow triggers when
-a watched execution ends (app/engine/flow_triggers.py); other types (Webhook, polling triggers) are kept as written and not
-evaluated yet.
+"""Flow triggers. Schedule and ScheduleOnDates are fired by `celestra server` (app/services/scheduler.py), Flow
+triggers when a watched execution ends (app/engine/flow_triggers.py); other types (Webhook, polling triggers) are
+kept as written and not evaluated yet.
 
 The fire dates are pure functions of the trigger and a time window, so they are tested without a clock.
 """

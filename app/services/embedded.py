@@ -49,7 +49,7 @@ class EmbeddedRuntime:
                 self.worker.consumer.add_task_queue(queue)
 
     def stop(self) -> None:
-        dispatch.subscribe_queues(None)
+        dispatch.unsubscribe_queues(self.ensure_queue)
         self.timers.stop()
         self.worker.stop(in_sighandler=False)
         self.thread.join(5)

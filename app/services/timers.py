@@ -55,12 +55,12 @@ class TimerLoop:
     def resend_from_dead_workers(self) -> None:
         """Task runs held by a worker that stopped beating run again elsewhere (the broker may never resend them:
         Redis keeps an unacked message for its whole visibility timeout)."""
-        from app.engine import live_workers
+        from app.engine import liveness
 
-        for dead in live_workers.dead_workers():
+        for dead in liveness.dead_workers():
             for execution_id, task_run_id in runtime.store().running_on(dead.id):
                 events.resend(execution_id, task_run_id, dead.id)
-            live_workers.forget(dead.id)
+            liveness.forget(dead.id)
             log.warning("worker %s stopped beating; its task runs were resent", dead.id)
 
     def _loop(self) -> None:

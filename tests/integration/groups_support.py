@@ -226,9 +226,9 @@ class GroupsCluster:
 
     # -- liveness ----------------------------------------------------------------------------------------------
     def live_nodes(self) -> dict[str, Any]:
-        from app.engine import live_workers
+        from app.engine import liveness
 
-        return {w.id: w for w in live_workers.live_workers()}
+        return {w.id: w for w in liveness.live_workers()}
 
     def wait_live(self, *nodes: str, timeout: float = READY_TIMEOUT) -> None:
         def ready() -> bool:
@@ -280,12 +280,12 @@ def configured_client(settings: Any) -> Iterator[Any]:
     from app import celery_app, runtime
     from app import settings as app_settings
     from app.client import Client
-    from app.engine import live_workers
+    from app.engine import liveness
     from app.settings import load_settings
 
     previous = app_settings.configured()
     client = Client(settings=settings)
-    live_workers.live_groups.invalidate()
+    liveness.live_groups.invalidate()
     try:
         yield client
     finally:
@@ -293,7 +293,7 @@ def configured_client(settings: Any) -> Iterator[Any]:
             runtime.store().engine.dispose()
         runtime.configure(previous if previous is not None else load_settings())
         celery_app.reset()
-        live_workers.live_groups.invalidate()
+        liveness.live_groups.invalidate()
 
 
 @contextlib.contextmanager

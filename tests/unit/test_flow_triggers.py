@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app import runtime
+from app import runtime, templating
 from app.engine import events, flow_triggers
 from app.errors import FlowValidationError
 from app.model.loader import load_flow
@@ -187,3 +187,25 @@ def test_preconditions_are_refused_with_a_clear_error() -> None:
 def test_an_unwatched_end_is_checked_in_its_own_transaction(client: Any) -> None:
     done = client.run(upstream())
     assert runtime.store().get_execution(done.id).downstream_checked is True
+
+
+def test_an_upstream_context_that_cannot_render_starts_nothing_and_still_marks_the_end(
+        client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """E.g. a SECRET input this process cannot decrypt: like any rendering error, logged and skipped, so the end is
+    checked and the timer loop does not retry it forever."""
+    up = upstream()
+    watching = client.deploy(watcher(flow_condition(up)))["id"]
+    done = client.run(up)
+    settled(done.id)
+    assert len(started_by(client, watching, expected=1)) == 1  # offered at the end: one watcher ran, and ended
+    with runtime.store().begin() as conn:
+        conn.execute(executions.update().where(executions.c.id == done.id).values(downstream_checked=False))
+
+    def unrenderable(*args: Any, **kwargs: Any) -> Any:
+        raise templating.TemplateError("Cannot decrypt a SECRET input")
+
+    monkeypatch.setattr(events, "context_factory", unrenderable)
+    assert events.on_ended(runtime.store().get_execution(done.id)) == 0
+    assert runtime.store().get_execution(done.id).downstream_checked
+    monkeypatch.undo()
+    assert len(started_by(client, watching)) == 1  # nothing more

@@ -1,4 +1,5 @@
-"""The migrations build exactly the tables app/store/tables.py declares (a schema change without its migration fails)."""
+"""The migrations build exactly the tables app/store/tables.py declares (a schema change without its migration
+fails)."""
 
 from __future__ import annotations
 
