@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
@@ -47,11 +47,25 @@ class RunResult:
     killed: bool = False
 
 
+# What a local command inherits of its worker's environment unless the operator says otherwise: enough to find
+# programs and speak the locale, nothing that holds a credential.
+DEFAULT_INHERITED_ENV = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ",
+                         "TMPDIR", "TEMP", "TMP", "TERM")
+# Never handed to a command, whatever the allow-list says: the worker's own configuration and its secrets.
+NEVER_INHERITED_PREFIXES = ("CELESTRA_", "SECRET_")
+
+
 @dataclass(frozen=True)
 class RunnerPolicy:
     """What the operator of the worker allows its runners, whatever a flow asks for."""
 
     allow_volumes: bool = False  # Docker `volumes` reach the host's files
+    inherited_env: tuple[str, ...] = DEFAULT_INHERITED_ENV  # worker variables a local command may see
+
+    def inherited(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """The part of `environ` a local command starts with (the task's own `env` goes on top)."""
+        return {name: environ[name] for name in self.inherited_env
+                if name in environ and not name.startswith(NEVER_INHERITED_PREFIXES)}
 
 
 @dataclass

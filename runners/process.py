@@ -20,7 +20,8 @@ READER_GRACE = 5.0  # seconds to drain the pipes once the process group is gone
 class ProcessRunner(TaskRunner):
     def run(self, spec: CommandSpec, sink: LogSink, control: RunControl) -> RunResult:
         (spec.working_dir / spec.output_dir).mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **spec.env}
+        # A clean environment: the allowed part of the worker's, then the task's own (never the worker's secrets).
+        env = {**self.policy.inherited(os.environ), **spec.env}
         try:
             process = subprocess.Popen(
                 spec.command, cwd=spec.working_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

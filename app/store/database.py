@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from app.errors import NotFoundError
@@ -104,6 +105,11 @@ class Store:
     # -- flows --------------------------------------------------------------------------------------------------
     def save_flow(self, namespace: str, flow_id: str, source: str) -> int:
         with self.engine.connect().execution_options(lock=True) as conn, conn.begin():
+            if conn.dialect.name == "postgresql":
+                # Deploys of one flow take turns (SQLite's write transaction already serializes them): two at once
+                # would both read revision N and both write N + 1.
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:flow))"),
+                             {"flow": f"celestra.flow:{namespace}/{flow_id}"})
             latest = conn.execute(
                 sa.select(flows.c.revision, flows.c.source)
                 .where(flows.c.namespace == namespace, flows.c.id == flow_id)
@@ -312,9 +318,12 @@ class Store:
 
     def kv_put(self, namespace: str, key: str, value: Any, ttl: timedelta | None = None) -> None:
         expires = now() + ttl if ttl else None
-        with self.engine.begin() as conn:
-            conn.execute(kv.delete().where(kv.c.namespace == namespace, kv.c.key == key))
-            conn.execute(kv.insert().values(namespace=namespace, key=key, value=value, expires=expires))
+        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        upsert = insert(kv).values(namespace=namespace, key=key, value=value, expires=expires)
+        with self.engine.begin() as conn:  # one atomic statement: concurrent writers of a key never collide
+            conn.execute(upsert.on_conflict_do_update(index_elements=[kv.c.namespace, kv.c.key],
+                                                      set_={"value": upsert.excluded.value,
+                                                            "expires": upsert.excluded.expires}))
 
     def kv_delete(self, namespace: str, key: str) -> bool:
         with self.engine.begin() as conn:

@@ -210,9 +210,15 @@ def escape_char(value: Any, type: str) -> Any:
     return stringify(value).replace(old, new)
 
 
+# jq can read the process environment (`env`, `$ENV`), load modules from disk (`import`, `include`) and write to
+# the worker's stderr (`debug`, `stderr`). Templates see only their variables: the expression runs inside a scope
+# where those names are empty or inert, and a module directive, no longer at the program's start, is a syntax error.
+_JQ_SANDBOX = "def env: {}; def debug: .; def debug(msg): .; def stderr: .; {} as $ENV | (\n"
+
+
 @lru_cache(maxsize=256)
 def _jq_program(expression: str) -> Any:
-    return jq.compile(expression)
+    return jq.compile(f"{_JQ_SANDBOX}{expression}\n)")
 
 
 def jq_filter(value: Any, expression: str) -> list[Any] | None:

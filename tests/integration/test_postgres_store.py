@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -148,3 +149,20 @@ def test_an_announced_end_wakes_a_listener_only_once_committed(store: Store) -> 
         started = time.monotonic()
         assert listener.wait("mine", 5.0) is True  # skips the other execution's end
         assert time.monotonic() - started < 1.0
+
+
+def test_concurrent_deploys_of_one_flow_keep_every_revision(store: Store) -> None:
+    sources = [FLOW_V1.replace("one", f"version {i}") for i in range(100)]
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        revisions = list(pool.map(lambda source: store.save_flow("celestra.it.store", "busy", source), sources))
+    assert sorted(revisions) == list(range(1, 101))
+    kept = {store.get_flow("celestra.it.store", "busy", revision)[1] for revision in range(1, 101)}
+    assert kept == set(sources)
+
+
+def test_concurrent_kv_writes_of_one_key_all_succeed(store: Store) -> None:
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        list(pool.map(lambda i: store.kv_put("celestra.it.store", "counter", {"writer": i}), range(100)))
+    assert store.kv_get("celestra.it.store", "counter")["writer"] in range(100)
+    store.kv_put("celestra.it.store", "counter", "last", timedelta(hours=1))
+    assert store.kv_get("celestra.it.store", "counter") == "last"
