@@ -20,12 +20,63 @@ Position = tuple[int, int]
 PathKey = tuple[str | int, ...]
 
 
+MAP_TAG, SEQ_TAG = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+MAX_NODES = 100_000  # YAML nodes a flow may expand to, aliases counted each time they are used
+
+
+class _Refused(Exception):
+    """The YAML is valid but is not loaded: `message` says why, `node` where."""
+
+    def __init__(self, node: yaml.Node, message: str):
+        super().__init__(message)
+        self.node, self.message = node, message
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many nodes the document becomes once its aliases are expanded (an alias is the same node object, so a
+    531-byte "billion laughs" is a few nodes here and billions after expansion). Refuses recursive aliases."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise _Refused(node, "a recursive alias (a node containing itself) cannot be loaded")
+        open_nodes.add(key)
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            children = []
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > MAX_NODES:
+                raise _Refused(node, f"the document expands to more than {MAX_NODES} nodes (aliases counted each "
+                                     "time they are used)")
+        open_nodes.discard(key)
+        sizes[key] = total
+        return total
+
+    return size(root)
+
+
 def _construct(node: yaml.Node, path: PathKey, positions: dict[PathKey, Position]) -> Any:
     positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if node.tag not in (MAP_TAG, SEQ_TAG) and not isinstance(node, yaml.ScalarNode):
+        raise _Refused(node, f"unknown YAML tag {node.tag!r}: flows use plain mappings, lists and values")
     if isinstance(node, yaml.MappingNode):
+        _local.constructor.flatten_mapping(node)  # merge keys (`<<: *defaults`), as YAML 1.1 defines them
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = _scalar(key_node)
+            try:
+                hash(key)
+            except TypeError:
+                raise _Refused(key_node, "a mapping key must be a scalar (text, number or boolean)") from None
             result[key] = _construct(value_node, (*path, key), positions)
             positions[(*path, key, "__key__")] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
         return result
@@ -39,7 +90,10 @@ _local = threading.local()
 
 def _scalar(node: yaml.Node) -> Any:
     # One constructor per parse and thread (it memoizes nodes; parse_yaml resets it).
-    return _local.constructor.construct_object(node, deep=True)
+    try:
+        return _local.constructor.construct_object(node, deep=True)
+    except ValueError as exc:  # e.g. an integer past Python's digit limit
+        raise _Refused(node, f"cannot read this value: {exc}") from None
 
 
 def parse_yaml(text: str, filename: str) -> tuple[Any, dict[PathKey, Position]]:
@@ -51,9 +105,28 @@ def parse_yaml(text: str, filename: str) -> tuple[Any, dict[PathKey, Position]]:
         mark = exc.problem_mark
         where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename
         raise FlowValidationError([f"{where}: invalid YAML: {exc.problem}"]) from exc
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (control characters, ...)
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        shown = _code_point(exc.character)
+        raise FlowValidationError([f"{filename}:{line}:{column}: invalid YAML: character {shown} is not allowed "
+                                   "(control characters cannot appear in a flow)"]) from exc
     if node is None:
         raise FlowValidationError([f"{filename}:1:1: the file is empty"])
-    return _construct(node, (), positions), positions
+    try:
+        _expanded_size(node)
+        return _construct(node, (), positions), positions
+    except _Refused as exc:
+        mark = exc.node.start_mark
+        raise FlowValidationError([f"{filename}:{mark.line + 1}:{mark.column + 1}: {exc.message}"]) from None
+    except yaml.MarkedYAMLError as exc:  # e.g. an unknown tag such as `!custom`, or a merge of a non-mapping
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename
+        raise FlowValidationError([f"{where}: invalid YAML: {exc.problem or exc}"]) from None
+
+
+def _code_point(character: str | int) -> str:
+    return f"U+{ord(character) if isinstance(character, str) else character:04X}"
 
 
 def _field_path(loc: tuple[Any, ...], data: Any) -> PathKey:
