@@ -46,11 +46,10 @@ class Settings(BaseSettings):
     worker_groups: dict[str, WorkerGroupSettings] = Field(default_factory=dict)
     globals: dict[str, Any] = Field(default_factory=dict, description="Values exposed as {{ globals.* }}.")
     docker_volumes_enabled: bool = Field(False, description="Let Docker task runners mount host `volumes`.")
-    script_env_inherited: list[str] = Field(
-        default_factory=lambda: ["PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE",
-                                 "TZ", "TMPDIR", "TEMP", "TMP", "TERM"],
-        description="Worker environment variables a script run by the Process runner inherits (CELESTRA_* and "
-                    "SECRET_* never are); everything else it sees comes from the task's `env`.")
+    script_env_inherited: list[str] | None = Field(
+        None, description="Worker environment variables a script run by the Process runner inherits; unset: PATH, "
+                          "HOME, USER, LOGNAME, SHELL, the locale, TZ, TMPDIR and TERM. CELESTRA_* and SECRET_* never "
+                          "are; everything else a script sees comes from its task's `env`.")
     default_task_runner: str = Field("process", description="Task runner of scripts that name none.")
     env_vars_prefix: str = Field("ENV_", description="Env vars with this prefix are exposed as {{ envs.* }}.")
     secrets_prefix: str = Field("SECRET_", description="Env var prefix of base64-encoded secrets (Kestra OSS).")

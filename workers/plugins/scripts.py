@@ -11,6 +11,7 @@ import fnmatch
 import json
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -72,8 +73,9 @@ class ScriptTask(RunnableTask):
         # Rendered like every task property: runner credentials and ARNs come from `{{ secret(...) }}` and vars.
         properties = ctx.render(runner_ref.model_dump(exclude={"type"}))
         try:
-            policy = RunnerPolicy(allow_volumes=settings.docker_volumes_enabled,
-                                  inherited_env=tuple(settings.script_env_inherited))
+            policy = RunnerPolicy(allow_volumes=settings.docker_volumes_enabled)
+            if settings.script_env_inherited is not None:
+                policy = replace(policy, inherited_env=tuple(settings.script_env_inherited))
             runner = runner_for(runner_ref.type, properties, policy)
         except RunnerError as exc:
             raise TaskFailure(str(exc)) from exc
