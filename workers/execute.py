@@ -247,6 +247,9 @@ def execute(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogBuffer
         outcome.error = secrets.mask(f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
     finally:
         watch.stop()
+    # At rest, a secret is masked wherever the attempt put it (a downstream task reads it with secret() again).
+    outcome.outputs = secrets.mask_value(outcome.outputs)
+    outcome.labels = secrets.mask_value(outcome.labels)
     return outcome
 
 

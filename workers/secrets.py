@@ -7,14 +7,16 @@ import binascii
 import os
 
 from app.errors import TaskFailure
+from app.store.masking import Masker
 
-MASK = "********"
 
+class SecretResolver(Masker):
+    """`secret(name)` for templates; every value it returns (and every SECRET input remembered) is then masked
+    in what the attempt stores: logs, errors, outputs, labels."""
 
-class SecretResolver:
     def __init__(self, prefix: str = "SECRET_"):
+        super().__init__()
         self.prefix = prefix
-        self.seen: set[str] = set()
 
     def __call__(self, name: str) -> str:
         name = name.upper()
@@ -28,16 +30,3 @@ class SecretResolver:
             raise TaskFailure(f"Secret '{name}': {self.prefix}{name} is not valid base64") from exc
         self.remember(value)
         return value
-
-    def remember(self, value: str) -> None:
-        if value:
-            self.seen.add(value)
-            for line in value.splitlines():
-                if len(line) >= 4:
-                    self.seen.add(line)
-
-    def mask(self, text: str) -> str:
-        for value in sorted(self.seen, key=len, reverse=True):
-            if value in text:
-                text = text.replace(value, MASK)
-        return text

@@ -19,7 +19,7 @@ from app.engine.liveness import group_is_alive
 from app.engine.retries import retry_delay
 from app.engine.routing import Route, route_task
 from app.engine.step import Step, StepResult
-from app.engine.variables import build_context
+from app.engine.variables import build_context, without_secret_inputs
 from app.model.flow import Flow, Task
 from app.model.flowables import Subflow
 from app.model.inputs import resolve_inputs
@@ -262,9 +262,11 @@ def child_ended(child: Execution) -> None:
         error = None
         if task.outputs:
             # Rendered against the child's own variables: its task outputs, inputs, labels.
-            scope = context_factory(flow_of(child), child)(None, None)
+            child_flow = flow_of(child)
+            scope = context_factory(child_flow, child)(None, None)
             try:
-                outputs["outputs"] = templating.render_value(task.outputs, scope)
+                outputs["outputs"] = without_secret_inputs(child_flow, scope,
+                                                           templating.render_value(task.outputs, scope))
             except templating.TemplateError as exc:
                 state, error = State.FAILED, f"Subflow outputs: {exc}"
                 runtime.store().append_logs(conn, [log_row(ex.id, run, "ERROR", error)])

@@ -16,6 +16,7 @@ from typing import Any
 from app import templating
 from app.engine.retries import retry_delay
 from app.engine.routing import Route
+from app.engine.variables import without_secret_inputs
 from app.model import flowables as fl
 from app.model.flow import Flow, Task
 from app.model.inputs import InputError, coerce_output
@@ -84,8 +85,9 @@ class Step:
         if state == State.SUCCESS and self.flow.outputs:
             try:
                 scope = self.context(None, None)
-                ex.outputs = {o.id: coerce_output(o.id, o.type, templating.render_value(o.value, scope))
-                              for o in self.flow.outputs}
+                ex.outputs = without_secret_inputs(self.flow, scope, {
+                    o.id: coerce_output(o.id, o.type, templating.render_value(o.value, scope))
+                    for o in self.flow.outputs})
             except (templating.TemplateError, InputError) as exc:
                 ex.error, state = f"Flow outputs: {exc}", State.FAILED
         ex.state, ex.ended = state, self.now

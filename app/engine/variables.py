@@ -12,6 +12,7 @@ from app.model.flow import Flow, Task
 from app.model.records import Execution, TaskRun, iso
 from app.model.states import State
 from app.store import encryption
+from app.store.masking import Masker
 
 OUTPUT_STATES = frozenset({State.SUCCESS, State.WARNING, State.FAILED, State.RUNNING, State.KILLED})
 
@@ -66,6 +67,16 @@ def _plain_inputs(ex: Execution) -> dict[str, Any]:
         return {key: encryption.decrypt(value) for key, value in ex.inputs.items()}
     except ConfigError as exc:
         raise templating.TemplateError(str(exc)) from None
+
+
+def without_secret_inputs(flow: Flow, scope: Mapping[str, Any], value: Any) -> Any:
+    """`value` (rendered against `scope`) with the flow's decrypted SECRET inputs masked, before it is stored."""
+    masker = Masker()
+    inputs = scope.get("inputs") or {}
+    for inp in flow.inputs:
+        if inp.type == "SECRET" and isinstance(inputs.get(inp.id), str):
+            masker.remember(inputs[inp.id])
+    return masker.mask_value(value)
 
 
 def build_context(
