@@ -377,12 +377,21 @@ def triggers(
 
 
 @cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def flower(ctx: typer.Context, config: ConfigOption = None) -> None:
-    """The Flower dashboard for this cluster (extra options go to Flower, e.g. --port=5555)."""
-    _client(config)
-    from app.celery_app import get_celery
+def flower(
+    ctx: typer.Context,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="Serve it without authentication (local use).")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """The Flower dashboard for this cluster, on 127.0.0.1, behind CELESTRA_FLOWER_BASIC_AUTH=user:password.
 
-    get_celery().start(["flower", *ctx.args])
+    Extra options go to Flower, e.g. --port=5555, --address=0.0.0.0.
+    """
+    client = _client(config)
+    from app.services.flower import flower_launch, run_flower
+
+    launch = flower_launch(ctx.args, client.settings, no_auth=no_auth)
+    err.print(escape(launch.summary()), highlight=False)
+    run_flower(launch)
 
 
 def main() -> None:

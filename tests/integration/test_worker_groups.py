@@ -389,9 +389,10 @@ def test_flower_shows_groups_as_queues_and_tasks_by_name(groups: GroupsCluster) 
     except ImportError as exc:
         unavailable("Flower (pip install celestra[flower])", exc)
     port = free_port()
-    env = {**groups.env, "FLOWER_UNAUTHENTICATED_API": "true"}
-    # `celestra flower` is `celery -A app flower` with Celestra's settings; extra options go to Flower.
-    service = groups.start("flower", [*CELESTRA, "flower", f"--port={port}", "--address=127.0.0.1"], env)
+    # `celestra flower` is `celery -A app flower` with Celestra's settings; extra options go to Flower. --no-auth
+    # opens the pages and the REST API (tests/integration/test_flower.py covers the authenticated default).
+    service = groups.start("flower", [*CELESTRA, "flower", "--no-auth", f"--port={port}", "--address=127.0.0.1"],
+                           groups.env)
     base = f"http://127.0.0.1:{port}"
     try:
         def gpu_worker() -> dict[str, Any] | None:

@@ -34,6 +34,11 @@ IMAGE = "celestra"
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
 CLUSTER_SCOPED_KINDS = {"Namespace"}
 FLOWER_DEFAULT_PORT = 5555  # Flower's own default when no --port is given
+FLOWER_AUTH_ENV = "CELESTRA_FLOWER_BASIC_AUTH"
+# Compose's "required" interpolation: `docker compose` stops with the message when the variable is unset or empty.
+REQUIRED_FROM_ENV = re.compile(r"\$\{" + FLOWER_AUTH_ENV + r":\?[^}]+\}")
+# Ways to open Flower or to ship a credential other than CELESTRA_FLOWER_BASIC_AUTH from the operator.
+FLOWER_OPENERS = {"CELESTRA_FLOWER_NO_AUTH", "FLOWER_UNAUTHENTICATED_API", "FLOWER_BASIC_AUTH", "FLOWER_AUTH"}
 GROUP_LABEL = "celestra.io/worker-group"
 
 
@@ -89,6 +94,7 @@ class Command:
     config: str | None = None  # --config given on the command line
     queues: list[str] | None = None  # the queues a worker serves; None when not a worker
     extra: list[str] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)  # celestra's own options, parsed
 
 
 def parse_command(argv: Any, settings: Settings) -> Command:
@@ -128,7 +134,8 @@ def _parse_celestra(argv: list[str], settings: Settings) -> Command:
     from_cli = source is not None and source.name == "COMMANDLINE"  # not filled from $CELESTRA_CONFIG
     config = str(ctx.params["config"]) if from_cli and ctx.params.get("config") else None
     queues = [ctx.params.get("worker_group") or settings.default_queue] if name == "worker" else None
-    return Command(argv, "celestra", name, config=config, queues=queues, extra=list(ctx.args))
+    return Command(argv, "celestra", name, config=config, queues=queues, extra=list(ctx.args),
+                   params=dict(ctx.params))
 
 
 def _parse_celery(argv: list[str]) -> Command:
@@ -157,6 +164,38 @@ def flower_port(command: Command) -> int:
         if arg == "--port" and i + 1 < len(command.extra):
             return int(command.extra[i + 1])
     return FLOWER_DEFAULT_PORT
+
+
+def flower_option(command: Command, name: str) -> str | None:
+    """The last `--name=value` Flower reads from the command (tornado's rules: `_` or `-`, stops at a positional)."""
+    value = None
+    for arg in command.extra:
+        if arg == "--" or not arg.startswith("-"):
+            break
+        key, _, given = arg.lstrip("-").partition("=")
+        if key.replace("_", "-") == name:
+            value = given
+    return value
+
+
+def _flower_command_problems(where: str, command: Command, env_names: set[str]) -> list[str]:
+    """Flower opened, or bound where its port cannot reach it: the same rules for compose and Kubernetes."""
+    problems = []
+    if command.program != "celestra":
+        problems.append(f"{where}: `celery -A app flower` binds every interface and needs no login: run "
+                        "`celestra flower`")
+        return problems
+    if command.params.get("no_auth"):
+        problems.append(f"{where}: `celestra flower --no-auth` serves the workers and broker to anyone")
+    if flower_option(command, "basic-auth") or flower_option(command, "auth"):
+        problems.append(f"{where}: a credential on Flower's command line ships with the file: use {FLOWER_AUTH_ENV}")
+    if opened := sorted(FLOWER_OPENERS & env_names):
+        problems.append(f"{where}: {', '.join(opened)} set: the credential must come only from {FLOWER_AUTH_ENV}")
+    address = flower_option(command, "address") or "127.0.0.1"  # `celestra flower`'s default
+    if address in ("127.0.0.1", "localhost", "::1"):
+        problems.append(f"{where}: Flower binds {address} inside its container, which its published port or "
+                        "Service cannot reach: pass --address=0.0.0.0")
+    return problems
 
 
 # -- Dockerfile -----------------------------------------------------------------------------------------------------
@@ -498,6 +537,9 @@ def check_flower(d: Deploy) -> list[str]:
     problems = []
     seen = {"compose": 0, "kubernetes": 0}
     services = k8s_objects(d, "Service")
+    shipped_secrets = {doc.get("metadata", {}).get("name") for doc in k8s_objects(d, "Secret")}
+    problems += [f"deploy/celestra.yaml sets {key}: a credential or opt-out shipped with the file"
+                 for key in ("flower_basic_auth", "flower_no_auth") if key in d.config]
     for name, service in compose_celestra_services(d):
         try:
             command = parse_command(compose_argv(d, service), settings)
@@ -511,8 +553,13 @@ def check_flower(d: Deploy) -> list[str]:
             problems.append(f"compose service {name}: Flower listens on {port}, ports publish "
                             f"{_compose_container_ports(service)}")
         env = _env_dict(service.get("environment"))
-        if not ({"FLOWER_BASIC_AUTH", "FLOWER_UNAUTHENTICATED_API"} & set(env)):
-            problems.append(f"compose service {name}: Flower's API answers 401 without FLOWER_BASIC_AUTH")
+        problems += _flower_command_problems(f"compose service {name}", command, set(env))
+        if FLOWER_AUTH_ENV not in env:
+            problems.append(f"compose service {name}: no {FLOWER_AUTH_ENV}: `celestra flower` refuses to start")
+        elif not REQUIRED_FROM_ENV.fullmatch(env[FLOWER_AUTH_ENV]):
+            # A literal or a `:-` default would be a credential everyone who has the file knows.
+            problems.append(f"compose service {name}: {FLOWER_AUTH_ENV} must be required from the operator's "
+                            f"environment (${{{FLOWER_AUTH_ENV}:?message}}), never a literal or a default")
     for workload, container in k8s_celestra_containers(d):
         try:
             command = parse_command(k8s_argv(d, container), settings)
@@ -532,9 +579,18 @@ def check_flower(d: Deploy) -> list[str]:
         if not any(t == port or t in names for t in targets):
             problems.append(f"{_wname(workload)}: no Service sends traffic to Flower's port {port} "
                             f"(Service targetPorts: {targets})")
-        env_names = {e["name"] for e in container.get("env", [])}
-        if not ({"FLOWER_BASIC_AUTH", "FLOWER_UNAUTHENTICATED_API"} & env_names):
-            problems.append(f"{_wname(workload)}: Flower's API answers 401 without FLOWER_BASIC_AUTH")
+        env_vars: dict[str, dict[str, Any]] = {e["name"]: e for e in container.get("env", [])}
+        problems += _flower_command_problems(_wname(workload), command, set(env_vars))
+        auth_var = env_vars.get(FLOWER_AUTH_ENV, {})
+        secret_ref = (auth_var.get("valueFrom") or {}).get("secretKeyRef") or {}
+        if not secret_ref or "value" in auth_var:
+            problems.append(f"{_wname(workload)}: {FLOWER_AUTH_ENV} must come from a Secret (secretKeyRef)")
+        elif secret_ref.get("optional"):
+            problems.append(f"{_wname(workload)}: the Secret of {FLOWER_AUTH_ENV} is optional: without it Flower "
+                            "would not start, so the pod should wait for it")
+        elif secret_ref.get("name") in shipped_secrets:
+            problems.append(f"{_wname(workload)}: Secret {secret_ref.get('name')} ships with the manifests: its "
+                            "credential is a default everyone knows; the operator creates it")
     problems += [f"no Flower in {system}" for system, count in seen.items() if not count]
     return problems
 
@@ -851,7 +907,8 @@ def _k8s_config_elsewhere(d: Deploy) -> None:
 
 
 def _flower_port(d: Deploy) -> None:
-    _service(d, "flower")["command"][-1] = "--port=5556"
+    command = _service(d, "flower")["command"]
+    command[command.index("--port=5555")] = "--port=5556"
 
 
 def _k8s_service_port(d: Deploy) -> None:
@@ -859,7 +916,56 @@ def _k8s_service_port(d: Deploy) -> None:
 
 
 def _no_flower_auth(d: Deploy) -> None:
-    del _service(d, "flower")["environment"]["FLOWER_BASIC_AUTH"]
+    del _service(d, "flower")["environment"][FLOWER_AUTH_ENV]
+
+
+def _flower_default_credential(d: Deploy) -> None:
+    _service(d, "flower")["environment"][FLOWER_AUTH_ENV] = "${CELESTRA_FLOWER_BASIC_AUTH:-celestra:celestra}"
+
+
+def _flower_literal_credential(d: Deploy) -> None:
+    _service(d, "flower")["environment"][FLOWER_AUTH_ENV] = "celestra:celestra"
+
+
+def _flower_legacy_env(d: Deploy) -> None:
+    _service(d, "flower")["environment"]["FLOWER_BASIC_AUTH"] = "${FLOWER_BASIC_AUTH:-celestra:celestra}"
+
+
+def _flower_no_auth(d: Deploy) -> None:
+    _container(d, "celestra-flower")["command"].append("--no-auth")
+
+
+def _flower_on_loopback(d: Deploy) -> None:
+    command = _service(d, "flower")["command"]
+    command.remove("--address=0.0.0.0")
+
+
+def _k8s_flower_on_loopback(d: Deploy) -> None:
+    _container(d, "celestra-flower")["command"].append("--address=127.0.0.1")
+
+
+def _plain_celery_flower(d: Deploy) -> None:
+    _service(d, "flower")["command"] = ["celery", "-A", "app", "flower", "--port=5555", "--address=0.0.0.0"]
+
+
+def _k8s_inline_credential(d: Deploy) -> None:
+    env = next(e for e in _container(d, "celestra-flower")["env"] if e["name"] == FLOWER_AUTH_ENV)
+    env.pop("valueFrom")
+    env["value"] = "celestra:celestra"
+
+
+def _k8s_optional_secret(d: Deploy) -> None:
+    env = next(e for e in _container(d, "celestra-flower")["env"] if e["name"] == FLOWER_AUTH_ENV)
+    env["valueFrom"]["secretKeyRef"]["optional"] = True
+
+
+def _k8s_shipped_secret(d: Deploy) -> None:
+    d.k8s.append(("flower.yaml", {"apiVersion": "v1", "kind": "Secret", "metadata": {
+        "name": "celestra-flower", "namespace": "celestra"}, "stringData": {"basic-auth": "celestra:celestra"}}))
+
+
+def _credential_in_config(d: Deploy) -> None:
+    d.config["flower_basic_auth"] = "celestra:celestra"
 
 
 def _unhealthy_wait(d: Deploy) -> None:
@@ -927,6 +1033,17 @@ BREAKAGES: list[tuple[str, Callable[[Deploy], list[str]], Callable[[Deploy], Non
     ("waits for started, not healthy", check_compose_depends_on, _unhealthy_wait),
     ("flower port not published", check_flower, _flower_port),
     ("flower without auth", check_flower, _no_flower_auth),
+    ("flower credential with a default", check_flower, _flower_default_credential),
+    ("flower credential as a literal", check_flower, _flower_literal_credential),
+    ("flower legacy FLOWER_BASIC_AUTH", check_flower, _flower_legacy_env),
+    ("flower --no-auth", check_flower, _flower_no_auth),
+    ("flower bound to the loopback (compose)", check_flower, _flower_on_loopback),
+    ("flower bound to the loopback (kubernetes)", check_flower, _k8s_flower_on_loopback),
+    ("plain celery flower", check_flower, _plain_celery_flower),
+    ("flower credential inline in kubernetes", check_flower, _k8s_inline_credential),
+    ("flower secret optional", check_flower, _k8s_optional_secret),
+    ("flower secret shipped", check_flower, _k8s_shipped_secret),
+    ("flower credential in celestra.yaml", check_flower, _credential_in_config),
     ("service targetPort wrong", check_flower, _k8s_service_port),
     ("service targetPort no container port", check_k8s_selectors, _k8s_service_port),
     ("selector does not match labels", check_k8s_selectors, _set_label),
