@@ -28,6 +28,18 @@ class WorkerGroupSettings(BaseModel):
     description: str = ""
 
 
+class Limits(BaseModel):
+    """Bounds on what a flow's author controls, so that no flow file or template can exhaust a process.
+    Each one, when hit, is a clear error naming it (and the setting that raises it)."""
+
+    flow_file_bytes: int = Field(1_048_576, gt=0, description="Largest flow file (or source) accepted, in bytes.")
+    yaml_nodes: int = Field(100_000, gt=0, description="YAML nodes a flow may expand to, aliases counted per use.")
+    template_chars: int = Field(10_000_000, gt=0, description="Longest string a template may build.")
+    template_items: int = Field(1_000_000, gt=0, description="Largest list or map a template may build.")
+    template_int_digits: int = Field(10_000, gt=0, description="Largest integer a template may compute, in digits.")
+    template_seconds: float = Field(10.0, gt=0, description="Wall-clock budget of one template rendering.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CELESTRA_", env_nested_delimiter="__", extra="forbid")
 
@@ -45,6 +57,7 @@ class Settings(BaseSettings):
     namespaces: dict[str, NamespaceSettings] = Field(default_factory=dict)
     worker_groups: dict[str, WorkerGroupSettings] = Field(default_factory=dict)
     globals: dict[str, Any] = Field(default_factory=dict, description="Values exposed as {{ globals.* }}.")
+    limits: Limits = Field(default_factory=Limits, description="Bounds on flow files and templates.")
     docker_volumes_enabled: bool = Field(False, description="Let Docker task runners mount host `volumes`.")
     script_env_inherited: list[str] | None = Field(
         None, description="Worker environment variables a script run by the Process runner inherits; unset: PATH, "
@@ -56,6 +69,12 @@ class Settings(BaseSettings):
     encryption_key: SecretStr | None = Field(
         None, description="Key encrypting SECRET inputs at rest (`celestra keygen`); embedded: kept under home."
     )
+    flower_basic_auth: SecretStr | None = Field(
+        None, description="Credentials `celestra flower` requires, user:password (several comma-separated, as Flower "
+                          "takes them: no comma in a password); it refuses to start without them unless "
+                          "flower_no_auth is set.")
+    flower_no_auth: bool = Field(
+        False, description="Let `celestra flower` serve its pages and API without authentication (local use).")
 
     @property
     def embedded(self) -> bool:

@@ -14,14 +14,13 @@ import re
 import unicodedata
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sized
-from functools import lru_cache
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
-import jq
 import yaml
 from jinja2 import Undefined
 
+from app.templating import budget, jq_process
 from app.templating.dates import date_add, format_date, now, timestamp
 from app.templating.values import MapEntry, maybe_json, stringify, to_json
 
@@ -81,7 +80,7 @@ def length(value: Any) -> int:
 
 
 def join(value: Any, separator: str = "") -> str | None:
-    return None if value is None else separator.join(stringify(item) for item in value)
+    return None if value is None else budget.sized_join([stringify(item) for item in value], separator)
 
 
 def split(value: Any, delimiter: str, limit: int | None = None) -> list[str] | None:
@@ -216,17 +215,12 @@ def escape_char(value: Any, type: str) -> Any:
 _JQ_SANDBOX = "def env: {}; def debug: .; def debug(msg): .; def stderr: .; {} as $ENV | (\n"
 
 
-@lru_cache(maxsize=256)
-def _jq_program(expression: str) -> Any:
-    return jq.compile(f"{_JQ_SANDBOX}{expression}\n)")
-
-
 def jq_filter(value: Any, expression: str) -> list[Any] | None:
     """Run a jq expression; like Kestra this always returns the list of all results."""
     if value is None:
         return None
     data = maybe_json(value) if isinstance(value, str) else json.loads(to_json(value))
-    return list(_jq_program(expression).input_value(data).all())
+    return jq_process.run(f"{_JQ_SANDBOX}{expression}\n)", data)
 
 
 def _digest(algorithm: str) -> Callable[[Any], str | None]:
@@ -288,10 +282,13 @@ def pebble_range(start: int, end: int | None = None, increment: int = 1) -> list
 
 
 def pebble_iter(value: Any) -> Any:
-    """``{% for %}`` over a map yields entries in Pebble, keys in Jinja; keep Pebble's behaviour."""
+    """``{% for %}`` over a map yields entries in Pebble, keys in Jinja; keep Pebble's behaviour. Each iteration
+    spends from the rendering's time budget (nested loops over big lists end at its deadline)."""
     if isinstance(value, Mapping):
-        return [MapEntry(k, v) for k, v in value.items()]
-    return value
+        return budget.iterate([MapEntry(k, v) for k, v in value.items()])
+    if isinstance(value, Undefined):
+        return value  # iterating it raises, naming the variable
+    return budget.iterate(value)
 
 
 def from_json(value: Any) -> Any:

@@ -9,18 +9,23 @@ map iteration. Expressions are re-emitted with explicit parentheses so Pebble's 
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable, Mapping, Sized
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import ChainableUndefined, StrictUndefined, TemplateSyntaxError, Undefined
+from jinja2 import ChainableUndefined, StrictUndefined, TemplateSyntaxError, Undefined, nodes, pass_context
 from jinja2.environment import Template, TemplateExpression
+from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
+from jinja2.visitor import NodeTransformer
 
-from app.templating import filters
+from app.templating import budget, filters
 from app.templating.pebble_expressions import RewriteError, rewrite_expression
 from app.templating.pebble_tags import read_tag, rewrite_template
 from app.templating.values import stringify
+from app.templating.values import to_json as to_json_within_budget
 
 _MAX_RENDER_ROUNDS = 10
 _MAX_SHOWN_SOURCE = 200
@@ -41,7 +46,57 @@ class _StrictChainableUndefined(ChainableUndefined, StrictUndefined):
     __slots__ = ()
 
 
+class _Budgeted(NodeTransformer):
+    """`a ~ b` compiles to an inline join Jinja gives no hook for; it becomes a call of `budget.concat`."""
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+        parts = [self.visit(part) for part in node.nodes]
+        return nodes.Call(nodes.Name("_pb_concat", "load"), parts, [], None, None, lineno=node.lineno)
+
+
+# Filters that build a string as wide or a list as long as one of their arguments: checked before they run.
+_WIDTH_ARGUMENTS = {"center": 0, "indent": 0, "wordwrap": 0, "truncate": 0, "batch": 0, "slice": 0,
+                    "abbreviate": 0, "chunk": 0}
+_FORMAT_WIDTH = re.compile(r"%[-+ #0]*(\d+)|\.(\d+)")
+
+
+def _guarded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    """`func` spending from the rendering's budget. It takes the context, which also keeps Jinja from running it
+    at compile time (constant folding), outside any budget and before the template is even rendered."""
+    position = _WIDTH_ARGUMENTS.get(name)
+    wants = getattr(getattr(func, "jinja_pass_arg", None), "name", None)
+
+    @pass_context
+    @functools.wraps(func)
+    def guarded(context: Context, *args: Any, **kwargs: Any) -> Any:
+        budget.tick()
+        if position is not None:
+            for argument in [*args[1 + position:2 + position], *kwargs.values()]:
+                budget.check_width(argument)
+        if name == "format" and args and isinstance(args[0], str):
+            for match in _FORMAT_WIDTH.finditer(args[0]):
+                budget.check_width(int(match.group(1) or match.group(2)))
+        first = {"context": (context,), "eval_context": (context.eval_ctx,),
+                 "environment": (context.environment,)}.get(wants or "", ())
+        return budget.checked(func(*first, *args, **kwargs))
+
+    return guarded
+
+
 class _PebbleEnvironment(SandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**", "+"})
+
+    def _generate(self, source: nodes.Template, *args: Any, **kwargs: Any) -> str:
+        return super()._generate(_Budgeted().visit(source), *args, **kwargs)
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        budget.before_binop(operator, left, right)
+        return budget.checked(super().call_binop(context, operator, left, right))
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        budget.tick()
+        return budget.checked(super().call(__context, __obj, *args, **kwargs))
+
     def getattr(self, obj: Any, attribute: str) -> Any:
         # Pebble resolves ``map.key`` to the entry before any method, so ``outputs.x.values`` or
         # ``inputs.items`` read the data rather than the dict methods Jinja would return.
@@ -61,11 +116,14 @@ _ENV = _PebbleEnvironment(
     finalize=stringify,
 )
 _ENV.filters.update(filters.FILTERS)
+_ENV.filters.update({name: _guarded_filter(name, func) for name, func in _ENV.filters.items()})
 _ENV.tests.update(filters.TESTS)
 # Pebble's `defined` is "not null": an optional input left empty is not defined.
 _ENV.tests["defined"] = lambda value: value is not None and not isinstance(value, Undefined)
 _ENV.tests["_pb_declared"] = lambda value: not isinstance(value, Undefined)
 _ENV.globals.update(filters.GLOBALS)
+_ENV.globals["_pb_concat"] = budget.concat
+del _ENV.globals["lipsum"]  # not Pebble's, and `lipsum(n=200000)` is half a minute of CPU
 
 
 @lru_cache(maxsize=2048)
@@ -113,7 +171,15 @@ def render(template: str, context: Mapping[str, Any]) -> str:
     if not _has_syntax(template):
         return template
     try:
-        return _compile_template(template).render(context)
+        with budget.rendering() as limits:
+            pieces, size = [], 0
+            for piece in _compile_template(template).generate(context):
+                size += len(piece)
+                if size > limits.chars:  # loops printing a little each time add up
+                    raise budget.too_long(size)
+                budget.tick()
+                pieces.append(piece)
+            return "".join(pieces)
     except Exception as exc:  # filters and context callables raise anything; report uniformly
         raise _error(template, exc) from exc
 
@@ -153,7 +219,11 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
             return render(expression, context)
         inner = stripped
     try:
-        return _ensure_defined(_compile_expression(inner)(context))
+        with budget.rendering():
+            value = _ensure_defined(_compile_expression(inner)(context))
+            if isinstance(value, Mapping | list | tuple):
+                to_json_within_budget(value)  # what gets stored or printed of it must fit too
+            return value
     except Exception as exc:
         raise _error(expression, exc) from exc
 

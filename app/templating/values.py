@@ -10,6 +10,8 @@ from typing import Any, NamedTuple
 
 from jinja2 import Undefined
 
+from app.templating import budget
+
 
 class MapEntry(NamedTuple):
     """What a Pebble ``{% for entry in map %}`` yields: ``entry.key`` / ``entry.value``, or unpack it."""
@@ -39,9 +41,14 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_json_default)
+
+
 def to_json(value: Any) -> str:
-    """Compact JSON exactly like Kestra prints maps/lists (no spaces, unicode kept as-is)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+    """Compact JSON exactly like Kestra prints maps/lists (no spaces, unicode kept as-is), within the budget of the
+    rendering that asks for it."""
+    budget.ensure_json_fits(value)
+    return _ENCODER.encode(value)
 
 
 def stringify(value: Any) -> str:

@@ -1,0 +1,215 @@
+"""The budget of one rendering: how big a value a template may build and how long it may take.
+
+A template is written by a flow's author and rendered inside the server and the workers, so `'x' * 999999999`,
+`9 ** 9999999`, a `~` doubling a string forty times or nested loops over big lists must end with an error, quickly,
+instead of taking a process's memory or CPU. The checks sit where a template can grow a value or spend time: the
+sandbox's operators and calls, every filter, every loop iteration, the concatenation operator and the output.
+Sizes are checked *before* an operation that can multiply a size (repetition, powers, widths); everything else is
+at most the sum of values already checked, and is checked after.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from app import settings as app_settings
+
+
+class BudgetExceeded(Exception):
+    """A template went over one of its limits; the message names the limit and its setting."""
+
+
+@dataclass
+class Budget:
+    chars: int
+    items: int
+    int_digits: int
+    deadline: float
+    seconds: float
+
+
+_active = threading.local()
+
+
+@contextmanager
+def rendering() -> Iterator[Budget]:
+    """The budget of the outermost rendering on this thread; nested renderings (Kestra's `render()`, a template
+    inside a variable) spend from the same one."""
+    budget: Budget | None = getattr(_active, "budget", None)
+    if budget is not None:
+        yield budget
+        return
+    limits = app_settings.current().limits
+    budget = Budget(limits.template_chars, limits.template_items, limits.template_int_digits,
+                    time.monotonic() + limits.template_seconds, limits.template_seconds)
+    _active.budget = budget
+    try:
+        yield budget
+    finally:
+        _active.budget = None
+
+
+def _budget() -> Budget | None:
+    return getattr(_active, "budget", None)
+
+
+def tick() -> None:
+    budget = _budget()
+    if budget is not None and time.monotonic() > budget.deadline:
+        raise BudgetExceeded(f"rendering took more than {budget.seconds:g} s "
+                             "(limits.template_seconds, CELESTRA_LIMITS__TEMPLATE_SECONDS)")
+
+
+def remaining() -> tuple[float, int]:
+    """Seconds left and the longest text allowed, for work done outside this thread (a jq child process)."""
+    budget = _budget()
+    if budget is None:
+        limits = app_settings.current().limits
+        return limits.template_seconds, limits.template_chars
+    left = budget.deadline - time.monotonic()
+    if left <= 0:
+        tick()
+    return left, budget.chars
+
+
+def text_limit() -> int | None:
+    """The longest text the current rendering may build; None outside a rendering."""
+    budget = _budget()
+    return None if budget is None else budget.chars
+
+
+def too_long(length: int) -> BudgetExceeded:
+    budget = _budget()
+    assert budget is not None
+    return _too_long(length, budget)
+
+
+def ensure_json_fits(value: Any) -> None:
+    """Refuse a value whose JSON text would be over the budget, by walking it (much faster than encoding it piece
+    by piece) and stopping as soon as the total passes the limit: a list holding one long string a million times
+    is small in memory and enormous as text."""
+    limit = text_limit()
+    if limit is None:
+        return
+    size, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            size += len(item) + 3  # quotes and a separator; escapes are not counted
+        elif isinstance(item, Mapping):
+            size += 2 + len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            size += 2 + len(item)
+            stack.extend(item)
+        elif isinstance(item, bool) or item is None:
+            size += 5
+        elif isinstance(item, int):
+            size += int(item.bit_length() * 0.302) + 2
+        else:
+            size += 24  # a float, a date, anything printed by its short text
+        if size > limit:
+            raise too_long(size)
+
+
+def sized_join(parts: list[str], separator: str) -> str:
+    """`separator.join(parts)` once its length is known to be within the budget."""
+    limit = text_limit()
+    if limit is not None:
+        size = len(separator) * max(0, len(parts) - 1) + sum(len(part) for part in parts)
+        if size > limit:
+            raise too_long(size)
+    return separator.join(parts)
+
+
+def _too_long(length: int, budget: Budget) -> BudgetExceeded:
+    return BudgetExceeded(f"a string of {length} characters is over the limit of {budget.chars} "
+                          "(limits.template_chars, CELESTRA_LIMITS__TEMPLATE_CHARS)")
+
+
+def _too_many(count: int, budget: Budget) -> BudgetExceeded:
+    return BudgetExceeded(f"a list or map of {count} items is over the limit of {budget.items} "
+                          "(limits.template_items, CELESTRA_LIMITS__TEMPLATE_ITEMS)")
+
+
+def _too_big(digits: int, budget: Budget) -> BudgetExceeded:
+    return BudgetExceeded(f"an integer of about {digits} digits is over the limit of {budget.int_digits} "
+                          "(limits.template_int_digits, CELESTRA_LIMITS__TEMPLATE_INT_DIGITS)")
+
+
+def checked(value: Any) -> Any:
+    """`value`, once its size is known to be within the budget (its top level: nested values were checked when
+    they were built)."""
+    budget = _budget()
+    if budget is None:
+        return value
+    if isinstance(value, str | bytes):
+        if len(value) > budget.chars:
+            raise _too_long(len(value), budget)
+    elif isinstance(value, list | tuple | Mapping | set):
+        if len(value) > budget.items:
+            raise _too_many(len(value), budget)
+    elif isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > budget.int_digits * 3.33:
+        raise _too_big(int(value.bit_length() / 3.32), budget)
+    return value
+
+
+def check_width(width: Any) -> None:
+    """A width or count argument (`center`, `indent`, `truncate`, ...) that would build a string over the limit."""
+    budget = _budget()
+    if budget is not None and isinstance(width, int) and width > budget.chars:
+        raise _too_long(width, budget)
+
+
+def _length(value: Any) -> int | None:
+    return len(value) if isinstance(value, str | bytes | list | tuple) else None
+
+
+def before_binop(operator: str, left: Any, right: Any) -> None:
+    """Refuse `*`, `**` and `+` whose result would be over the budget, before it is computed."""
+    budget = _budget()
+    if budget is None:
+        return
+    tick()
+    if operator == "*":
+        for seq, count in ((left, right), (right, left)):
+            length = _length(seq)
+            if length is not None and isinstance(count, int) and count > 0:
+                limit = budget.chars if isinstance(seq, str | bytes) else budget.items
+                if length * count > limit:
+                    raise (_too_long if isinstance(seq, str | bytes) else _too_many)(length * count, budget)
+        if isinstance(left, int) and isinstance(right, int):
+            digits = (abs(left).bit_length() + abs(right).bit_length()) / 3.32
+            if digits > budget.int_digits:
+                raise _too_big(int(digits), budget)
+    elif operator == "**" and isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right > 0:
+        digits = right * math.log10(abs(left))
+        if digits > budget.int_digits:
+            raise _too_big(int(digits), budget)
+    elif operator == "+":
+        a, b = _length(left), _length(right)
+        if a is not None and b is not None:
+            limit = budget.chars if isinstance(left, str | bytes) else budget.items
+            if a + b > limit:
+                raise (_too_long if isinstance(left, str | bytes) else _too_many)(a + b, budget)
+
+
+def concat(*parts: Any) -> str:
+    """Pebble's and Jinja's `~`, with its result checked: doubling a string in a few statements must not get far."""
+    tick()
+    return checked("".join(str(part) for part in parts))
+
+
+def iterate(iterable: Any) -> Iterator[Any]:
+    """A loop's iterable, paying a tick per iteration so nested loops over big lists end at the deadline."""
+    for count, item in enumerate(iterable):
+        if count % 64 == 0:
+            tick()
+        yield item
