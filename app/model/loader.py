@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from app import settings as app_settings
 from app.errors import FlowValidationError
 from app.model.flow import Flow
 from app.model.registry import registry
@@ -21,7 +22,6 @@ PathKey = tuple[str | int, ...]
 
 
 MAP_TAG, SEQ_TAG = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
-MAX_NODES = 100_000  # YAML nodes a flow may expand to, aliases counted each time they are used
 
 
 class _Refused(Exception):
@@ -35,6 +35,7 @@ class _Refused(Exception):
 def _expanded_size(root: yaml.Node) -> int:
     """How many nodes the document becomes once its aliases are expanded (an alias is the same node object, so a
     531-byte "billion laughs" is a few nodes here and billions after expansion). Refuses recursive aliases."""
+    limit = app_settings.current().limits.yaml_nodes
     sizes: dict[int, int] = {}
     open_nodes: set[int] = set()
 
@@ -54,9 +55,9 @@ def _expanded_size(root: yaml.Node) -> int:
         total = 1
         for child in children:
             total += size(child)
-            if total > MAX_NODES:
-                raise _Refused(node, f"the document expands to more than {MAX_NODES} nodes (aliases counted each "
-                                     "time they are used)")
+            if total > limit:
+                raise _Refused(node, f"the document expands to more than {limit} nodes (aliases counted each "
+                                     "time they are used; limits.yaml_nodes, CELESTRA_LIMITS__YAML_NODES)")
         open_nodes.discard(key)
         sizes[key] = total
         return total
@@ -97,6 +98,7 @@ def _scalar(node: yaml.Node) -> Any:
 
 
 def parse_yaml(text: str, filename: str) -> tuple[Any, dict[PathKey, Position]]:
+    _check_size(len(text.encode()), filename)
     positions: dict[PathKey, Position] = {}
     _local.constructor = yaml.constructor.SafeConstructor()
     try:
@@ -255,12 +257,25 @@ def _task_ids(data: Any, path: PathKey = ()) -> Iterator[tuple[PathKey, str]]:
             yield from _task_ids(value, (*path, index))
 
 
+def _check_size(size: int, filename: str) -> None:
+    limit = app_settings.current().limits.flow_file_bytes
+    if size > limit:
+        raise FlowValidationError([f"{filename}: the flow is {size} bytes, over the limit of {limit} "
+                                   "(limits.flow_file_bytes, CELESTRA_LIMITS__FLOW_FILE_BYTES)"])
+
+
 def load_flow_file(path: str | Path) -> tuple[Flow, str]:
     file = Path(path)
     try:
-        text = file.read_text()
+        if file.is_file():  # a huge file is refused before it is read
+            _check_size(file.stat().st_size, str(file))
+        text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise FlowValidationError([f"{file}: cannot read: {exc.strerror}"]) from exc
+    except UnicodeDecodeError as exc:
+        line = file.read_bytes().count(b"\n", 0, exc.start) + 1
+        raise FlowValidationError([f"{file}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                                   f"{exc.start})"]) from exc
     return load_flow(text, str(file)), text
 
 

@@ -66,16 +66,15 @@ def tick() -> None:
                              "(limits.template_seconds, CELESTRA_LIMITS__TEMPLATE_SECONDS)")
 
 
-def remaining() -> tuple[float, int]:
-    """Seconds left and the longest text allowed, for work done outside this thread (a jq child process)."""
+def remaining() -> tuple[float, float, int]:
+    """Seconds left, the whole budget in seconds and the longest text allowed, for work done outside this thread
+    (a jq child process)."""
     budget = _budget()
     if budget is None:
         limits = app_settings.current().limits
-        return limits.template_seconds, limits.template_chars
-    left = budget.deadline - time.monotonic()
-    if left <= 0:
-        tick()
-    return left, budget.chars
+        return limits.template_seconds, limits.template_seconds, limits.template_chars
+    tick()
+    return budget.deadline - time.monotonic(), budget.seconds, budget.chars
 
 
 def text_limit() -> int | None:

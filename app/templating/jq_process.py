@@ -63,7 +63,7 @@ class _Child:
             self.process.wait()
         self.process = None
 
-    def run(self, program: str, data: Any, seconds: float, max_bytes: int) -> list[Any]:
+    def run(self, program: str, data: Any, left: float, seconds: float, max_bytes: int) -> list[Any]:
         request = json.dumps({"program": program, "input": data}, ensure_ascii=False).encode() + b"\n"
         with self.lock:
             process = self._ensure()
@@ -71,7 +71,7 @@ class _Child:
             try:
                 process.stdin.write(request)
                 process.stdin.flush()
-                line = self._read_line(process, time.monotonic() + seconds, max_bytes, seconds)
+                line = self._read_line(process, time.monotonic() + left, max_bytes, seconds)
             except BaseException:
                 self._stop()  # a half-read reply or a stuck program: nothing of this child can be trusted
                 raise
@@ -109,5 +109,5 @@ _child = _Child()
 
 def run(program: str, data: Any) -> list[Any]:
     """All results of `program` on `data`, within the current rendering's budget (10 s and 10 MB outside one)."""
-    deadline, chars = budget.remaining()
-    return _child.run(program, data, deadline, chars * 4 + 1024)
+    left, seconds, chars = budget.remaining()
+    return _child.run(program, data, left, seconds, chars * 4 + 1024)

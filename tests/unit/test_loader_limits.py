@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from app import settings as app_settings
 from app.errors import FlowValidationError
-from app.model.loader import load_flow
+from app.model.loader import load_flow, load_flow_file
+from app.settings import Limits, Settings
 
 TASKS = "tasks:\n  - {id: a, type: io.kestra.plugin.core.log.Log, message: x}\n"
 
@@ -55,3 +59,39 @@ def test_merge_keys_are_supported() -> None:
 ])
 def test_malformed_yaml_is_an_error_naming_file_line_and_column(text: str, expected: str) -> None:
     assert refused(text).startswith(expected)
+
+
+@pytest.fixture
+def limits(tmp_path: Path) -> Iterator[Limits]:
+    """The process's settings with limits the test may change; the previous settings come back after it."""
+    previous = app_settings.configured()
+    settings = Settings(home=tmp_path)
+    app_settings.configure(settings)
+    yield settings.limits
+    app_settings.configure(previous)
+
+
+def test_the_node_bound_is_a_setting(limits: Limits) -> None:
+    limits.yaml_nodes = 50
+    assert "more than 50 nodes" in refused(laughs(2)) and "CELESTRA_LIMITS__YAML_NODES" in refused(laughs(2))
+    limits.yaml_nodes = 1_000
+    assert len(load_flow(laughs(2)).variables["l2"]) == 9
+
+
+def test_a_flow_over_the_size_limit_is_refused_before_it_is_read(limits: Limits, tmp_path: Path) -> None:
+    limits.flow_file_bytes = 4096
+    text = "id: f\nnamespace: company.team\ndescription: " + "x" * 5000 + "\n" + TASKS
+    assert "over the limit of 4096" in refused(text)
+    big = tmp_path / "big.yaml"
+    big.write_text(text)
+    with pytest.raises(FlowValidationError) as raised:
+        load_flow_file(big)
+    assert str(raised.value).startswith(f"{big}: the flow is {len(text)} bytes")
+
+
+def test_a_file_that_is_not_utf8_names_its_line(tmp_path: Path) -> None:
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes(b"id: f\nnamespace: company.team\ndescription: caf\xe9\n" + TASKS.encode())
+    with pytest.raises(FlowValidationError) as raised:
+        load_flow_file(bad)
+    assert str(raised.value).startswith(f"{bad}:3: not UTF-8 text (byte 0xe9")

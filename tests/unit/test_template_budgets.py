@@ -1,0 +1,109 @@
+"""Templates a flow's author writes cannot take the process's memory or CPU: each bomb ends within its budget with an
+error naming the limit and the setting that raises it, and ordinary templates are untouched."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app import settings as app_settings
+from app import templating
+from app.model.states import State
+from app.settings import Limits, Settings
+
+
+@pytest.fixture
+def limits(tmp_path: Path) -> Iterator[Limits]:
+    previous = app_settings.configured()
+    settings = Settings(home=tmp_path, limits=Limits(template_seconds=1.5))
+    app_settings.configure(settings)
+    yield settings.limits
+    app_settings.configure(previous)
+
+
+def refused(template: str, within: float = 1.0) -> str:
+    started = time.monotonic()
+    with pytest.raises(templating.TemplateError) as raised:
+        templating.render(template, {"items": list(range(100_000))})
+    elapsed = time.monotonic() - started
+    assert elapsed < within, f"{template!r} took {elapsed:.2f}s"
+    return str(raised.value)
+
+
+SIZE_BOMBS = [
+    "{{ 'x' * 999999999 }}",
+    "{{ ['x'] * 999999999 }}",
+    "{{ 'x' * 9000000 + 'y' * 9000000 }}",
+    "{{ 'a' | center(999999999) }}",
+    "{{ 'a' | indent(999999999) }}",
+    "{{ '%999999999d' | format(1) }}",
+    "{{ (['x' * 9000000] * 1000000) | join(',') }}",
+    "{{ ['x' * 9000000] * 1000000 }}",
+    "{% set s = 'xxxxxxxxxxxxxxxx' %}" + "{% set s = s ~ s %}" * 30 + "{{ s | length }}",
+    "{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}",
+]
+
+
+@pytest.mark.parametrize("template", SIZE_BOMBS)
+def test_a_value_over_the_size_limit_is_refused_before_it_is_built(limits: Limits, template: str) -> None:
+    message = refused(template)
+    assert "over the limit of" in message and "CELESTRA_LIMITS__TEMPLATE_" in message, message
+
+
+@pytest.mark.parametrize("template", ["{{ 9 ** 9999999 }}", "{{ (10 ** 9000) * (10 ** 9000) }}"])
+def test_a_huge_integer_is_refused_before_it_is_computed(limits: Limits, template: str) -> None:
+    assert "digits is over the limit of 10000" in refused(template)
+
+
+@pytest.mark.parametrize("template", [
+    "{% for i in items %}{% for j in items %}{% endfor %}{% endfor %}",
+    "{{ {} | jq('repeat(1)') }}",
+    "{{ {} | jq('def f: f; f') }}",
+    "{{ {} | jq('[range(1e10)]') }}",
+])
+def test_a_rendering_that_runs_too_long_ends_at_its_deadline(limits: Limits, template: str) -> None:
+    message = refused(template, within=limits.template_seconds + 1.5)
+    assert "more than 1.5 s" in message and "CELESTRA_LIMITS__TEMPLATE_SECONDS" in message, message
+
+
+def test_jq_still_answers_after_a_program_was_stopped(limits: Limits) -> None:
+    refused("{{ {} | jq('repeat(1)') }}", within=limits.template_seconds + 1.5)
+    assert templating.render("{{ {'a': [1, 2]} | jq('.a | add') }}", {}) == "[3]"
+
+
+def test_lipsum_is_not_a_pebble_function(limits: Limits) -> None:
+    assert "'lipsum' is undefined" in refused("{{ lipsum(n=200000) }}")
+
+
+def test_the_limits_are_settings(limits: Limits) -> None:
+    limits.template_chars = 10
+    assert "a string of 11 characters is over the limit of 10" in refused("{{ 'x' * 11 }}")
+    assert templating.render("{{ 'x' * 10 }}", {}) == "x" * 10
+
+
+def test_ordinary_templates_are_untouched(limits: Limits) -> None:
+    context = {"items": ["a", "b"], "n": 3}
+    assert templating.render("{% for i in items %}{{ loop.index }}{{ i }}{% endfor %}", context) == "0a1b"
+    assert templating.render("{{ 'ab' ~ n ~ 'c' | upper }}", context) == "AB3C"
+    assert templating.render("{{ 2 ** 64 }} {{ 'x' * n }} {{ [1] * 2 }} {{ [1] + [2] }}", context) == \
+        "18446744073709551616 xxx [1,1] [1,2]"
+    assert templating.evaluate("{{ items | join('-') }}", context) == "a-b"
+
+
+def test_a_task_whose_template_is_a_bomb_fails_saying_why(client: Any) -> None:
+    started = time.monotonic()
+    ex = client.run("""
+id: template_bomb
+namespace: unit.budgets
+tasks:
+  - id: bomb
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ 'x' * 999999999 }}"
+""", timeout=30)
+    assert ex.state == State.FAILED
+    assert "over the limit of 10000000" in (ex.task_runs[0].error or "")
+    assert time.monotonic() - started < 10
