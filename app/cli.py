@@ -118,9 +118,16 @@ def validate(paths: Annotated[list[Path], typer.Argument(help="Flow files or fol
              config: ConfigOption = None) -> None:
     """Check flow files; every problem names file, line, column and field."""
     client = _client(config)
-    files = [f for p in paths for f in (sorted([*p.glob("**/*.yaml"), *p.glob("**/*.yml")]) if p.is_dir() else [p])]
     bad = 0
-    for file in files:
+    files: list[Path] = []
+    for path in paths:
+        found = sorted([*path.glob("**/*.yaml"), *path.glob("**/*.yml")]) if path.is_dir() else [path]
+        if not found:
+            bad += 1
+            err.print(f"[red]✗[/red] {escape(str(path))}: no flow files (*.yaml, *.yml) in this folder",
+                      highlight=False)
+        files += found
+    for file in files:  # every file is reported, whatever happened to the ones before it
         try:
             flow, _ = client.load(file)
             out.print(f"[green]✓[/green] {file} ({flow.namespace}.{flow.id})", highlight=False)
@@ -128,6 +135,13 @@ def validate(paths: Annotated[list[Path], typer.Argument(help="Flow files or fol
             bad += 1
             for problem in exc.problems:
                 err.print(f"[red]✗[/red] {escape(problem)}", highlight=False)
+        except CelestraError as exc:
+            bad += 1
+            err.print(f"[red]✗[/red] {escape(f'{file}: {exc}')}", highlight=False)
+        except Exception as exc:  # a loader bug must not hide the files after this one
+            bad += 1
+            err.print(f"[red]✗[/red] {escape(f'{file}: internal error, please report it: {exc!r}')}",
+                      highlight=False)
     raise typer.Exit(2 if bad else 0)
 
 

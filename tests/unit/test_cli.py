@@ -238,6 +238,31 @@ def test_validate_folder(cwd: Path) -> None:
     assert invoke("validate", str(flows)).exit_code == 2
 
 
+def test_validate_reports_every_file_whatever_went_wrong_with_the_others(cwd: Path) -> None:
+    (cwd / "latin1.yaml").write_bytes(b"id: f\nnamespace: unit.cli\ndescription: caf\xe9\n")
+    write(cwd, "bomb.yaml", "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(6)))
+    write(cwd, "merge.yaml", """
+        id: merged
+        namespace: unit.cli
+        variables:
+          base: &base {type: Log, message: hi}
+        tasks:
+          - <<: *base
+            id: greet
+    """)
+    (cwd / "empty").mkdir()
+    result = invoke("validate", "latin1.yaml", "missing.yaml", "bomb.yaml", "empty", "merge.yaml", str(HELLO))
+    assert result.exit_code == 2
+    err = one_line(result.stderr)
+    assert "latin1.yaml:3: not UTF-8 text" in err
+    assert "missing.yaml: cannot read" in err
+    assert "bomb.yaml:" in err and "nodes" in err
+    assert "empty: no flow files" in err
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "unit.cli.merged" in result.stdout and "company.team.hello" in result.stdout
+
+
 def test_schema_names_log_type_and_its_message_property(cwd: Path) -> None:
     result = invoke("schema")
     assert result.exit_code == 0, result.stderr
