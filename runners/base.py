@@ -10,6 +10,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -68,12 +69,28 @@ class RunnerPolicy:
                 if name in environ and not name.startswith(NEVER_INHERITED_PREFIXES)}
 
 
+def _nothing_logged() -> datetime | None:
+    return None
+
+
+def _drop(line: str, stream: Stream) -> None:
+    return None
+
+
 @dataclass
 class RunControl:
-    """How the worker talks to a running command: a kill request, and where to record the external id."""
+    """How the worker talks to a running command: a kill request, where to record the external id, and how far the
+    output of a command taken over from an earlier attempt is already logged."""
 
     kill: threading.Event = field(default_factory=threading.Event)
     on_external_id: Callable[[str], None] = lambda external_id: None
+    # A takeover: a runner that finds the command an earlier attempt started (its worker died; supports_resume)
+    # follows it, and reads its output again from the start. `logged_until()` says when the last line that attempt
+    # delivered was stored in the task's logs (UTC, the worker's clock; None: nothing was). Lines the command printed
+    # up to that moment go to `replayed`, not to the sink: each line is logged once, and the worker still reads the
+    # outputs they carry. Called only on a takeover (it may query the store), before any line is delivered.
+    logged_until: Callable[[], datetime | None] = _nothing_logged
+    replayed: LogSink = _drop
 
 
 class TaskRunner(ABC):
@@ -91,7 +108,8 @@ class TaskRunner(ABC):
         return None
 
     def resume(self, external_id: str, spec: CommandSpec, sink: LogSink, control: RunControl) -> RunResult:
-        """Follow a command started by a worker that died (only runners with supports_resume)."""
+        """Follow a command started by a worker that died (only runners with supports_resume), honouring
+        `control.logged_until` as a takeover in `run` does."""
         raise NotImplementedError(f"{type(self).__name__} cannot resume a command it did not start")
 
 

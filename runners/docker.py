@@ -3,7 +3,8 @@
 Files go in and out through the container itself (VOLUME: a named volume filled with put_archive, read back with
 get_archive) or a bind mount of the worker's folder (MOUNT: the engine must see the worker's filesystem).
 The container is named after the attempt and labelled with execution and task run, so a worker that restarts
-finds it instead of starting a duplicate; it is removed after the run, also on cancel and timeout.
+finds it instead of starting a duplicate (and logs only what the dead worker had not: RunControl.logged_until); it
+is removed after the run, also on cancel and timeout.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ _clients: dict[str, docker.DockerClient] = {}
 _clients_lock = threading.Lock()
 WORKDIR = "/celestra/work"
 PULL_ATTEMPTS = 3
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
 class Credentials(BaseModel):
@@ -112,7 +114,8 @@ class DockerRunner(TaskRunner):
             if existing is not None:  # left by a worker that died: follow it rather than start a duplicate
                 log.warning("container %s of this task run already exists: following it", existing.name)
                 control.on_external_id(existing.id)
-                return self._follow(client, existing, spec, sink, control, self._volume_of(client, existing))
+                return self._follow(client, existing, spec, sink, control, self._volume_of(client, existing),
+                                    takeover=True)
             (spec.working_dir / spec.output_dir).mkdir(parents=True, exist_ok=True)
             image = spec.container_image or "ubuntu"
             self._pull(client, image)
@@ -139,7 +142,7 @@ class DockerRunner(TaskRunner):
                 container = client.containers.get(external_id)
             except NotFound as exc:
                 raise RunnerError(f"Container {external_id} no longer exists") from exc
-            return self._follow(client, container, spec, sink, control, volume=None)
+            return self._follow(client, container, spec, sink, control, volume=None, takeover=True)
         except DockerException as exc:
             raise RunnerError(f"Docker engine error: {exc}") from exc
 
@@ -247,14 +250,16 @@ class DockerRunner(TaskRunner):
             raise RunnerError(f"Cannot create the container: {exc.explanation or exc}") from exc
 
     def _follow(self, client: docker.DockerClient, container: Any, spec: CommandSpec, sink: LogSink,
-                control: RunControl, volume: Any, outputs_before: dict[str, Any] | None = None) -> RunResult:
+                control: RunControl, volume: Any, outputs_before: dict[str, Any] | None = None,
+                takeover: bool = False) -> RunResult:
         """Wait for the container (killing it on cancel or timeout), then bring its files back and remove it.
 
         `outputs_before` is the output dir's stat taken before the start: when no glob asks for other files and the
         stat is unchanged, nothing was written there and the archive copy back (tens of ms) is skipped.
         """
-        streamer = threading.Thread(target=_stream_logs, args=(container, sink), daemon=True,
-                                    name="celestra-docker-logs")
+        logged_until = _logged_until_ns(control) if takeover else None
+        streamer = threading.Thread(target=_stream_logs, args=(container, sink, control.replayed, logged_until),
+                                    daemon=True, name="celestra-docker-logs")
         streamer.start()
         deadline = time.monotonic() + spec.timeout if spec.timeout else None
         timed_out = killed = False
@@ -310,54 +315,84 @@ def _stat(client: docker.DockerClient, container: Any, path: str) -> dict[str, A
     return json.loads(base64.b64decode(header)) if header else None
 
 
-def _stream_logs(container: Any, sink: LogSink) -> None:
+def _stream_logs(container: Any, sink: LogSink, replayed: LogSink, logged_until: int | None) -> None:
     """Both streams, each followed from the container's first line to its end (also if it already ended)."""
-    threads = [threading.Thread(target=_follow_stream, args=(container, stream, sink), daemon=True)
-               for stream in ("stdout", "stderr")]
+    threads = [threading.Thread(target=_follow_stream, args=(container, stream, sink, replayed, logged_until),
+                                daemon=True) for stream in ("stdout", "stderr")]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
 
 
-def _follow_stream(container: Any, stream: Stream, sink: LogSink) -> None:
+def _follow_stream(container: Any, stream: Stream, sink: LogSink, replayed: LogSink | None = None,
+                   logged_until: int | None = None) -> None:
     """One stream, live, then a catch-up read: the engine can end a follow before the last entries of a container
     that just exited are written (seen with a final line that has no newline; Kestra #456 lost lines the same way).
 
     Entries carry the engine's fixed-width timestamps, so the catch-up skips exactly what the follow delivered.
     """
-    lines = _Lines(sink, stream)
+    lines = _Lines(sink, stream, replayed or sink, logged_until)
     newest, at_newest = b"", 0  # the newest timestamp seen, and how many entries carried it
     which = {"stdout": stream == "stdout", "stderr": stream == "stderr"}
     for entry in container.logs(**which, stream=True, follow=True, timestamps=True):
         stamp, _, payload = entry.partition(b" ")
         newest, at_newest = (newest, at_newest + 1) if stamp == newest else (stamp, 1)
-        lines.feed(payload)
+        lines.feed(stamp, payload)
     since = _epoch_seconds(newest) if newest else None  # whole seconds: the catch-up starts a little before
     for entry in container.logs(**which, stream=True, follow=False, timestamps=True, since=since):
         stamp, _, payload = entry.partition(b" ")
         if stamp < newest or (stamp == newest and at_newest > 0):
             at_newest -= stamp == newest
             continue
-        lines.feed(payload)
+        lines.feed(stamp, payload)
     lines.close()
 
 
 class _Lines:
-    """Log entries (whole lines, or pieces of a long or unterminated line) to the sink, one line at a time."""
+    """Log entries (whole lines, or pieces of a long or unterminated line) to the sink, one line at a time.
 
-    def __init__(self, sink: LogSink, stream: Stream):
-        self.sink, self.stream, self.rest = sink, stream, b""
+    On a takeover, a line printed up to `logged_until` (ns; the entry completing it decides: only a whole line can
+    have been stored) goes to `replayed`. The engine stamps an entry before a worker receives it, the worker stamps
+    its log row on receipt, with the same clock: a stored line is never logged twice. A line printed just before
+    the last stored one was received, yet received after it (the stream's latency, milliseconds), counts as logged.
+    """
 
-    def feed(self, payload: bytes) -> None:
+    def __init__(self, sink: LogSink, stream: Stream, replayed: LogSink, logged_until: int | None):
+        self.sink, self.stream, self.replayed, self.logged_until = sink, stream, replayed, logged_until
+        self.rest, self.target = b"", sink
+
+    def feed(self, stamp: bytes, payload: bytes) -> None:
+        if self.logged_until is not None:
+            self.target = self.replayed if _epoch_ns(stamp) <= self.logged_until else self.sink
         *complete, self.rest = (self.rest + payload).split(b"\n")
         for line in complete:
-            self.sink(line.decode("utf-8", "replace").rstrip("\r"), self.stream)
+            self.target(line.decode("utf-8", "replace").rstrip("\r"), self.stream)
 
     def close(self) -> None:
         if self.rest:
-            self.sink(self.rest.decode("utf-8", "replace").rstrip("\r"), self.stream)
+            self.target(self.rest.decode("utf-8", "replace").rstrip("\r"), self.stream)
             self.rest = b""
+
+
+def _logged_until_ns(control: RunControl) -> int | None:
+    try:
+        moment = control.logged_until()
+    except Exception:  # the store is unreachable: better a line twice than none
+        log.warning("cannot tell how much of the container's output is logged: all of it is, again", exc_info=True)
+        return None
+    if moment is None:
+        return None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+    return (moment - EPOCH) // datetime.timedelta(microseconds=1) * 1000
+
+
+def _epoch_ns(stamp: bytes) -> int:
+    """Nanoseconds of the engine's timestamp (`2026-11-29T07:03:58.295592105Z`; datetime stops at microseconds)."""
+    head, _, rest = stamp.decode().partition(".")
+    digits = rest[:len(rest) - len(rest.lstrip("0123456789"))]
+    moment = datetime.datetime.fromisoformat(head + rest[len(digits):])
+    return int(moment.timestamp()) * 1_000_000_000 + int(digits.ljust(9, "0")[:9])
 
 
 def _epoch_seconds(stamp: bytes) -> int:

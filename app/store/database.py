@@ -295,6 +295,18 @@ class Store:
         else:
             conn.execute(logs.insert(), rows)
 
+    def logged_until(self, execution_id: str, task_run_id: str) -> datetime | None:
+        """When the last log row that an ended attempt of this task run wrote itself was stored. A row stamped at or
+        after its attempt's end is not the attempt's: the notice that a lost worker's run is sent again."""
+        with self.engine.connect() as conn:
+            attempts = conn.execute(sa.select(task_runs.c.attempts).where(task_runs.c.id == task_run_id)).scalar()
+            ends = [(index, Attempt.from_json(data).end) for index, data in enumerate(attempts or [])]
+            latest = [conn.execute(sa.select(sa.func.max(logs.c.timestamp)).where(
+                logs.c.execution_id == execution_id, logs.c.task_run_id == task_run_id, logs.c.attempt == index,
+                logs.c.timestamp < end)).scalar() for index, end in ends if end is not None]
+        found = [moment for moment in map(_aware, latest) if moment is not None]
+        return max(found, default=None)
+
     def logs(self, execution_id: str, after: int = 0, min_level: str | None = None) -> list[dict[str, Any]]:
         query = (
             sa.select(logs).where(logs.c.execution_id == execution_id, logs.c.id > after).order_by(logs.c.id)

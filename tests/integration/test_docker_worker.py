@@ -1,5 +1,6 @@
 """A worker running a Docker task is SIGKILLed: its container keeps running on the engine; the run is resent to a
-new worker of the group, which follows that same container (no duplicate) and removes it at the end."""
+new worker of the group, which follows that same container (no duplicate, each line logged once) and removes it at
+the end."""
 
 from __future__ import annotations
 
@@ -73,6 +74,8 @@ def test_sigkilled_worker_leaves_no_duplicate_and_no_container(engine: Any, clus
     assert [a.state for a in run.attempts] == [State.KILLED, State.SUCCESS], run.to_json()
     assert run.external_id == first[0].id, "the new worker followed the container, it did not start another"
     assert cluster.log_messages(ex.id, "INFO").count("finished") == 1
+    # The new worker read the container's output from its start: what the dead one had stored is not logged twice.
+    assert cluster.log_messages(ex.id, "INFO").count("started") == 1
     deadline = time.monotonic() + 10
     while engine.containers.list(all=True, filters=label) and time.monotonic() < deadline:
         time.sleep(0.2)

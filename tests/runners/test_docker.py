@@ -6,10 +6,15 @@ when no engine answers; fails in CI.
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +48,30 @@ def engine() -> Any:
     client.close()
 
 
-from runner_conformance import RunnerConformance  # noqa: E402  (tests/runners/ is on sys.path)
+from runner_conformance import ListSink, RunnerConformance, wait_until  # noqa: E402  (tests/runners/ is on sys.path)
 
 TEST_LABEL = "celestra.test"
+
+# A worker that starts a container and is SIGKILLed while it runs. Its sink stores each line the way the worker's
+# log buffer does: a row stamped with the moment the line arrived.
+DYING_WORKER = """
+import json, sys, threading
+from datetime import UTC, datetime
+from pathlib import Path
+from runners import runner_for
+from runners.base import CommandSpec, RunControl
+
+args, stored, lock = json.loads(sys.argv[1]), open(sys.argv[2], "a"), threading.Lock()
+
+def sink(line, stream):
+    with lock:
+        stored.write(f"{datetime.now(UTC).isoformat()}\\t{stream}\\t{line}\\n")
+        stored.flush()
+
+spec = CommandSpec(command=args["command"], working_dir=Path(args["working_dir"]), labels=args["labels"],
+                   name=args["name"], container_image=args["image"])
+runner_for("docker", {"pullPolicy": "NEVER"}).run(spec, sink, RunControl())
+"""
 
 
 class TestDockerRunner(RunnerConformance):  # type: ignore[misc]
@@ -129,6 +155,35 @@ class TestDockerRunner(RunnerConformance):  # type: ignore[misc]
         assert result.exit_code == 0
         assert result.external_id == orphan.id
         assert sink.stream("stdout") == ["started", "finished"]  # the orphan's output, not a new run's
+
+    def test_a_taken_over_container_logs_each_line_once(self, workdir: Path, tmp_path: Path) -> None:
+        script = 'i=1; while [ $i -le 40 ]; do echo "line $i"; [ $i = 3 ] && echo "warn $i" >&2; i=$((i+1)); ' \
+                 'sleep 0.1; done; echo \'::{"outputs":{"done":true}}::\''
+        spec = self.spec(workdir, script)
+        (first_dir := tmp_path / "first").mkdir()
+        stored = tmp_path / "stored.tsv"
+        args = {"command": spec.command, "working_dir": str(first_dir), "labels": spec.labels, "name": spec.name,
+                "image": spec.container_image}
+        worker = subprocess.Popen([sys.executable, "-c", DYING_WORKER, json.dumps(args), str(stored)])
+        try:
+            assert wait_until(lambda: stored.exists() and "\tline 10\n" in stored.read_text(), 60.0)
+        finally:
+            os.kill(worker.pid, signal.SIGKILL)  # the container runs on: nothing of the worker said goodbye
+            worker.wait(10)
+        rows = [row.split("\t", 2) for row in stored.read_text().splitlines(keepends=True) if row.endswith("\n")]
+        logged = [(line.rstrip("\n"), stream) for _, stream, line in rows]
+        assert ("line 10", "stdout") in logged and ("line 40", "stdout") not in logged
+
+        replayed = ListSink()
+        control = RunControl(logged_until=lambda: datetime.fromisoformat(rows[-1][0]), replayed=replayed)
+        result, sink, _ = self.run(runner_for("docker", {"pullPolicy": "NEVER"}), spec, control)  # the new worker
+
+        assert result.exit_code == 0
+        every = logged + sink.lines  # what the task's logs hold in the end
+        assert [line for line, stream in every if stream == "stdout"] == [
+            *(f"line {i}" for i in range(1, 41)), '::{"outputs":{"done":true}}::']
+        assert [line for line, stream in every if stream == "stderr"] == ["warn 3"]
+        assert sorted(replayed.lines) == sorted(logged), "what was logged already comes back for its outputs only"
 
     def test_a_file_already_in_the_output_dir_comes_back_rewritten(self, runner: TaskRunner, workdir: Path) -> None:
         (workdir / "_outputs").mkdir()

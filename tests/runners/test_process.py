@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from runner_conformance import RunnerConformance  # tests/runners/ is on sys.path (pytest's rootdir-less import)
+from runner_conformance import RunnerConformance, group_members, wait_until  # tests/runners/ is on sys.path
 
 from runners import RunnerError, TaskRunner, runner_for
 from runners.base import CommandSpec, RunControl
@@ -75,3 +78,70 @@ class TestProcessRunner(RunnerConformance):
             ran.append(time.perf_counter() - started)
         extra = statistics.median(ran) - statistics.median(bare)
         assert extra < 0.025, f"run() took {extra * 1000:.0f} ms more than subprocess.run (median of 5)"
+
+
+# A worker in miniature: a Python process whose run() (in its main thread, or in another one as in the threads pool
+# of the embedded mode) starts a script that backgrounds a child and sleeps. The test SIGKILLs that process.
+DYING_WORKER = """
+import os, sys, threading
+from pathlib import Path
+import runners.process
+from runners.base import CommandSpec, RunControl
+from runners.process import ProcessRunner
+
+if sys.argv[3] == "guard-only":  # no PR_SET_PDEATHSIG: the guard alone must stop the leader too
+    runners.process._prctl = lambda: None
+busy = [os.open(os.devnull, os.O_RDONLY) for _ in range(12)]  # a worker's descriptors: the runner's land above 9
+script = "sleep 300 & echo $! > child.pid; echo $$ > leader.pid; sleep 300"
+spec = CommandSpec(command=["/bin/sh", "-c", script], working_dir=Path(sys.argv[1]))
+run = lambda: ProcessRunner().run(spec, lambda line, stream: None, RunControl())
+if sys.argv[2] == "thread":
+    threading.Thread(target=run, name="pool-thread").start()
+else:
+    run()
+"""
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for its reaper has ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2] not in "ZX"
+
+
+@pytest.mark.parametrize(("caller", "lines"), [("main", "both"), ("thread", "both"), ("main", "guard-only")])
+def test_the_script_dies_with_the_worker_process(tmp_path: Path, caller: str, lines: str) -> None:
+    worker = subprocess.Popen([sys.executable, "-c", DYING_WORKER, str(tmp_path), caller, lines],
+                              start_new_session=True)
+    pids = tmp_path / "leader.pid", tmp_path / "child.pid"
+    leader = 0
+    try:
+        assert wait_until(lambda: all(p.exists() and p.read_text().endswith("\n") for p in pids), 10.0)
+        leader, child = (int(p.read_text()) for p in pids)
+        assert alive(leader) and alive(child) and os.getpgid(child) == leader
+        os.kill(worker.pid, signal.SIGKILL)  # no finally, no atexit: only the kernel knows it is gone
+        worker.wait(5)
+        assert wait_until(lambda: not alive(leader) and not alive(child), 3.0), (
+            f"outlived their worker: {[pid for pid in (leader, child) if alive(pid)]}")
+        assert group_members(leader) == []
+    finally:
+        for group in (worker.pid, leader):
+            with contextlib.suppress(ProcessLookupError):
+                if group:
+                    os.killpg(group, signal.SIGKILL)
+        worker.wait(5)
+
+
+def test_nothing_runs_on_when_run_gives_up(tmp_path: Path) -> None:
+    leaders: list[int] = []
+
+    def on_external_id(external_id: str) -> None:  # e.g. the store is unreachable: the attempt fails here
+        leaders.append(int(external_id))
+        raise RuntimeError("cannot record the external id")
+
+    spec = CommandSpec(command=["/bin/sh", "-c", "sleep 300 & sleep 300"], working_dir=tmp_path)
+    with pytest.raises(RuntimeError, match="external id"):
+        ProcessRunner().run(spec, lambda *_: None, RunControl(on_external_id=on_external_id))
+    assert leaders and wait_until(lambda: group_members(leaders[0]) == [], 1.0), group_members(leaders[0])

@@ -12,6 +12,7 @@ import json
 import shutil
 import tempfile
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -96,7 +97,8 @@ class ScriptTask(RunnableTask):
             labels=ctx.attempt.labels, name=ctx.attempt.name,
         )
         collector = _LineCollector(ctx)
-        control = RunControl(kill=ctx.kill_event, on_external_id=ctx.set_external_id)
+        control = RunControl(kill=ctx.kill_event, on_external_id=ctx.set_external_id,
+                             logged_until=lambda: _logged_until(ctx), replayed=collector.replayed)
         try:
             result = runner.run(spec, collector, control)
         except RunnerError as exc:
@@ -141,6 +143,14 @@ def _env_text(value: str | int | float | bool) -> str:
     return str(value)
 
 
+def _logged_until(ctx: RunContext) -> datetime | None:
+    """How far this task run's earlier attempts logged the command a runner takes over (see RunControl)."""
+    execution_id, task_run_id = ctx.attempt.labels.get("celestra.execution"), ctx.attempt.labels.get("celestra.taskrun")
+    if not (execution_id and task_run_id):
+        return None
+    return runtime.store().logged_until(execution_id, task_run_id)
+
+
 def _download_namespace_files(ctx: RunContext, folder: Path, spec: NamespaceFiles) -> None:
     prefix = namespace_files_prefix(ctx.namespace)
     for uri in ctx.storage.list(prefix):
@@ -164,7 +174,7 @@ class _LineCollector:
         self.tail: list[str] = []
         self.stderr_lines = 0
 
-    def __call__(self, line: str, stream: str) -> None:
+    def __call__(self, line: str, stream: str, logged: bool = False) -> None:
         stripped = line.strip()
         if stripped.startswith(OUTPUT_MARKER) and stripped.endswith(OUTPUT_MARKER) and len(stripped) > 4:
             try:
@@ -172,17 +182,23 @@ class _LineCollector:
             except ValueError:
                 payload = None
             if isinstance(payload, dict):
-                self._structured(payload)
+                self._structured(payload, logged)
                 return
         if stream == "stderr":
             self.stderr_lines += 1
         self.tail = [*self.tail[-(TAIL_LINES - 1):], line]
-        self.ctx.log("ERROR" if stream == "stderr" else "INFO", line)
+        if not logged:
+            self.ctx.log("ERROR" if stream == "stderr" else "INFO", line)
 
-    def _structured(self, payload: dict[str, Any]) -> None:
+    def replayed(self, line: str, stream: str) -> None:
+        """A line an earlier attempt already logged (a runner took its command over): its outputs, metrics, stderr
+        and tail count for this attempt, its log rows are not written twice."""
+        self(line, stream, logged=True)
+
+    def _structured(self, payload: dict[str, Any], logged: bool) -> None:
         self.outputs.update(payload.get("outputs") or {})
         self.metrics.extend(payload.get("metrics") or [])
-        for entry in payload.get("logs") or []:
+        for entry in [] if logged else payload.get("logs") or []:
             self.ctx.log(str(entry.get("level", "INFO")).upper(), str(entry.get("message", "")))
 
 
