@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -77,6 +77,17 @@ def remaining() -> tuple[float, float, int]:
     return budget.deadline - time.monotonic(), budget.seconds, budget.chars
 
 
+def regex_call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """A `regex` module call on a pattern the flow wrote, stopped at the rendering's deadline: a pattern such as
+    `(a+)+$` backtracks for longer than any budget, and the standard `re` cannot be interrupted."""
+    left, seconds, _ = remaining()
+    try:
+        return function(*args, timeout=max(left, 0.001), **kwargs)
+    except TimeoutError:
+        raise BudgetExceeded(f"a regular expression ran for more than {seconds:g} s "
+                             "(limits.template_seconds, CELESTRA_LIMITS__TEMPLATE_SECONDS)") from None
+
+
 def text_limit() -> int | None:
     """The longest text the current rendering may build; None outside a rendering."""
     budget = _budget()
@@ -92,30 +103,36 @@ def too_long(length: int) -> BudgetExceeded:
 def ensure_json_fits(value: Any) -> None:
     """Refuse a value whose JSON text would be over the budget, by walking it (much faster than encoding it piece
     by piece) and stopping as soon as the total passes the limit: a list holding one long string a million times
-    is small in memory and enormous as text."""
+    is small in memory and enormous as text. Scalars in a list are sized inline: lists of numbers are common."""
     limit = text_limit()
     if limit is None:
         return
     size, stack = 0, [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, str):
-            size += len(item) + 3  # quotes and a separator; escapes are not counted
-        elif isinstance(item, Mapping):
+        if isinstance(item, Mapping):
             size += 2 + len(item)
             stack.extend(item.keys())
             stack.extend(item.values())
         elif isinstance(item, list | tuple | set | frozenset):
             size += 2 + len(item)
-            stack.extend(item)
-        elif isinstance(item, bool) or item is None:
-            size += 5
-        elif isinstance(item, int):
-            size += int(item.bit_length() * 0.302) + 2
+            for element in item:
+                kind = type(element)
+                if kind is str:
+                    size += len(element) + 2
+                elif kind is int:
+                    size += (element.bit_length() * 77 >> 8) + 2  # digits: bit_length * log10(2)
+                elif kind is float or kind is bool or element is None:
+                    size += 24
+                else:
+                    stack.append(element)
         else:
-            size += 24  # a float, a date, anything printed by its short text
+            stack.append([item])  # a lone scalar: sized by the branch above
+            continue
         if size > limit:
             raise too_long(size)
+    if size > limit:
+        raise too_long(size)
 
 
 def sized_join(parts: list[str], separator: str) -> str:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sized
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
+import regex
 import yaml
 from jinja2 import Undefined
 
@@ -89,8 +90,8 @@ def split(value: Any, delimiter: str, limit: int | None = None) -> list[str] | N
         return None
     text = stringify(value)
     if limit is not None and limit > 0:
-        return re.split(delimiter, text, maxsplit=limit - 1)
-    parts = re.split(delimiter, text)
+        return budget.regex_call(regex.split, delimiter, text, maxsplit=limit - 1)
+    parts = budget.regex_call(regex.split, delimiter, text)
     if limit is None or limit == 0:
         if len(parts) == 1:
             return parts  # no match: Java returns the input itself, even when empty
@@ -129,10 +130,10 @@ def number(value: Any, type: str | None = None) -> Any:
         return float(text)
 
 
-def _java_replacement(template: str) -> Callable[[re.Match[str]], str]:
+def _java_replacement(template: str) -> Callable[[Any], str]:
     """Java regex replacement strings use ``$1`` / ``${name}`` and ``\\`` escapes."""
 
-    def expand(match: re.Match[str]) -> str:
+    def expand(match: Any) -> str:
         out, i = [], 0
         while i < len(template):
             char = template[i]
@@ -165,7 +166,7 @@ def replace(value: Any, pairs: Any, new: Any = None, regexp: bool = False) -> An
     text = stringify(value)
     for old, repl in mapping.items():
         if regexp:
-            text = re.sub(str(old), _java_replacement(stringify(repl)), text)
+            text = budget.regex_call(regex.sub, str(old), _java_replacement(stringify(repl)), text)
         else:
             text = text.replace(str(old), stringify(repl))
     return text
@@ -243,9 +244,14 @@ def chunk(value: Iterable[Any], size: int) -> list[list[Any]]:
 
 
 def distinct(value: Iterable[Any]) -> list[Any]:
+    """First occurrences in order, by equality (items are often dicts: compared by their JSON text, in linear
+    time, so a long list cannot make this quadratic)."""
     out: list[Any] = []
+    seen: set[str] = set()
     for item in value:
-        if item not in out:  # equality, not hashing: items are often dicts
+        key = json.dumps(item, sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
             out.append(item)
     return out
 

@@ -28,3 +28,13 @@ def client(celestra_settings: Settings) -> Any:
         return Client()
     return Client(settings=celestra_settings)
 
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """How many cases the fuzz properties ran (tests/unit/test_fuzz.py), each without a crash if the run passed."""
+    import sys
+
+    for name, module in list(sys.modules.items()):
+        counts = getattr(module, "FUZZ_COUNTS", None) if name.endswith("test_fuzz") else None
+        for prop, count in sorted((counts or {}).items()):
+            terminalreporter.write_line(f"fuzz: {prop}: {count} cases")

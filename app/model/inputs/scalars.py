@@ -7,9 +7,19 @@ import re
 from datetime import date, datetime, time, timedelta
 from typing import Any, ClassVar, Literal
 
+import regex
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from app.model.inputs.values import InvalidValue, describe, format_duration, parse_duration, scalar_str, utc
+
+VALIDATOR_SECONDS = 1.0  # a `validator` that backtracks (`(a+)+$`) on a long value must not hold the process
+
+
+def _fullmatch(pattern: str, text: str) -> Any:
+    try:
+        return regex.fullmatch(pattern, text, timeout=VALIDATOR_SECONDS)
+    except TimeoutError:
+        raise InvalidValue(f"validator '{pattern}' took more than {VALIDATOR_SECONDS:g} s on this value") from None
 
 
 class Input(BaseModel):
@@ -48,14 +58,14 @@ class _Validated(Input):
     def _compiles(cls, pattern: str | None) -> str | None:
         if pattern is not None:
             try:
-                re.compile(pattern)
-            except re.error as exc:
+                regex.compile(pattern)
+            except regex.error as exc:
                 raise ValueError(f"invalid validator regex: {exc}") from None
         return pattern
 
     def coerce(self, value: Any) -> Any:
         text = scalar_str(value)
-        if self.validator is not None and re.fullmatch(self.validator, text) is None:
+        if self.validator is not None and _fullmatch(self.validator, text) is None:
             raise InvalidValue(f"value does not match validator '{self.validator}'")
         return text
 
