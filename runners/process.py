@@ -7,15 +7,13 @@ worker died must not find the first attempt's script still running (side effects
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
 import os
+import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable
+from pathlib import Path
 from typing import IO
 
 from runners.base import CommandSpec, LogSink, RunControl, RunnerError, RunResult, Stream, TaskRunner, collect_outputs
@@ -23,13 +21,14 @@ from runners.base import CommandSpec, LogSink, RunControl, RunnerError, RunResul
 KILL_GRACE = 1.0  # seconds between SIGTERM and SIGKILL
 POLL = 0.05  # seconds between checks for a kill request or the timeout
 READER_GRACE = 5.0  # seconds to drain the pipes once the process group is gone
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
-# The guard of one run: a shell outside the command's group, reading a pipe whose only write end is the worker's (as
-# its stdin: dash redirects no descriptor above 9). The command itself writes its group id there before it execs;
-# end-of-file means the worker process is gone, whichever way it died, and the group goes with it. A shell costs a
-# millisecond and a megabyte, a Python interpreter twenty of each.
+# The guard of one run: a shell outside the command's group, reading a pipe whose write end only the worker keeps
+# (as its stdin: dash redirects no descriptor above 9). The command is started through PRELUDE with that write end
+# as its stdin: it writes its group id there, drops the pipe and execs the command, so the pipe is never without a
+# writer before the guard knows the group. End-of-file means the worker process is gone, whichever way it died, and
+# the group goes with it. A shell costs a millisecond and a megabyte, a Python interpreter twenty of each.
 GUARD_SCRIPT = 'read -r group || exit 0; while read -r _; do :; done; kill -s KILL -- "-$group"'
+PRELUDE = 'echo "$$" >&0 && exec 0</dev/null && exec "$@"'
 
 
 class ProcessRunner(TaskRunner):
@@ -37,17 +36,18 @@ class ProcessRunner(TaskRunner):
         (spec.working_dir / spec.output_dir).mkdir(parents=True, exist_ok=True)
         # A clean environment: the allowed part of the worker's, then the task's own (never the worker's secrets).
         env = {**self.policy.inherited(os.environ), **spec.env}
+        _check_executable(spec.command[0], env.get("PATH", os.defpath), spec.working_dir)
         with _Guard() as guard:
             try:
+                # No preexec_fn: it would make subprocess fork() the whole worker (~50 ms per GB of its memory)
+                # instead of vfork(); the prelude does in the child what the guard needs.
                 process = subprocess.Popen(
-                    spec.command, cwd=spec.working_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                    stdin=subprocess.DEVNULL, start_new_session=True,  # its own process group: we kill all of it
-                    preexec_fn=guard.in_child,
+                    ["/bin/sh", "-c", PRELUDE, "celestra-process", *spec.command], cwd=spec.working_dir, env=env,
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=guard.write_end,
+                    start_new_session=True,  # its own process group: we kill all of it
                 )
             except OSError as exc:
                 raise RunnerError(f"Cannot start {spec.command[0]!r}: {exc.strerror}") from exc
-            except subprocess.SubprocessError as exc:  # in_child failed: better not started than unguarded
-                raise RunnerError(f"Cannot start {spec.command[0]!r}: {exc}") from exc
             try:
                 return self._follow(process, spec, sink, control)
             except BaseException:  # run() gives up on it (on_external_id failed, ...): it must not run on alone
@@ -122,24 +122,33 @@ class ProcessRunner(TaskRunner):
                 continue
 
 
+def _check_executable(program: str, path: str, cwd: Path) -> None:
+    """The error the command would give, before the prelude runs it (the shell would only say "not found")."""
+    if os.sep in program:
+        target = cwd / program
+        if not target.is_file():
+            raise RunnerError(f"Cannot start {program!r}: No such file or directory")
+        if not os.access(target, os.X_OK):
+            raise RunnerError(f"Cannot start {program!r}: Permission denied")
+    elif shutil.which(program, path=path) is None:
+        raise RunnerError(f"Cannot start {program!r}: No such file or directory")
+
+
 class _Guard:
     """Kills the command's process group when the worker process that started it dies (see GUARD_SCRIPT).
 
-    Why a pipe rather than PR_SET_PDEATHSIG alone: that signal reaches only the direct child (the script's
-    `sleep 100 &` would live on), and it fires when the *thread* that forked exits, not the process. The kernel
-    closes the pipe when the process dies, from whichever thread the runner was called, on any POSIX system.
-    PDEATHSIG stays on Linux as a second line, should the guard itself be killed: it stops the leader at least. It
-    cannot fire early: the thread that forks is the one that waits for the command in run().
+    Why a pipe rather than PR_SET_PDEATHSIG: that signal reaches only the direct child (the script's `sleep 100 &`
+    would live on), it fires when the *thread* that forked exits, not the process, and setting it needs code in the
+    child between fork and exec (a preexec_fn, which costs a full fork of the worker). The kernel closes the pipe
+    when the process dies, from whichever thread the runner was called, on any POSIX system.
     A limit: a process forked from the worker without exec (multiprocessing's fork) holds a copy of the write end,
     so the guard acts only once that copy is gone too; subprocesses never keep it (close-on-exec).
     """
 
     def __enter__(self) -> _Guard:
         # Both ends are close-on-exec: no program started meanwhile by another thread inherits the write end. The
-        # worker keeps the read end open as well, so the command's own write can never meet a closed pipe.
+        # worker keeps the read end open as well, so the prelude's write can never meet a closed pipe.
         self.read_end, self.write_end = os.pipe()
-        self.parent = os.getpid()
-        self.prctl = _prctl()  # resolved here: the child must not dlopen between fork and exec
         try:
             self.shell = subprocess.Popen(
                 ["/bin/sh", "-c", GUARD_SCRIPT], stdin=self.read_end, stdout=subprocess.DEVNULL,
@@ -151,14 +160,6 @@ class _Guard:
             raise RunnerError(f"Cannot start the process guard (/bin/sh): {exc.strerror}") from exc
         return self
 
-    def in_child(self) -> None:
-        """In the forked command, before it execs: its group is named to the guard before any of it runs."""
-        os.write(self.write_end, b"%d\n" % os.getpid())  # after setsid: our pid is the group id
-        if self.prctl is not None:
-            self.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-            if os.getppid() != self.parent:  # the worker died before prctl: that signal will never come
-                os._exit(1)
-
     def __exit__(self, *exc_info: object) -> None:
         # run() has made sure the group is dead. The guard is killed before the pipe closes, so that it never
         # signals a group id that some new process may have taken since.
@@ -169,13 +170,3 @@ class _Guard:
     def _close(self) -> None:
         os.close(self.write_end)
         os.close(self.read_end)
-
-
-@functools.cache
-def _prctl() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None

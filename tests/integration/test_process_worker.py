@@ -10,9 +10,12 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from conftest import Cluster
+
+if TYPE_CHECKING:  # tests/integration/conftest.py; `import conftest` at run time may find tests/unit's
+    from conftest import Cluster
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from runner_conformance import RunnerConformance, group_members, wait_until  # tests/runners/ is on sys.path
+from runner_conformance import ListSink, RunnerConformance, group_members, wait_until  # tests/runners/ is on sys.path
 
 from runners import RunnerError, TaskRunner, runner_for
 from runners.base import CommandSpec, RunControl
@@ -79,18 +79,25 @@ class TestProcessRunner(RunnerConformance):
         extra = statistics.median(ran) - statistics.median(bare)
         assert extra < 0.025, f"run() took {extra * 1000:.0f} ms more than subprocess.run (median of 5)"
 
+    def test_the_command_has_no_stdin_and_no_guard_pipe(self, runner: TaskRunner, workdir: Path) -> None:
+        """The prelude hands the guard its group id on stdin, then gives the command /dev/null: a `cat` ends at
+        once, and none of the command's descriptors is the guard's pipe."""
+        sink = ListSink()
+        script = "cat; echo read-done; ls -l /proc/$$/fd | grep -c pipe: || true"
+        result = runner.run(self.spec(workdir, script), sink, RunControl())
+        assert result.exit_code == 0
+        assert sink.stream("stdout")[0] == "read-done"
+        assert sink.stream("stdout")[1] == "2"  # its stdout and stderr, read by the worker; no third pipe
+
 
 # A worker in miniature: a Python process whose run() (in its main thread, or in another one as in the threads pool
 # of the embedded mode) starts a script that backgrounds a child and sleeps. The test SIGKILLs that process.
 DYING_WORKER = """
 import os, sys, threading
 from pathlib import Path
-import runners.process
 from runners.base import CommandSpec, RunControl
 from runners.process import ProcessRunner
 
-if sys.argv[3] == "guard-only":  # no PR_SET_PDEATHSIG: the guard alone must stop the leader too
-    runners.process._prctl = lambda: None
 busy = [os.open(os.devnull, os.O_RDONLY) for _ in range(12)]  # a worker's descriptors: the runner's land above 9
 script = "sleep 300 & echo $! > child.pid; echo $$ > leader.pid; sleep 300"
 spec = CommandSpec(command=["/bin/sh", "-c", script], working_dir=Path(sys.argv[1]))
@@ -111,9 +118,9 @@ def alive(pid: int) -> bool:
     return stat[stat.rfind(")") + 2] not in "ZX"
 
 
-@pytest.mark.parametrize(("caller", "lines"), [("main", "both"), ("thread", "both"), ("main", "guard-only")])
-def test_the_script_dies_with_the_worker_process(tmp_path: Path, caller: str, lines: str) -> None:
-    worker = subprocess.Popen([sys.executable, "-c", DYING_WORKER, str(tmp_path), caller, lines],
+@pytest.mark.parametrize("caller", ["main", "thread"])
+def test_the_script_dies_with_the_worker_process(tmp_path: Path, caller: str) -> None:
+    worker = subprocess.Popen([sys.executable, "-c", DYING_WORKER, str(tmp_path), caller],
                               start_new_session=True)
     pids = tmp_path / "leader.pid", tmp_path / "child.pid"
     leader = 0
