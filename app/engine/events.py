@@ -19,7 +19,8 @@ from app.engine.liveness import group_is_alive
 from app.engine.retries import retry_delay
 from app.engine.routing import Route, route_task
 from app.engine.step import Step, StepResult
-from app.engine.variables import build_context, without_secret_inputs
+from app.engine.variables import build_context, secret_inputs_masker, without_secret_inputs
+from app.errors import ConfigError
 from app.model.flow import Flow, Task
 from app.model.flowables import Subflow
 from app.model.inputs import resolve_inputs
@@ -222,8 +223,10 @@ def _child_execution(flow: Flow, ex: Execution, task: Subflow, run: TaskRun) -> 
         labels = dict(ex.labels) if task.inheritLabels else {}
         raw_labels = task.labels if isinstance(task.labels, dict) else {x["key"]: x["value"] for x in task.labels}
         labels.update({k: str(templating.render_value(v, scope)) for k, v in raw_labels.items()})
-        child = create_execution(child_flow, source, templating.render_value(task.inputs, scope), revision=revision,
-                                 labels=labels, parent=(ex.id, run.id))
+        inputs = templating.render_value(task.inputs, scope)
+        _refuse_secrets_in_clear(flow, scope, child_flow, inputs)
+        child = create_execution(child_flow, source, inputs, revision=revision,
+                                 labels=without_secret_inputs(flow, scope, labels), parent=(ex.id, run.id))
     except Exception as exc:  # missing flow, bad inputs: the Subflow task fails, saying why
         run.state, run.ended, run.error = State.FAILED, now(), str(exc)
         with store.begin() as conn:
@@ -235,6 +238,17 @@ def _child_execution(flow: Flow, ex: Execution, task: Subflow, run: TaskRun) -> 
     with store.begin() as conn:
         store.update_task_run(conn, run)
     return child
+
+
+def _refuse_secrets_in_clear(flow: Flow, scope: dict[str, Any], child_flow: Flow, inputs: dict[str, Any]) -> None:
+    """A SECRET input passed on to a subflow stays encrypted only if the child declares it SECRET too; an input of
+    another type would store it in clear text, so the Subflow task fails instead, saying what to change."""
+    masker = secret_inputs_masker(flow, scope)
+    secret_ids = {inp.id for inp in child_flow.inputs if inp.type == "SECRET"}
+    for name, value in inputs.items():
+        if name not in secret_ids and masker.mask_value(value) != value:
+            raise ConfigError(f"Input '{name}' of {child_flow.namespace}.{child_flow.id} would receive the value of a "
+                              f"SECRET input and store it in clear text: declare it `type: SECRET` in that flow")
 
 
 def child_ended(child: Execution) -> None:

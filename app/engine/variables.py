@@ -69,14 +69,19 @@ def _plain_inputs(ex: Execution) -> dict[str, Any]:
         raise templating.TemplateError(str(exc)) from None
 
 
-def without_secret_inputs(flow: Flow, scope: Mapping[str, Any], value: Any) -> Any:
-    """`value` (rendered against `scope`) with the flow's decrypted SECRET inputs masked, before it is stored."""
+def secret_inputs_masker(flow: Flow, scope: Mapping[str, Any]) -> Masker:
+    """A masker of the flow's SECRET inputs, as decrypted in `scope`."""
     masker = Masker()
     inputs = scope.get("inputs") or {}
     for inp in flow.inputs:
         if inp.type == "SECRET" and isinstance(inputs.get(inp.id), str):
             masker.remember(inputs[inp.id])
-    return masker.mask_value(value)
+    return masker
+
+
+def without_secret_inputs(flow: Flow, scope: Mapping[str, Any], value: Any) -> Any:
+    """`value` (rendered against `scope`) with the flow's decrypted SECRET inputs masked, before it is stored."""
+    return secret_inputs_masker(flow, scope).mask_value(value)
 
 
 def build_context(

@@ -127,3 +127,51 @@ def test_short_values_mask_only_themselves() -> None:
     masker.remember("line-one\nline-two")
     assert masker.mask("got line-two only") == f"got {MASK} only"
     assert masker.mask_value({"k line-one": ["LINE-ONE\nLINE-TWO", 3]}) == {f"k {MASK}": [MASK, 3]}
+
+
+CHILD = """
+id: secrets_child_{kind}
+namespace: unit.secrets.rest
+inputs:
+  - id: token
+    type: {kind}
+tasks:
+  - id: length
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{{{ inputs.token | length }}}}"
+"""
+
+PARENT = """
+id: secrets_parent_{kind}
+namespace: unit.secrets.rest
+inputs:
+  - id: password
+    type: SECRET
+tasks:
+  - id: call
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: unit.secrets.rest
+    flowId: secrets_child_{kind}
+    inputs:
+      token: "{{{{ inputs.password }}}}"
+    labels:
+      leaked: "{{{{ inputs.password }}}}"
+"""
+
+
+def test_a_secret_input_passed_to_a_subflow_stays_encrypted_or_is_refused(client: Any) -> None:
+    for kind in ("SECRET", "STRING"):
+        client.deploy(CHILD.format(kind=kind))
+    ok = client.run(PARENT.format(kind="SECRET"), inputs={"password": INPUT_SECRET}, timeout=60)
+    assert ok.state == State.SUCCESS, ok.to_json()
+    refused = client.run(PARENT.format(kind="STRING"), inputs={"password": INPUT_SECRET}, timeout=60)
+    assert refused.state == State.FAILED
+    assert "declare it `type: SECRET`" in (refused.task_runs[0].error or "")
+
+    store = runtime.store()
+    with store.engine.connect() as conn:
+        metadata = sa.MetaData()
+        metadata.reflect(conn)
+        leaks = [table.name for table in metadata.sorted_tables for row in conn.execute(sa.select(table))
+                 if INPUT_SECRET in json.dumps([str(cell) for cell in row])]
+    assert not leaks, leaks
