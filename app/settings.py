@@ -118,6 +118,10 @@ def load_settings(config_file: str | Path | None = None) -> Settings:
     env = Settings()  # environment only
     explicit_env = {k for k in Settings.model_fields if f"CELESTRA_{k.upper()}" in os.environ}
     merged = {**data, **{k: getattr(env, k) for k in explicit_env}}
+    for key in ("limits",):  # nested settings: CELESTRA_LIMITS__X overrides that one value of the file's
+        if key not in explicit_env and any(name.startswith(f"CELESTRA_{key.upper()}__") for name in os.environ):
+            section = getattr(env, key)
+            merged[key] = {**(data.get(key) or {}), **section.model_dump(include=section.model_fields_set)}
     try:
         return Settings(**merged)
     except Exception as exc:  # pydantic ValidationError: name the file

@@ -16,7 +16,7 @@ from typing import Any
 from app import templating
 from app.engine.retries import retry_delay
 from app.engine.routing import Route
-from app.engine.variables import without_secret_inputs
+from app.engine.variables import secret_inputs_masker, without_secret_inputs
 from app.model import flowables as fl
 from app.model.flow import Flow, Task
 from app.model.inputs import InputError, coerce_output
@@ -78,7 +78,24 @@ class Step:
             if ex.state != wanted:  # Kestra shows a paused execution as PAUSED until it is resumed
                 ex.state = wanted
                 self.result.execution_changed = True
+        self._mask_secret_inputs()
         return self.result
+
+    def _mask_secret_inputs(self) -> None:
+        """What this step stores (a Switch's value, rendering errors, log lines) holds no SECRET input in clear text:
+        they were rendered with the inputs decrypted. Loop values are left as they are: they identify the runs."""
+        if not any(inp.type == "SECRET" for inp in self.flow.inputs):
+            return
+        try:
+            masker = secret_inputs_masker(self.flow, self.context(None, None))
+        except templating.TemplateError:  # inputs this process cannot decrypt: nothing was rendered with them
+            return
+        result = self.result
+        for run in [*result.created, *result.changed.values()]:
+            run.outputs = masker.mask_value(run.outputs)
+            run.error = run.error and masker.mask(run.error)
+        result.logs = [(run, level, masker.mask(message)) for run, level, message in result.logs]
+        self.ex.error = self.ex.error and masker.mask(self.ex.error)
 
     def _end(self, state: State) -> None:
         ex = self.ex

@@ -15,7 +15,10 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 MASK = "********"
-MIN_DERIVED = 4  # shorter values are masked as they are, but not their derived forms (they would mask common text)
+MIN_LINE = 4  # the lines of a multi-line secret are masked one by one from this length
+# Derived forms (case, URL, JSON, base64) from this length only: those of a short secret are common text (`Prod`
+# would mask every `prod` of a storage URI a later task reads), and a short base64 core appears in any payload.
+MIN_DERIVED = 8
 
 
 def _base64_cores(data: bytes) -> set[str]:
@@ -38,7 +41,7 @@ def forms_of(value: str) -> set[str]:
     if not value:
         return set()
     forms = {value}
-    forms.update(line for line in value.splitlines() if len(line) >= MIN_DERIVED)
+    forms.update(line for line in value.splitlines() if len(line) >= MIN_LINE)
     if len(value) >= MIN_DERIVED:
         forms |= {value.upper(), value.lower(), quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1]}
         forms |= _base64_cores(value.encode())

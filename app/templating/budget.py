@@ -11,6 +11,7 @@ at most the sum of values already checked, and is checked after.
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -100,10 +101,23 @@ def too_long(length: int) -> BudgetExceeded:
     return _too_long(length, budget)
 
 
+def _scalar_size(item: Any) -> int:
+    """About how long a scalar prints as JSON (str and int exactly enough, the rest by their text)."""
+    if isinstance(item, str):
+        return len(item) + 2
+    if isinstance(item, bool) or item is None:
+        return 5
+    if isinstance(item, int):
+        return (item.bit_length() * 77 >> 8) + 2  # digits: bit_length * log10(2)
+    if isinstance(item, float):
+        return 24
+    return len(str(item)) + 2  # a date, a Decimal, bytes...; an Undefined raises here, naming the variable
+
+
 def ensure_json_fits(value: Any) -> None:
     """Refuse a value whose JSON text would be over the budget, by walking it (much faster than encoding it piece
     by piece) and stopping as soon as the total passes the limit: a list holding one long string a million times
-    is small in memory and enormous as text. Scalars in a list are sized inline: lists of numbers are common."""
+    is small in memory and enormous as text."""
     limit = text_limit()
     if limit is None:
         return
@@ -118,21 +132,20 @@ def ensure_json_fits(value: Any) -> None:
             size += 2 + len(item)
             for element in item:
                 kind = type(element)
-                if kind is str:
+                if kind is str:  # the common cases first, and the limit checked as it is passed
                     size += len(element) + 2
+                    if size > limit:
+                        raise too_long(size)
                 elif kind is int:
-                    size += (element.bit_length() * 77 >> 8) + 2  # digits: bit_length * log10(2)
-                elif kind is float or kind is bool or element is None:
-                    size += 24
-                else:
+                    size += (element.bit_length() * 77 >> 8) + 2
+                elif isinstance(element, Mapping | list | tuple | set | frozenset):
                     stack.append(element)
+                else:
+                    size += _scalar_size(element)
         else:
-            stack.append([item])  # a lone scalar: sized by the branch above
-            continue
+            size += _scalar_size(item)
         if size > limit:
             raise too_long(size)
-    if size > limit:
-        raise too_long(size)
 
 
 def sized_join(parts: list[str], separator: str) -> str:
@@ -189,7 +202,7 @@ def _length(value: Any) -> int | None:
 
 
 def before_binop(operator: str, left: Any, right: Any) -> None:
-    """Refuse `*`, `**` and `+` whose result would be over the budget, before it is computed."""
+    """Refuse `*`, `**`, `%` and `+` whose result would be over the budget, before it is computed."""
     budget = _budget()
     if budget is None:
         return
@@ -209,6 +222,8 @@ def before_binop(operator: str, left: Any, right: Any) -> None:
         digits = right * math.log10(abs(left))
         if digits > budget.int_digits:
             raise _too_big(int(digits), budget)
+    elif operator == "%" and isinstance(left, str):
+        check_printf(left, right)
     elif operator == "+":
         a, b = _length(left), _length(right)
         if a is not None and b is not None:
@@ -218,9 +233,63 @@ def before_binop(operator: str, left: Any, right: Any) -> None:
 
 
 def concat(*parts: Any) -> str:
-    """Pebble's and Jinja's `~`, with its result checked: doubling a string in a few statements must not get far."""
+    """Pebble's and Jinja's `~`, with its result checked: doubling a string in a few statements must not get far.
+    A list or map is sized before it is turned into text."""
     tick()
+    for part in parts:
+        if not isinstance(part, str):
+            ensure_json_fits(part)
     return checked("".join(str(part) for part in parts))
+
+
+# printf-style conversions: `%[(key)][flags][width][.precision]type`; a `*` takes the width from the arguments.
+_PRINTF = re.compile(r"%(?:\([^)]*\))?[-+ #0]*(\d+|\*)?(?:\.(\d+|\*))?[a-zA-Z%]")
+# str.format fields with a width: `{0:>20}`, `{:_^30}`, `{x:020.5f}`.
+_FORMAT_FIELD = re.compile(r"\{[^{}]*?:[^{}]*?(\d+)[^{}]*\}")
+
+
+def check_printf(template: str, arguments: Any) -> None:
+    """`template % arguments` (or the `format` filter): no width or precision over the string limit."""
+    for match in _PRINTF.finditer(template):
+        for width in match.groups():
+            if width == "*":
+                for argument in arguments if isinstance(arguments, tuple | list) else (arguments,):
+                    check_width(argument)
+            elif width:
+                check_width(int(width))
+
+
+def before_str_method(text: str, name: str, args: tuple[Any, ...]) -> None:
+    """Methods of a string called from a template (`'x'.ljust(n)`, `.replace(a, b)`, `'{:>9}'.format()`): refused
+    when their result would be over the string limit, before they build it."""
+    budget = _budget()
+    if budget is None:
+        return
+    if name in ("format", "format_map"):
+        for match in _FORMAT_FIELD.finditer(text):
+            check_width(int(match.group(1)))
+    elif name == "replace" and len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
+        check_replace(text, args[0], args[1])
+    elif name == "expandtabs" and args and isinstance(args[0], int):
+        check_width(text.count("\t") * args[0] + len(text))
+    elif name == "join" and args and isinstance(args[0], list | tuple):
+        sized_join([str(part) for part in args[0]], text)
+    else:
+        for argument in args:
+            check_width(argument)
+
+
+def check_replace(text: str, old: str, new: str) -> None:
+    """A replacement's result length, known before it is built."""
+    if len(new) > len(old):
+        count = text.count(old) if old else len(text) + 1
+        check_width(len(text) + count * (len(new) - len(old)))
+
+
+def check_indent(text: str, width: Any) -> None:
+    """Indenting every line by `width` (spaces, or a string)."""
+    pad = width if isinstance(width, int) else len(str(width))
+    check_width(len(text) + pad * (text.count("\n") + 1))
 
 
 def iterate(iterable: Any) -> Iterator[Any]:

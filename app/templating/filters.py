@@ -166,8 +166,11 @@ def replace(value: Any, pairs: Any, new: Any = None, regexp: bool = False) -> An
     text = stringify(value)
     for old, repl in mapping.items():
         if regexp:
+            matches = len(budget.regex_call(regex.findall, str(old), text))
+            budget.check_width(len(text) + matches * len(stringify(repl)))  # before it is built, not after
             text = budget.regex_call(regex.sub, str(old), _java_replacement(stringify(repl)), text)
         else:
+            budget.check_replace(text, str(old), stringify(repl))
             text = text.replace(str(old), stringify(repl))
     return text
 

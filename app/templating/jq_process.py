@@ -1,10 +1,11 @@
 """jq programs run in a child process, so that one that never ends or fills memory cannot take the worker with it.
 
 libjq runs a program to its end in C: `repeat(1)`, `[range(1e10)]` or `def f: f; f` cannot be interrupted from the
-thread that called it. Each process (each Celery pool process, each embedded runtime) keeps one small child
-(`python -c`, importing only jq) that reads a program and its input per line; past the rendering's deadline the child
-is killed and the next call starts a new one. The child's address space is capped, so a program that allocates
-without end dies alone. A round trip costs ~0.1 ms; compiled programs are cached in the child.
+thread that called it. Each thread that renders (in a Celery pool process, the server's or the embedded runtime's
+threads) keeps one small child (`python -c`, importing only jq) that reads a program and its input per line; past
+the rendering's deadline the child is killed and the next call starts a new one. The child's address space is
+capped, so a program that allocates without end dies alone, and so is its CPU time per request, so that it does not
+outlive a parent killed mid-program. A round trip costs ~0.1 ms; compiled programs are cached in the child.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ import jq
 compiled = functools.lru_cache(maxsize=256)(jq.compile)
 for line in sys.stdin:
     request = json.loads(line)
+    # The kernel ends this process (SIGXCPU) once the request has had its seconds of CPU: the parent kills it at
+    # the deadline, but if the parent is gone (SIGKILL, OOM) nobody would, and an orphan must not spin for ever.
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    allowed = int(used.ru_utime + used.ru_stime + request["seconds"]) + 2
+    resource.setrlimit(resource.RLIMIT_CPU, (allowed, resource.RLIM_INFINITY))
     try:
         reply = {"results": list(compiled(request["program"]).input_value(request["input"]).all())}
     except MemoryError:
@@ -45,8 +51,9 @@ class JqError(Exception):
 
 
 class _Child:
+    """One thread's jq child: each thread has its own, so a slow program holds up only its own rendering."""
+
     def __init__(self) -> None:
-        self.lock = threading.Lock()
         self.process: subprocess.Popen[bytes] | None = None
         self.owner = 0  # the pid that started it: after a fork the child belongs to the parent, not to us
 
@@ -64,17 +71,17 @@ class _Child:
         self.process = None
 
     def run(self, program: str, data: Any, left: float, seconds: float, max_bytes: int) -> list[Any]:
-        request = json.dumps({"program": program, "input": data}, ensure_ascii=False).encode() + b"\n"
-        with self.lock:
-            process = self._ensure()
-            assert process.stdin is not None and process.stdout is not None
-            try:
-                process.stdin.write(request)
-                process.stdin.flush()
-                line = self._read_line(process, time.monotonic() + left, max_bytes, seconds)
-            except BaseException:
-                self._stop()  # a half-read reply or a stuck program: nothing of this child can be trusted
-                raise
+        request = json.dumps({"program": program, "input": data, "seconds": seconds},
+                             ensure_ascii=False).encode() + b"\n"
+        process = self._ensure()
+        assert process.stdin is not None and process.stdout is not None
+        try:
+            process.stdin.write(request)
+            process.stdin.flush()
+            line = self._read_line(process, time.monotonic() + left, max_bytes, seconds)
+        except BaseException:
+            self._stop()  # a half-read reply or a stuck program: nothing of this child can be trusted
+            raise
         reply = json.loads(line)
         if "error" in reply:
             raise JqError(reply["error"])
@@ -104,10 +111,22 @@ class _Child:
                     raise budget.too_long(size)
 
 
-_child = _Child()
+_children = threading.local()  # a thread that ends drops its child's pipes: the child reads EOF and exits
+
+
+def _forget_children() -> None:
+    """In a forked process: the children are the parent's; this process starts its own when it needs one."""
+    global _children
+    _children = threading.local()
+
+
+os.register_at_fork(after_in_child=_forget_children)
 
 
 def run(program: str, data: Any) -> list[Any]:
     """All results of `program` on `data`, within the current rendering's budget (10 s and 10 MB outside one)."""
+    child = getattr(_children, "child", None)
+    if child is None:
+        child = _children.child = _Child()
     left, seconds, chars = budget.remaining()
-    return _child.run(program, data, left, seconds, chars * 4 + 1024)
+    return child.run(program, data, left, seconds, chars * 4 + 1024)

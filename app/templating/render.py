@@ -10,7 +10,6 @@ map iteration. Expressions are re-emitted with explicit parentheses so Pebble's 
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable, Mapping, Sized
 from functools import lru_cache
 from typing import Any
@@ -18,14 +17,13 @@ from typing import Any
 from jinja2 import ChainableUndefined, StrictUndefined, TemplateSyntaxError, Undefined, nodes, pass_context
 from jinja2.environment import Template, TemplateExpression
 from jinja2.runtime import Context
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
 from app.templating import budget, filters
 from app.templating.pebble_expressions import RewriteError, rewrite_expression
 from app.templating.pebble_tags import read_tag, rewrite_template
 from app.templating.values import stringify
-from app.templating.values import to_json as to_json_within_budget
 
 _MAX_RENDER_ROUNDS = 10
 _MAX_SHOWN_SOURCE = 200
@@ -54,28 +52,33 @@ class _Budgeted(NodeTransformer):
         return nodes.Call(nodes.Name("_pb_concat", "load"), parts, [], None, None, lineno=node.lineno)
 
 
-# Filters that build a string as wide or a list as long as one of their arguments: checked before they run.
-_WIDTH_ARGUMENTS = {"center": 0, "indent": 0, "wordwrap": 0, "truncate": 0, "batch": 0, "slice": 0,
-                    "abbreviate": 0, "chunk": 0}
-_FORMAT_WIDTH = re.compile(r"%[-+ #0]*(\d+)|\.(\d+)")
+# Filters whose result grows with one of their arguments: sized before they run (the rest only combine or shrink
+# what they are given, and their result is checked after).
+_WIDTH_ARGUMENTS = {"center": 0, "slice": 0}
+
+
+def _before_filter(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    if name in _WIDTH_ARGUMENTS:
+        for argument in [*args[1 + _WIDTH_ARGUMENTS[name]:2 + _WIDTH_ARGUMENTS[name]], *kwargs.values()]:
+            budget.check_width(argument)
+    elif not args or not isinstance(args[0], str):
+        return
+    elif name == "format":
+        budget.check_printf(args[0], args[1:])
+    elif name in ("indent", "nindent"):
+        budget.check_indent(args[0], args[1] if len(args) > 1 else kwargs.get("width", 4))
 
 
 def _guarded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     """`func` spending from the rendering's budget. It takes the context, which also keeps Jinja from running it
     at compile time (constant folding), outside any budget and before the template is even rendered."""
-    position = _WIDTH_ARGUMENTS.get(name)
     wants = getattr(getattr(func, "jinja_pass_arg", None), "name", None)
 
     @pass_context
     @functools.wraps(func)
     def guarded(context: Context, *args: Any, **kwargs: Any) -> Any:
         budget.tick()
-        if position is not None:
-            for argument in [*args[1 + position:2 + position], *kwargs.values()]:
-                budget.check_width(argument)
-        if name == "format" and args and isinstance(args[0], str):
-            for match in _FORMAT_WIDTH.finditer(args[0]):
-                budget.check_width(int(match.group(1) or match.group(2)))
+        _before_filter(name, args, kwargs)
         first = {"context": (context,), "eval_context": (context.eval_ctx,),
                  "environment": (context.environment,)}.get(wants or "", ())
         return budget.checked(func(*first, *args, **kwargs))
@@ -83,8 +86,11 @@ def _guarded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     return guarded
 
 
-class _PebbleEnvironment(SandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**", "+"})
+class _PebbleEnvironment(ImmutableSandboxedEnvironment):
+    """Pebble has no method that changes a list or a map in place; refusing them (`l.extend(l)` in a loop) keeps
+    every growth of a value behind an operator, a filter or a call that the budget checks."""
+
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
 
     def _generate(self, source: nodes.Template, *args: Any, **kwargs: Any) -> str:
         return super()._generate(_Budgeted().visit(source), *args, **kwargs)
@@ -95,6 +101,9 @@ class _PebbleEnvironment(SandboxedEnvironment):
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         budget.tick()
+        owner = getattr(__obj, "__self__", None)
+        if isinstance(owner, str):  # 'x'.ljust(n), '{:>9}'.format(...), s.replace(a, b)
+            budget.before_str_method(owner, getattr(__obj, "__name__", ""), args)
         return budget.checked(super().call(__context, __obj, *args, **kwargs))
 
     def getattr(self, obj: Any, attribute: str) -> Any:
@@ -222,7 +231,7 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
         with budget.rendering():
             value = _ensure_defined(_compile_expression(inner)(context))
             if isinstance(value, Mapping | list | tuple):
-                to_json_within_budget(value)  # what gets stored or printed of it must fit too
+                budget.ensure_json_fits(value)  # what gets stored or printed of it must fit too
             return value
     except Exception as exc:
         raise _error(expression, exc) from exc

@@ -175,3 +175,39 @@ def test_a_secret_input_passed_to_a_subflow_stays_encrypted_or_is_refused(client
         leaks = [table.name for table in metadata.sorted_tables for row in conn.execute(sa.select(table))
                  if INPUT_SECRET in json.dumps([str(cell) for cell in row])]
     assert not leaks, leaks
+
+
+def test_flowables_store_no_secret_input(client: Any) -> None:
+    ex = client.run("""
+id: secrets_in_flowables
+namespace: unit.secrets.rest
+inputs:
+  - id: password
+    type: SECRET
+tasks:
+  - id: switch
+    type: io.kestra.plugin.core.flow.Switch
+    value: "{{ inputs.password }}"
+    cases:
+      other:
+        - {id: never, type: io.kestra.plugin.core.log.Log, message: x}
+    defaults:
+      - {id: seen, type: io.kestra.plugin.core.log.Log, message: default}
+  - id: broken
+    type: io.kestra.plugin.core.flow.If
+    condition: "{{ inputs.password | number }}"
+    then:
+      - {id: then, type: io.kestra.plugin.core.log.Log, message: x}
+""", inputs={"password": INPUT_SECRET}, timeout=60)
+    assert ex.state == State.FAILED
+    switch = next(run for run in ex.task_runs if run.task_id == "switch")
+    assert switch.outputs["value"] == MASK and switch.outputs["defaults"] is True
+    broken = next(run for run in ex.task_runs if run.task_id == "broken")
+    assert broken.error and INPUT_SECRET not in broken.error
+    store = runtime.store()
+    assert not [row for row in store.logs(ex.id) if INPUT_SECRET in row["message"]]
+    with store.engine.connect() as conn:
+        rows = [json.dumps([str(cell) for cell in row]) for table, column in
+                (("task_runs", "execution_id"), ("logs", "execution_id"), ("executions", "id"))
+                for row in conn.execute(sa.text(f"select * from {table} where {column} = :id"), {"id": ex.id})]
+    assert rows and not [row for row in rows if INPUT_SECRET in row]

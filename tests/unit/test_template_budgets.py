@@ -3,8 +3,13 @@ error naming the limit and the setting that raises it, and ordinary templates ar
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +50,15 @@ SIZE_BOMBS = [
     "{{ ['x' * 9000000] * 1000000 }}",
     "{% set s = 'xxxxxxxxxxxxxxxx' %}" + "{% set s = s ~ s %}" * 30 + "{{ s | length }}",
     "{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}",
+    "{{ ('%40000000s' % 'x') | length }}",
+    "{{ ((['x' * 1000000] * 300) ~ '') | length }}",
+    "{{ ('a' * 60) | replace('a', 'x' * 5000000) }}",
+    "{{ ('a' * 600) | replace({'a': 'x' * 1000000}, regexp=true) }}",
+    "{{ ('a\n' * 60) | indent(5000000) }}",
+    "{{ ('a\n' * 60) | nindent(5000000) }}",
+    "{{ 'x'.ljust(100000000) }}",
+    "{{ '{:>100000000}'.format('x') }}",
+    "{{ 'abbc'.replace('b', 'x' * 9000000) }}",
 ]
 
 
@@ -73,6 +87,63 @@ def test_a_rendering_that_runs_too_long_ends_at_its_deadline(limits: Limits, tem
 def test_jq_still_answers_after_a_program_was_stopped(limits: Limits) -> None:
     refused("{{ {} | jq('repeat(1)') }}", within=limits.template_seconds + 1.5)
     assert templating.render("{{ {'a': [1, 2]} | jq('.a | add') }}", {}) == "[3]"
+
+
+def test_lists_and_maps_cannot_be_changed_in_place(limits: Limits) -> None:
+    template = "{% set l = [1] %}{% for i in range(25) %}{% set _ = l.extend(l) %}{% endfor %}{{ l | length }}"
+    assert "access to attribute 'extend' of 'list' object is unsafe" in refused(template)
+
+
+def test_values_that_are_not_json_types_are_sized_by_their_text(limits: Limits) -> None:
+    context = {"days": [date(2024, 1, 1), date(2024, 1, 2)], "amount": Decimal("1.50")}
+    assert templating.render("{{ days }} {{ days[0] | json }} {{ [amount] }}", context) == \
+        '["2024-01-01","2024-01-02"] "2024-01-01" [1.5]'
+    assert "'nope' is undefined" in refused("{{ [nope] }}", within=0.5)
+
+
+def test_a_jq_child_left_by_a_killed_process_stops_by_itself(tmp_path: Path) -> None:
+    """A worker SIGKILLed while its jq program spins: the child's CPU limit ends it a little after the budget."""
+    script = (
+        "from app import settings, templating\n"
+        f"settings.configure(settings.Settings(home={str(tmp_path)!r}, limits=settings.Limits(template_seconds=1)))\n"
+        "templating.render(\"{{ {} | jq('repeat(1)') }}\", {})\n")
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        assert wait_for(lambda: _jq_children(parent.pid), 10), "no jq child started"
+        children = _jq_children(parent.pid)
+        parent.kill()
+        parent.wait()
+        assert wait_for(lambda: not any(Path(f"/proc/{pid}").exists() and _running(pid) for pid in children), 8), \
+            "the jq child outlived its parent"
+    finally:
+        parent.kill()
+
+
+def _jq_children(parent: int) -> list[int]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        with contextlib.suppress(OSError):
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+            if fields.get("PPid", "").strip() == str(parent):
+                found.append(int(status.parent.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2] not in "ZX"
+
+
+def wait_for(condition: Callable[[], Any], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return bool(condition())
 
 
 def test_lipsum_is_not_a_pebble_function(limits: Limits) -> None:
