@@ -252,7 +252,10 @@ def distinct(value: Iterable[Any]) -> list[Any]:
     out: list[Any] = []
     seen: set[str] = set()
     for item in value:
-        key = json.dumps(item, sort_keys=True, default=str)
+        try:
+            key = json.dumps(item, sort_keys=True, default=str)
+        except TypeError:  # a map mixing key types cannot be sorted: its own order then
+            key = json.dumps(item, default=str)
         if key not in seen:
             seen.add(key)
             out.append(item)
