@@ -37,7 +37,8 @@ class Limits(BaseModel):
     template_chars: int = Field(10_000_000, gt=0, description="Longest string a template may build.")
     template_items: int = Field(1_000_000, gt=0, description="Largest list or map a template may build.")
     template_int_digits: int = Field(10_000, gt=0, description="Largest integer a template may compute, in digits.")
-    template_seconds: float = Field(10.0, gt=0, description="Wall-clock budget of one template rendering.")
+    template_seconds: float = Field(10.0, gt=0, allow_inf_nan=False,
+                                    description="Wall-clock budget of one template rendering.")
 
 
 class Settings(BaseSettings):
@@ -119,9 +120,13 @@ def load_settings(config_file: str | Path | None = None) -> Settings:
     explicit_env = {k for k in Settings.model_fields if f"CELESTRA_{k.upper()}" in os.environ}
     merged = {**data, **{k: getattr(env, k) for k in explicit_env}}
     for key in ("limits",):  # nested settings: CELESTRA_LIMITS__X overrides that one value of the file's
-        if key not in explicit_env and any(name.startswith(f"CELESTRA_{key.upper()}__") for name in os.environ):
-            section = getattr(env, key)
-            merged[key] = {**(data.get(key) or {}), **section.model_dump(include=section.model_fields_set)}
+        prefix = f"CELESTRA_{key.upper()}__"
+        if key not in explicit_env and any(name.upper().startswith(prefix) for name in os.environ):
+            section, from_file = getattr(env, key), data.get(key) or {}
+            if not isinstance(from_file, dict):
+                raise ConfigError(f"Invalid configuration{' in ' + str(path) if path else ''}: {key} must be a "
+                                  "mapping")
+            merged[key] = {**from_file, **section.model_dump(include=section.model_fields_set)}
     try:
         return Settings(**merged)
     except Exception as exc:  # pydantic ValidationError: name the file

@@ -123,14 +123,16 @@ class ProcessRunner(TaskRunner):
 
 
 def _check_executable(program: str, path: str, cwd: Path) -> None:
-    """The error the command would give, before the prelude runs it (the shell would only say "not found")."""
+    """The error the command would give, before the prelude runs it (the shell would only say "not found").
+    Relative PATH entries are the working directory's, as for the shell. A file without a `#!` line runs as a shell
+    script (POSIX `exec` in the prelude), where a direct exec would refuse it."""
     if os.sep in program:
         target = cwd / program
         if not target.is_file():
             raise RunnerError(f"Cannot start {program!r}: No such file or directory")
         if not os.access(target, os.X_OK):
             raise RunnerError(f"Cannot start {program!r}: Permission denied")
-    elif shutil.which(program, path=path) is None:
+    elif shutil.which(program, path=os.pathsep.join(str(cwd / entry) for entry in path.split(os.pathsep))) is None:
         raise RunnerError(f"Cannot start {program!r}: No such file or directory")
 
 

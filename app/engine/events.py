@@ -28,6 +28,7 @@ from app.model.loader import parse_flow
 from app.model.records import Attempt, Execution, TaskRun, new_id, now
 from app.model.states import State
 from app.store import encryption, ends
+from app.store.masking import MIN_LINE
 
 log = logging.getLogger("celestra.engine")
 
@@ -243,7 +244,7 @@ def _child_execution(flow: Flow, ex: Execution, task: Subflow, run: TaskRun) -> 
 def _refuse_secrets_in_clear(flow: Flow, scope: dict[str, Any], child_flow: Flow, inputs: dict[str, Any]) -> None:
     """A SECRET input passed on to a subflow stays encrypted only if the child declares it SECRET too; an input of
     another type would store it in clear text, so the Subflow task fails instead, saying what to change."""
-    masker = secret_inputs_masker(flow, scope)
+    masker = secret_inputs_masker(flow, scope, min_length=MIN_LINE)  # a 1-character secret is in every text
     secret_ids = {inp.id for inp in child_flow.inputs if inp.type == "SECRET"}
     for name, value in inputs.items():
         if name not in secret_ids and masker.mask_value(value) != value:

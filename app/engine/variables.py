@@ -69,12 +69,12 @@ def _plain_inputs(ex: Execution) -> dict[str, Any]:
         raise templating.TemplateError(str(exc)) from None
 
 
-def secret_inputs_masker(flow: Flow, scope: Mapping[str, Any]) -> Masker:
-    """A masker of the flow's SECRET inputs, as decrypted in `scope`."""
+def secret_inputs_masker(flow: Flow, scope: Mapping[str, Any], min_length: int = 1) -> Masker:
+    """A masker of the flow's SECRET inputs (those of `min_length` characters or more), as decrypted in `scope`."""
     masker = Masker()
     inputs = scope.get("inputs") or {}
     for inp in flow.inputs:
-        if inp.type == "SECRET" and isinstance(inputs.get(inp.id), str):
+        if inp.type == "SECRET" and isinstance(inputs.get(inp.id), str) and len(inputs[inp.id]) >= min_length:
             masker.remember(inputs[inp.id])
     return masker
 

@@ -269,20 +269,21 @@ def before_str_method(text: str, name: str, args: tuple[Any, ...]) -> None:
         for match in _FORMAT_FIELD.finditer(text):
             check_width(int(match.group(1)))
     elif name == "replace" and len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
-        check_replace(text, args[0], args[1])
+        check_replace(text, args[0], args[1], args[2] if len(args) > 2 and isinstance(args[2], int) else -1)
     elif name == "expandtabs" and args and isinstance(args[0], int):
         check_width(text.count("\t") * args[0] + len(text))
     elif name == "join" and args and isinstance(args[0], list | tuple):
         sized_join([str(part) for part in args[0]], text)
-    else:
-        for argument in args:
-            check_width(argument)
+    elif name in ("ljust", "rjust", "center", "zfill") and args:
+        check_width(args[0])
 
 
-def check_replace(text: str, old: str, new: str) -> None:
-    """A replacement's result length, known before it is built."""
+def check_replace(text: str, old: str, new: str, limit: int = -1) -> None:
+    """A replacement's result length, known before it is built (`limit`: str.replace's count, -1 for all)."""
     if len(new) > len(old):
         count = text.count(old) if old else len(text) + 1
+        if limit >= 0:
+            count = min(count, limit)
         check_width(len(text) + count * (len(new) - len(old)))
 
 

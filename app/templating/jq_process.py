@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from typing import Any
 
 from app.templating import budget
@@ -46,6 +47,16 @@ for line in sys.stdin:
 """
 
 
+def _close(process: subprocess.Popen[bytes], owner: int) -> None:
+    if owner != os.getpid():
+        return  # a forked copy: the child is the parent's
+    for pipe in (process.stdin, process.stdout):
+        if pipe is not None:
+            pipe.close()
+    process.kill()
+    process.wait()
+
+
 class JqError(Exception):
     """The program did not compile, failed, ran out of time or memory; the message says which."""
 
@@ -62,6 +73,9 @@ class _Child:
             command = [sys.executable, "-I", "-c", _CHILD, str(MEMORY_BYTES)]
             self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={})
             self.owner = os.getpid()
+            # When this thread ends and its _Child is collected, the child must go too: Popen's own finalizer
+            # keeps a running child's pipes open, so the child would wait on its stdin for ever.
+            weakref.finalize(self, _close, self.process, self.owner)
         return self.process
 
     def _stop(self) -> None:
@@ -111,7 +125,7 @@ class _Child:
                     raise budget.too_long(size)
 
 
-_children = threading.local()  # a thread that ends drops its child's pipes: the child reads EOF and exits
+_children = threading.local()  # a thread that ends drops its _Child, whose finalizer ends the child
 
 
 def _forget_children() -> None:

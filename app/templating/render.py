@@ -54,7 +54,7 @@ class _Budgeted(NodeTransformer):
 
 # Filters whose result grows with one of their arguments: sized before they run (the rest only combine or shrink
 # what they are given, and their result is checked after).
-_WIDTH_ARGUMENTS = {"center": 0, "slice": 0}
+_WIDTH_ARGUMENTS = {"center": 0, "slice": 0, "batch": 0}
 
 
 def _before_filter(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -65,8 +65,13 @@ def _before_filter(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
         return
     elif name == "format":
         budget.check_printf(args[0], args[1:])
-    elif name in ("indent", "nindent"):
+    elif name == "indent":
         budget.check_indent(args[0], args[1] if len(args) > 1 else kwargs.get("width", 4))
+    elif name == "nindent":  # Kestra's nindent(amount, prefix): each line gets `prefix * amount`
+        amount = args[1] if len(args) > 1 else kwargs.get("amount", 0)
+        prefix = args[2] if len(args) > 2 else kwargs.get("prefix", " ")
+        if isinstance(amount, int):
+            budget.check_indent(args[0], amount * len(str(prefix)))
 
 
 def _guarded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:

@@ -4,8 +4,11 @@ error naming the limit and the setting that raises it, and ordinary templates ar
 from __future__ import annotations
 
 import contextlib
+import gc
+import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -59,6 +62,8 @@ SIZE_BOMBS = [
     "{{ 'x'.ljust(100000000) }}",
     "{{ '{:>100000000}'.format('x') }}",
     "{{ 'abbc'.replace('b', 'x' * 9000000) }}",
+    "{{ [1] | batch(30000000, 'x') | length }}",
+    "{{ ('a\n' * 2000) | nindent(2000, 'p' * 20) | length }}",
 ]
 
 
@@ -163,6 +168,24 @@ def test_ordinary_templates_are_untouched(limits: Limits) -> None:
     assert templating.render("{{ 2 ** 64 }} {{ 'x' * n }} {{ [1] * 2 }} {{ [1] + [2] }}", context) == \
         "18446744073709551616 xxx [1,1] [1,2]"
     assert templating.evaluate("{{ items | join('-') }}", context) == "a-b"
+    assert templating.render("{{ 'a b'.split(' ', 20000000) }} {{ 'abc'.startswith('a', 20000000) }}", {}) == \
+        '["a","b"] false'
+    assert templating.render("{{ ('a' * 6000000).replace('a', 'bb', 1) | length }}", {}) == "6000001"
+    assert templating.render("{{ 7 % 3 }} {{ '%s-%d' % ('a', 3) }} {{ 'ab' | nindent(2) }}", {}) == "1 a-3 \n  ab"
+
+
+def test_a_thread_that_ends_takes_its_jq_child_with_it(limits: Limits) -> None:
+    def children() -> list[int]:
+        return _jq_children(os.getpid())
+
+    before = set(children())
+    threads = [threading.Thread(target=templating.render, args=("{{ {'a': 1} | jq('.a') }}", {})) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    gc.collect()
+    assert wait_for(lambda: not (set(children()) - before), 5), "jq children outlived their threads"
 
 
 def test_a_task_whose_template_is_a_bomb_fails_saying_why(client: Any) -> None:
