@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     worker_timeout: float = Field(
         15.0, description="A worker whose last heartbeat is older than this is dead: its running tasks are resent."
     )
+    redelivery_after: float = Field(
+        10.0, description="Seconds a task run may wait for a worker to claim it before the server checks that its "
+                          "message is still on the broker, and sends it again if not.")
+    store_retry_for: float = Field(
+        3600.0, description="Seconds a worker keeps retrying to claim a task run or to record an attempt's outcome "
+                            "while the database is unreachable (the outcome is kept in memory meanwhile).")
     namespaces: dict[str, NamespaceSettings] = Field(default_factory=dict)
     worker_groups: dict[str, WorkerGroupSettings] = Field(default_factory=dict)
     globals: dict[str, Any] = Field(default_factory=dict, description="Values exposed as {{ globals.* }}.")

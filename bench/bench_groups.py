@@ -82,11 +82,11 @@ class SendClock:
         self.sent: dict[str, float] = {}
         original = dispatch.send_task_runs
 
-        def send_task_runs(ex: Any, flow: Any, runs: list[Any]) -> None:
+        def send_task_runs(ex: Any, runs: list[Any]) -> None:
             moment = time.time()
             for run in runs:
                 self.sent[run.id] = moment
-            original(ex, flow, runs)
+            original(ex, runs)
 
         dispatch.send_task_runs = send_task_runs  # engine.advance calls it as dispatch.send_task_runs
 

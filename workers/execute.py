@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from app import runtime, templating
-from app.engine import events
+from app.engine import attempts, events
 from app.engine.variables import LazyOutputs, build_context
 from app.errors import ConfigError, TaskFailure, TaskKilled
 from app.model.flow import Flow, Task
@@ -24,6 +24,7 @@ from app.model.records import Attempt, Execution, TaskRun, new_id, now
 from app.model.states import State
 from app.store import encryption
 from app.store.database import Store
+from app.store.outage import until_stored
 from app.store.storage import execution_uri
 from workers.plugin_api import AttemptInfo, RunContext, RunnableTask
 from workers.secrets import SecretResolver
@@ -127,15 +128,17 @@ def run_task_run(execution_id: str, task_run_id: str, worker: str | None = None,
     """The whole life of one attempt on this worker. Safe to call twice: only a CREATED run is claimed, and only
     when its stored group is one of `groups` (the queues this worker serves; None: any)."""
     worker = worker or hostname()
-    claimed = events.claim(execution_id, task_run_id, worker, groups)
+    retry_for = runtime.settings().store_retry_for
+    claimed = until_stored(f"claim of task run {task_run_id}",
+                           lambda: attempts.claim(execution_id, task_run_id, worker, groups), retry_for)
     if claimed is None:
         return
     ex, run = claimed
     flow = events.flow_of(ex)
     task = flow.task(run.task_id)
-    if run.parent_id or isinstance(task, WorkingDirectory):  # `parents`, or children reading each other's outputs
-        with runtime.store().begin() as conn:
-            ex.task_runs = runtime.store().load_task_runs(conn, ex.id)
+    if run.parent_id:  # `parents`: the enclosing runs, not the whole execution (outputs are read when used)
+        with runtime.store().engine.connect() as conn:
+            ex.task_runs = runtime.store().ancestors(conn, run)
     secrets = SecretResolver(runtime.settings().secrets_prefix)
     logs = LogBuffer(ex, run, secrets, task.logLevel)
     try:
@@ -148,9 +151,12 @@ def run_task_run(execution_id: str, task_run_id: str, worker: str | None = None,
         outcome = execute(flow, ex, run, task, logs, secrets, worker=worker)
     if outcome.error:
         logs("ERROR", outcome.error)
-    events.finish_attempt(execution_id, task_run_id, outcome.state, outcome.outputs, outcome.error, logs.take(),
-                          attempt_start=run.attempts[-1].start or run.created, labels=outcome.labels,
-                          exit_state=outcome.exit_state, worker=worker)
+    rows = logs.take()
+    # The outcome stays here until it is stored: a database outage delays it, never loses it.
+    until_stored(f"outcome of task run {task_run_id}", lambda: attempts.finish_attempt(
+        execution_id, task_run_id, outcome.state, outcome.outputs, outcome.error, rows,
+        attempt_start=run.attempts[-1].start or run.created, labels=outcome.labels,
+        exit_state=outcome.exit_state, worker=worker), retry_for)
 
 
 def make_context(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogBuffer,
@@ -164,13 +170,11 @@ def make_context(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogB
         return runtime.storage().get(uri).decode()
 
     functions["read"] = read
-    lazy = None
-    if not ex.task_runs:
-        def load_runs() -> list[TaskRun]:
-            with store.engine.connect() as conn:
-                return store.load_task_runs(conn, ex.id)
+    def load_runs() -> list[TaskRun]:
+        with store.engine.connect() as conn:
+            return store.load_task_runs(conn, ex.id)
 
-        lazy = LazyOutputs(load_runs)
+    lazy = LazyOutputs(load_runs)  # read when a template uses `outputs`: most tasks never do
     variables = build_context(flow, ex, run, task, globals_=settings.globals, env_prefix=settings.env_vars_prefix,
                               functions=functions, outputs=lazy)
     if working_dir is not None:
@@ -282,7 +286,7 @@ def _run_children(flow: Flow, ex: Execution, parent: TaskRun, children: list[Tas
                             value=parent.value, values=parent.values, state=State.RUNNING, worker=worker,
                             started=started, attempts=[Attempt(State.RUNNING, started)])
         with store.begin() as conn:
-            store.insert_task_runs(conn, [child_run])
+            store.write_runs(conn, ex.id, created=[child_run])
         ex.task_runs.append(child_run)
         child_logs = LogBuffer(ex, child_run, secrets, child.logLevel)
         result = execute(flow, ex, child_run, child, child_logs, secrets, working_dir=folder, worker=worker)
@@ -293,7 +297,7 @@ def _run_children(flow: Flow, ex: Execution, parent: TaskRun, children: list[Tas
             result.error
         child_run.attempts[-1].state, child_run.attempts[-1].end = state, child_run.ended
         with store.begin() as conn:
-            store.update_task_run(conn, child_run)
+            store.write_runs(conn, ex.id, changed=[child_run])
             store.append_logs(conn, child_logs.take())
         states.append(state)
         if state.failed and stop_on_failure:

@@ -15,7 +15,7 @@ from typing import Any
 from celery.signals import worker_ready, worker_shutdown
 
 from app import runtime
-from app.engine import events, liveness
+from app.engine import attempts, liveness
 from app.model.records import now
 
 log = logging.getLogger("celestra.liveness")
@@ -54,7 +54,7 @@ class Heartbeat:
         # A worker restarted under the same name within the liveness timeout: what its predecessor was running
         # is lost with it (this process has run nothing yet), so it is resent now.
         for execution_id, task_run_id in runtime.store().running_on(self.worker_id):
-            events.resend(execution_id, task_run_id, self.worker_id)
+            attempts.resend(execution_id, task_run_id, self.worker_id)
         self.beat()  # visible before the first task can arrive
         self.thread.start()
 

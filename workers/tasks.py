@@ -10,6 +10,7 @@ from celery import Task, shared_task
 from app import runtime
 from app.celery_app import RUN_TASK, START_EXECUTION
 from app.engine import events
+from app.store.outage import until_stored
 from workers import heartbeat
 from workers.execute import run_task_run
 
@@ -36,4 +37,5 @@ def run_task(self: Task, execution_id: str, task_run_id: str, **names: Any) -> N
 
 @shared_task(name=START_EXECUTION, ignore_result=True)
 def start_execution(execution_id: str) -> None:
-    events.start(execution_id)
+    until_stored(f"start of execution {execution_id}", lambda: events.start(execution_id),
+                 runtime.settings().store_retry_for)

@@ -1,12 +1,15 @@
-"""Sending messages: one per task run, routed to the queue of its worker group."""
+"""Sending messages: one per task run, routed to the queue of its worker group; what a queue still holds."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from app import runtime
-from app.model.flow import Flow
 from app.model.records import Execution, TaskRun
+
+log = logging.getLogger("celestra.dispatch")
 
 # Set by a process that consumes the queues itself (the embedded worker): it subscribes to a queue first seen at
 # dispatch time, such as a worker group named by a template, before the message is sent there.
@@ -25,25 +28,63 @@ def unsubscribe_queues(subscriber: QueueSubscriber) -> None:
         _subscriber = None
 
 
+@dataclass(frozen=True)
+class RunMessage:
+    """What a worker needs to find a task run. Names make a message readable in Flower; they are identifiers,
+    never property values."""
+
+    execution_id: str
+    task_run_id: str
+    namespace: str
+    flow_id: str
+    task_id: str
+    group: str | None
+
+
 def start_execution(execution_id: str) -> None:
     from app.celery_app import START_EXECUTION, get_celery
 
     get_celery().send_task(START_EXECUTION, args=[execution_id])
 
 
-def send_task_runs(ex: Execution, flow: Flow, runs: list[TaskRun]) -> None:
+def send_task_runs(ex: Execution, runs: list[TaskRun]) -> None:
+    send([RunMessage(ex.id, run.id, ex.namespace, ex.flow_id, run.task_id, run.worker_group) for run in runs])
+
+
+def queue_of(group: str | None) -> str:
+    return group or runtime.settings().default_queue
+
+
+def send(messages: Iterable[RunMessage]) -> None:
+    """Publish on one producer: a fan-out of thousands of runs does not take a connection per message."""
     from app.celery_app import RUN_TASK, get_celery
 
     celery = get_celery()
-    settings = runtime.settings()
-    default_queue = settings.default_queue
-    for run in runs:
-        if settings.embedded and _subscriber is not None:
-            _subscriber(run.worker_group or default_queue)
-        # Names in kwargs make a message readable in Flower; they are identifiers, never property values.
-        celery.send_task(
-            RUN_TASK,
-            args=[ex.id, run.id],
-            kwargs={"namespace": ex.namespace, "flow": ex.flow_id, "task": run.task_id, "group": run.worker_group},
-            queue=run.worker_group or default_queue,
-        )
+    embedded = runtime.settings().embedded
+    with celery.producer_or_acquire() as producer:
+        for message in messages:
+            queue = queue_of(message.group)
+            if embedded and _subscriber is not None:
+                _subscriber(queue)
+            celery.send_task(
+                RUN_TASK,
+                args=[message.execution_id, message.task_run_id],
+                kwargs={"namespace": message.namespace, "flow": message.flow_id, "task": message.task_id,
+                        "group": message.group},
+                queue=queue, producer=producer,
+            )
+
+
+def queue_depth(queue: str) -> int | None:
+    """How many messages the broker holds in `queue` (not those a worker has fetched); None if it cannot tell."""
+    from app.celery_app import get_celery
+
+    celery = get_celery()
+    try:
+        with celery.connection_for_write() as connection:
+            # Celery's own declaration of the queue, so a broker that checks arguments (RabbitMQ) accepts it.
+            declared = celery.amqp.queues[queue].bind(connection.default_channel).queue_declare()
+            return int(declared.message_count)
+    except Exception as exc:  # noqa: BLE001 - the broker is away: nothing can be decided now
+        log.warning("cannot read the depth of queue %r: %s", queue, exc)
+        return None

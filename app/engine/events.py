@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from app import runtime, templating
 from app.engine import dispatch, flow_triggers
 from app.engine.liveness import group_is_alive
+from app.engine.memory import Kept, memory
 from app.engine.retries import retry_delay
 from app.engine.routing import Route, route_task
 from app.engine.step import Step, StepResult
@@ -25,9 +26,10 @@ from app.model.flow import Flow, Task
 from app.model.flowables import Subflow
 from app.model.inputs import resolve_inputs
 from app.model.loader import parse_flow
-from app.model.records import Attempt, Execution, TaskRun, new_id, now
+from app.model.records import Execution, TaskRun, new_id, now
 from app.model.states import State
 from app.store import encryption, ends
+from app.store.database import StaleRun
 from app.store.masking import MIN_LINE
 
 log = logging.getLogger("celestra.engine")
@@ -135,6 +137,8 @@ def create_and_start(flow: Flow, source: str, inputs: dict[str, Any], *, revisio
         if ex.state.terminal:
             ex.downstream_checked = not flow_triggers.watchers(ex)
             ends.announce(conn, ex.id)
+        for run in result.dispatch:
+            run.sent_at = now()
         store.insert_execution(conn, ex)
         store.insert_task_runs(conn, result.created)
         store.append_logs(conn, [log_row(ex.id, run, level, message) for run, level, message in result.logs])
@@ -156,27 +160,76 @@ def start(execution_id: str) -> None:
     advance(execution_id)
 
 
-def advance(execution_id: str, mutate: Callable[[Connection, Execution, Flow], None] | None = None) -> StepResult:
-    """Lock, load, apply `mutate` (the event), step, save; then dispatch. Returns what the step did."""
+@dataclass
+class Event:
+    """What an event's change (the `mutate` of `advance`) works on, inside the step's transaction."""
+
+    conn: Connection
+    ex: Execution
+    flow: Flow
+    kept: Kept
+    touched: dict[str, TaskRun] = field(default_factory=dict)
+
+    def run(self, task_run_id: str) -> TaskRun | None:
+        """The task run the event is about, read afresh (a kept copy may predate a claim)."""
+        fresh = runtime.store().load_task_run(self.conn, task_run_id)
+        return self.kept.merge(fresh) if fresh is not None else None
+
+    def touch(self, run: TaskRun) -> None:
+        """`run` was changed by the event: it is written, and the step looks at what may follow from it."""
+        self.touched[run.id] = run
+
+
+Mutate = Callable[[Event], None]
+STALE_RETRIES = 5
+
+
+def advance(execution_id: str, mutate: Mutate | None = None, *, full: bool | None = None) -> StepResult:
+    """Lock the execution, apply `mutate` (the event), step, save; then dispatch. Returns what the step did.
+
+    The step walks the whole execution when `full` (default: when there is no `mutate`: a start, a timer), else only
+    what the runs the event touched can change. A write that finds a run changed since it was read (a claim in
+    between) is redone from a fresh read."""
+    for attempt in range(STALE_RETRIES + 1):
+        try:
+            return _advance(execution_id, mutate, mutate is None if full is None else full)
+        except StaleRun:
+            if attempt == STALE_RETRIES:
+                raise
+            log.debug("execution %s: a task run changed while stepping; stepping again", execution_id)
+    raise AssertionError("unreachable")
+
+
+def _advance(execution_id: str, mutate: Mutate | None, full: bool) -> StepResult:
     store = runtime.store()
-    with store.locked(execution_id) as (conn, ex):
+    with store.begin() as conn:
+        kept = memory.lock_and_load(store, conn, execution_id)
+        ex = kept.ex
         flow = flow_of(ex)
-        before = {run.id: (run.state, run.next_at) for run in ex.task_runs}
         before_state, before_fields = ex.state, _execution_fields(ex)
+        event = Event(conn, ex, flow, kept)
         if mutate:
-            mutate(conn, ex, flow)
-        result = Step(flow, ex, now(), context_factory(flow, ex), router(flow, ex), group_is_alive).run()
-        store.insert_task_runs(conn, result.created)
-        store.append_logs(conn, [log_row(ex.id, run, level, message) for run, level, message in result.logs])
+            mutate(event)
+        step = Step(flow, ex, now(), context_factory(flow, ex), router(flow, ex), group_is_alive, runs=kept.runs)
+        result = step.run(None if full else list(event.touched.values()))
+        for run in result.dispatch:  # the durable record that its message is due (app/engine/redelivery.py)
+            run.sent_at = step.now
+            step.result.changed.setdefault(run.id, run)
         created = {run.id for run in result.created}
-        for run in ex.task_runs:
-            if run.id not in created and (run.id in result.changed or before.get(run.id) != (run.state, run.next_at)):
-                store.update_task_run(conn, run)
+        changed = [run for run in {**event.touched, **result.changed}.values() if run.id not in created]
+        runs_written = bool(result.created or changed)
+        if runs_written:
+            store.write_runs(conn, ex.id, created=result.created, changed=changed, version=ex.version + 1)
+            ex.version += 1
+        store.append_logs(conn, [log_row(ex.id, run, level, message) for run, level, message in result.logs])
         if ex.state.terminal and not before_state.terminal:
             ex.downstream_checked = not flow_triggers.watchers(ex)  # written with the end: nobody waits on it
             ends.announce(conn, ex.id)
         if result.execution_changed or _execution_fields(ex) != before_fields:
             store.update_execution(conn, ex)
+        elif runs_written:
+            store.set_version(conn, ex.id, ex.version)
+    memory.keep(kept)
     _after_commit(flow, ex, result, ended_now=ex.state.terminal and not before_state.terminal)
     return result
 
@@ -187,13 +240,18 @@ def _execution_fields(ex: Execution) -> tuple[Any, ...]:
 
 
 def _after_commit(flow: Flow, ex: Execution, result: StepResult, ended_now: bool) -> None:
-    """Messages only point at rows that exist, and no second transaction waits on our lock."""
-    children = [_child_execution(flow, ex, task, run) for task, run in result.subflows]
-    for child in children:
-        if child is not None:
-            dispatch.start_execution(child.id)
-    if result.dispatch:
-        dispatch.send_task_runs(ex, flow, result.dispatch)
+    """Messages only point at rows that exist, and no second transaction waits on our lock. A message that cannot
+    be sent now (the broker is away) is not lost: its run is stored as due, and the server sends it again."""
+    children = [start_child(flow, ex, task, run) for task, run in result.subflows]
+    try:
+        for child in children:
+            if child is not None:
+                dispatch.start_execution(child.id)
+        if result.dispatch:
+            dispatch.send_task_runs(ex, result.dispatch)
+    except Exception as exc:  # noqa: BLE001 - whatever the transport raises, the store holds what is due
+        log.warning("execution %s: %d messages not sent (%s); the server sends them again", ex.id,
+                    len(result.dispatch) + len(children), exc)
     if ended_now and ex.parent_execution_id:
         child_ended(runtime.store().get_execution(ex.id))
     if ended_now and not ex.downstream_checked:
@@ -214,7 +272,7 @@ def retry_unchecked() -> int:
     return sum(on_ended(store.get_execution(execution_id)) for execution_id in flow_triggers.unchecked_ends())
 
 
-def _child_execution(flow: Flow, ex: Execution, task: Subflow, run: TaskRun) -> Execution | None:
+def start_child(flow: Flow, ex: Execution, task: Subflow, run: TaskRun) -> Execution | None:
     store = runtime.store()
     try:
         scope = context_factory(flow, ex)(run, task)
@@ -229,16 +287,31 @@ def _child_execution(flow: Flow, ex: Execution, task: Subflow, run: TaskRun) -> 
         child = create_execution(child_flow, source, inputs, revision=revision,
                                  labels=without_secret_inputs(flow, scope, labels), parent=(ex.id, run.id))
     except Exception as exc:  # missing flow, bad inputs: the Subflow task fails, saying why
-        run.state, run.ended, run.error = State.FAILED, now(), str(exc)
-        with store.begin() as conn:
-            store.update_task_run(conn, run)
-            store.append_logs(conn, [log_row(ex.id, run, "ERROR", str(exc))])
-        advance(ex.id)
+        _fail_subflow(ex.id, run.id, str(exc))
         return None
-    run.outputs = {"executionId": child.id}
-    with store.begin() as conn:
-        store.update_task_run(conn, run)
+    _set_outputs(ex.id, run.id, {"executionId": child.id})
     return child
+
+
+def _fail_subflow(execution_id: str, task_run_id: str, error: str) -> None:
+    def mutate(event: Event) -> None:
+        run = event.run(task_run_id)
+        if run is not None and not run.state.terminal:
+            run.state, run.ended, run.error = State.FAILED, now(), error
+            runtime.store().append_logs(event.conn, [log_row(execution_id, run, "ERROR", error)])
+            event.touch(run)
+
+    advance(execution_id, mutate)
+
+
+def _set_outputs(execution_id: str, task_run_id: str, outputs: dict[str, Any]) -> None:
+    def mutate(event: Event) -> None:
+        run = event.run(task_run_id)
+        if run is not None and "executionId" not in run.outputs:  # a child that ended already wrote more
+            run.outputs = outputs
+            event.touch(run)
+
+    advance(execution_id, mutate)
 
 
 def _refuse_secrets_in_clear(flow: Flow, scope: dict[str, Any], child_flow: Flow, inputs: dict[str, Any]) -> None:
@@ -257,10 +330,12 @@ def child_ended(child: Execution) -> None:
     assert child.parent_execution_id and child.parent_task_run_id
     task_run_id = child.parent_task_run_id
 
-    def mutate(conn: Connection, ex: Execution, flow: Flow) -> None:
-        run = next((r for r in ex.task_runs if r.id == task_run_id), None)
+    def mutate(event: Event) -> None:
+        ex, flow = event.ex, event.flow
+        run = event.run(task_run_id)
         if run is None or run.state.terminal:
             return
+        event.touch(run)
         task = flow.task(run.task_id)
         assert isinstance(task, Subflow)
         state = child.state
@@ -284,7 +359,7 @@ def child_ended(child: Execution) -> None:
                                                            templating.render_value(task.outputs, scope))
             except templating.TemplateError as exc:
                 state, error = State.FAILED, f"Subflow outputs: {exc}"
-                runtime.store().append_logs(conn, [log_row(ex.id, run, "ERROR", error)])
+                runtime.store().append_logs(event.conn, [log_row(ex.id, run, "ERROR", error)])
         elif child.outputs:
             outputs["outputs"] = child.outputs
         run.outputs, run.state, run.ended, run.error = outputs, state, now(), error
@@ -294,106 +369,26 @@ def child_ended(child: Execution) -> None:
     advance(child.parent_execution_id, mutate)
 
 
-def claim(execution_id: str, task_run_id: str, worker: str,
-          groups: set[str] | None = None) -> tuple[Execution, TaskRun] | None:
-    """Mark a CREATED run RUNNING for this worker; None if it is not CREATED any more (redelivery, kill)."""
-    store = runtime.store()
-    # No execution lock and no transaction: the conditional UPDATE alone decides which of two deliveries wins,
-    # and the execution read after it only checks that it is not being killed.
-    moment = now()
-    with store.single_statements() as conn:
-        run = store.claim_task_run(conn, task_run_id, worker, groups, runtime.settings().default_queue)
-        if run is None:
-            return None
-        ex = store.load_execution(conn, execution_id, with_runs=False)
-    # The attempt is stored when it ends (finish_attempt); until then it lives here.
-    run.attempts.append(Attempt(State.RUNNING, moment))
-    if ex.state.terminal or ex.state == State.KILLING:
-        finish_attempt(execution_id, task_run_id, State.KILLED, {}, None, [], attempt_start=moment)
-        return None
-    return ex, run
-
-
-def finish_attempt(execution_id: str, task_run_id: str, state: State, outputs: dict[str, Any],
-                   error: str | None, logs: list[dict[str, Any]], *, attempt_start: datetime,
-                   labels: dict[str, str] | None = None, exit_state: State | None = None,
-                   worker: str | None = None) -> StepResult:
-    """Record one attempt's outcome (with its last logs) and step the execution in the same transaction."""
-
-    def mutate(conn: Connection, ex: Execution, flow: Flow) -> None:
-        runtime.store().append_logs(conn, logs)
-        run = next(r for r in ex.task_runs if r.id == task_run_id)
-        if run.state != State.RUNNING or (worker is not None and run.worker != worker):
-            return  # already folded in, or resent to another worker after this one was declared dead
-        moment = now()
-        final = state
-        run.attempts.append(Attempt(state, attempt_start, moment))
-        task = flow.task(run.task_id)
-        policy = task.retry or flow.retry
-        if state == State.FAILED and ex.state != State.KILLING:
-            delay = retry_delay(policy, run, moment)
-            if delay is not None:
-                run.state, run.next_at, run.error = State.RETRYING, moment + delay, error
-                return
-            if task.allowFailure:
-                final = State.WARNING
-        if final == State.SUCCESS and len(run.attempts) > 1 and policy and policy.warningOnRetry:
-            final = State.WARNING
-        if final == State.WARNING and task.allowWarning:
-            final = State.SUCCESS
-        run.state, run.ended, run.outputs, run.error = final, moment, outputs, error
-        if labels:
-            ex.labels = {**ex.labels, **labels}
-        if exit_state is not None:
-            _exit(ex, exit_state, moment)
-
-    return advance(execution_id, mutate)
-
-
-def _exit(ex: Execution, state: State, moment: datetime) -> None:
-    """The Exit task: end the execution now in `state`; what has not run yet never will."""
-    for run in ex.task_runs:
-        if not run.state.terminal:
-            run.state, run.ended = (State.KILLED if state == State.KILLED else state), moment
-    ex.state, ex.ended = state, moment
-
-
-def resend(execution_id: str, task_run_id: str, dead_worker: str) -> None:
-    """The worker running this task run died: record the lost attempt and send the run again."""
-
-    def mutate(conn: Connection, ex: Execution, flow: Flow) -> None:
-        run = next((r for r in ex.task_runs if r.id == task_run_id), None)
-        if run is None or run.state != State.RUNNING or run.worker != dead_worker:
-            return
-        moment = now()
-        run.attempts.append(Attempt(State.KILLED, run.started, moment))
-        message = f"Worker {dead_worker} stopped beating while running this task; it is sent again"
-        runtime.store().append_logs(conn, [log_row(ex.id, run, "WARN", message)])
-        # RETRYING due now: this very step turns it back into CREATED and dispatches it.
-        run.state, run.worker, run.next_at = State.RETRYING, None, moment
-
-    advance(execution_id, mutate)
-
-
 def kill(execution_id: str) -> None:
-    def mutate(conn: Connection, ex: Execution, flow: Flow) -> None:
-        if not ex.state.terminal:
-            ex.state = State.KILLING
+    def mutate(event: Event) -> None:
+        if not event.ex.state.terminal:
+            event.ex.state = State.KILLING
 
-    advance(execution_id, mutate)
+    advance(execution_id, mutate, full=True)
 
 
 def resume(execution_id: str) -> bool:
     resumed = False
 
-    def mutate(conn: Connection, ex: Execution, flow: Flow) -> None:
+    def mutate(event: Event) -> None:
         nonlocal resumed
-        for run in ex.task_runs:
+        for run in event.ex.task_runs:
             if run.state == State.PAUSED:
                 run.state, run.ended, run.next_at = State.SUCCESS, now(), None
+                event.touch(run)
                 resumed = True
 
-    advance(execution_id, mutate)
+    advance(execution_id, mutate, full=True)
     return resumed
 
 

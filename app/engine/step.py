@@ -3,6 +3,11 @@
 `Step.run()` is deterministic given its inputs and only mutates the in-memory execution; the caller
 (app/engine/events.py) persists the result inside the execution's lock and sends the messages after commit. Running the
 same step twice creates nothing twice: a task run is identified by its position (parent run, task id, loop value).
+
+A step given the runs an event changed (`touched`) walks only the flowables above them, and not even those when
+nothing can follow from it: a branch of an all-at-once fan-out that ends while others still run changes nothing
+but itself. So a task's end costs the same in an execution of ten runs or of ten thousand. Without `touched` (an
+execution's start, a kill, a timer) the step walks the whole tree.
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ from datetime import datetime
 from typing import Any
 
 from app import templating
+from app.engine import fan_outs
 from app.engine.retries import retry_delay
 from app.engine.routing import Route
+from app.engine.run_index import RunIndex
 from app.engine.variables import secret_inputs_masker, without_secret_inputs
 from app.model import flowables as fl
 from app.model.flow import Flow, Task
@@ -45,7 +52,7 @@ def is_flowable(task: Task) -> bool:
 class Step:
     def __init__(self, flow: Flow, ex: Execution, now: datetime, context: ContextFactory,
                  route: Callable[[Task, TaskRun], Route] | None = None,
-                 group_alive: Callable[[str], bool] | None = None):
+                 group_alive: Callable[[str], bool] | None = None, runs: RunIndex | None = None):
         self.flow = flow
         self.ex = ex
         self.now = now
@@ -53,26 +60,31 @@ class Step:
         self.route = route or (lambda task, run: Route(None))
         self.group_alive = group_alive or (lambda group: True)
         self.result = StepResult()
-        self.by_position: dict[tuple[str | None, str, str | None], TaskRun] = {
-            (run.parent_id, run.task_id, run.value): run for run in ex.task_runs
-        }
+        self.runs = runs or RunIndex(ex)
+        self.by_position = self.runs.by_position
         self.killing = ex.state == State.KILLING
+        self.full = True  # walk every running flowable; else only those in `dirty`
+        self.dirty: set[str] = set()
 
     # -- entry point --------------------------------------------------------------------------------------------
-    def run(self) -> StepResult:
+    def run(self, touched: list[TaskRun] | None = None) -> StepResult:
+        """Advance the execution; with `touched` (the runs the event changed), only where they can make a change."""
         ex = self.ex
         if ex.state.terminal:
             return self.result
+        self.full = touched is None or ex.state == State.CREATED or self.killing
         if ex.state == State.CREATED:
             ex.state, ex.started = State.RUNNING, self.now
             self.result.execution_changed = True
-        self._wake_timers()
-        state = self._group(self.flow.tasks, self.flow.errors, self.flow.finally_, None, None, [])
+        self._wake_timers(self.ex.task_runs if self.full or touched is None else touched)
+        state = None
+        if self.full or self._mark_dirty(touched or []):
+            state = self._group(self.flow.tasks, self.flow.errors, self.flow.finally_, None, None, [])
         if self.killing:
             state = State.KILLED if all(run.state.terminal for run in ex.task_runs) else None
         if state is not None:
             self._end(state)
-        elif not self.killing:
+        elif not self.killing and (self.full or ex.state == State.PAUSED or self._pause_changed(touched or [])):
             paused = any(run.state == State.PAUSED for run in ex.task_runs)
             wanted = State.PAUSED if paused else State.RUNNING
             if ex.state != wanted:  # Kestra shows a paused execution as PAUSED until it is resumed
@@ -80,6 +92,40 @@ class Step:
                 self.result.execution_changed = True
         self._mask_secret_inputs()
         return self.result
+
+    def _pause_changed(self, touched: list[TaskRun]) -> bool:
+        return any(run.state == State.PAUSED for run in [*touched, *self.result.created, *self.result.changed.values()])
+
+    def _mark_dirty(self, touched: list[TaskRun]) -> bool:
+        """Mark the flowables above each ended touched run for a walk; True when the root must be walked too."""
+        root = False
+        for run in touched:
+            if not run.state.terminal or self._changes_nothing(run):
+                continue
+            root = True
+            parent = self.runs.by_id.get(run.parent_id or "")
+            while parent is not None and parent.id not in self.dirty:
+                self.dirty.add(parent.id)
+                parent = self.runs.by_id.get(parent.parent_id or "")
+        return root
+
+    def _changes_nothing(self, run: TaskRun) -> bool:
+        """A branch of an all-at-once fan-out ended while a sibling still runs: its parent has nothing to start
+        (every branch started together) and cannot end yet, so nothing above it needs a walk."""
+        parent = self.runs.by_id.get(run.parent_id or "")
+        if parent is None or parent.state != State.RUNNING:
+            return False
+        task = self.flow.task(parent.task_id)
+        if isinstance(task, fl.ForEach) and task.concurrencyLimit == 0:
+            body = [t.id for t in task.tasks if not t.disabled]
+            if run.task_id not in body or (run.task_id != body[-1] and not run.state.failed):
+                return False  # the next task of its iteration starts now (or it is one of `errors`, `finally`)
+        elif not ((isinstance(task, fl.Parallel | fl.EachParallel) and task.concurrent == 0)
+                  and any(t.id == run.task_id for t in task.tasks)):
+            return False
+        # Newest first: in a fan-out, the branches that still run are mostly the last ones started.
+        return any(not sibling.state.terminal and sibling is not run
+                   for sibling in reversed(self.runs.children(parent.id)))
 
     def _mask_secret_inputs(self) -> None:
         """What this step stores (a Switch's value, rendering errors, log lines) holds no SECRET input in clear text:
@@ -110,8 +156,8 @@ class Step:
         ex.state, ex.ended = state, self.now
         self.result.execution_changed = self.result.ended = True
 
-    def _wake_timers(self) -> None:
-        for run in self.ex.task_runs:
+    def _wake_timers(self, runs: list[TaskRun]) -> None:
+        for run in runs:
             if run.next_at is None or run.next_at > self.now:
                 continue
             run.next_at = None
@@ -136,7 +182,7 @@ class Step:
         if run not in self.result.created:
             self.result.changed[run.id] = run
 
-    def _find(self, parent: TaskRun | None, task: Task, value: str | None) -> TaskRun | None:
+    def find(self, parent: TaskRun | None, task: Task, value: str | None) -> TaskRun | None:
         return self.by_position.get((parent.id if parent else None, task.id, value))
 
     def _create(self, task: Task, parent: TaskRun | None, value: str | None, values: list[str],
@@ -145,8 +191,7 @@ class Step:
             id=new_id(), execution_id=self.ex.id, task_id=task.id, parent_id=parent.id if parent else None,
             value=value, values=list(values), iteration=iteration, created=self.now,
         )
-        self.ex.task_runs.append(run)
-        self.by_position[(run.parent_id, task.id, value)] = run
+        self.runs.add(run)
         self.result.created.append(run)
         if is_flowable(task):
             run.state, run.started = State.RUNNING, self.now
@@ -192,15 +237,16 @@ class Step:
         self._changed(run)
 
     # -- groups -------------------------------------------------------------------------------------------------
-    def _visit(self, task: Task, parent: TaskRun | None, value: str | None, values: list[str],
+    def visit(self, task: Task, parent: TaskRun | None, value: str | None, values: list[str],
                may_start: bool = True, iteration: int | None = None) -> TaskRun | None:
         """The run of `task` at this position: advanced if it is a running flowable, created if allowed."""
-        run = self._find(parent, task, value)
+        run = self.find(parent, task, value)
         if run is None:
             if not may_start or self.killing:
                 return None
             return self._create(task, parent, value, values, iteration)
-        if run.state == State.RUNNING and is_flowable(task) and not isinstance(task, fl.Subflow | fl.Pause):
+        if run.state == State.RUNNING and is_flowable(task) and not isinstance(task, fl.Subflow | fl.Pause) \
+                and (self.full or run.id in self.dirty):
             self._advance(task, run)  # subflows and pauses end by events (child ended, timer, resume)
         elif self.killing and run.state in (State.CREATED, State.PAUSED, State.RETRYING):
             self._finish(run, State.KILLED)
@@ -212,7 +258,7 @@ class Step:
         for task in tasks:
             if task.disabled:
                 continue
-            run = self._visit(task, parent, value, values, may_start)
+            run = self.visit(task, parent, value, values, may_start)
             if run is None or not run.state.terminal:
                 return False, states
             states.append(run.state)
@@ -223,7 +269,7 @@ class Step:
     def _parallel(self, tasks: list[Task], parent: TaskRun | None, value: str | None, values: list[str],
                   limit: int) -> tuple[bool, list[State]]:
         active = [t for t in tasks if not t.disabled]
-        existing = {t.id: self._find(parent, t, value) for t in active}
+        existing = {t.id: self.find(parent, t, value) for t in active}
         failed = any(r is not None and r.state.failed for r in existing.values())
         running = sum(1 for r in existing.values() if r is not None and not r.state.terminal)
         states: list[State] = []
@@ -231,7 +277,7 @@ class Step:
         for task in active:
             may_start = not failed and (limit == 0 or running < limit)
             had_run = existing[task.id] is not None
-            run = self._visit(task, parent, value, values, may_start)
+            run = self.visit(task, parent, value, values, may_start)
             if run is None:
                 done = done and failed
                 continue
@@ -301,19 +347,19 @@ class Step:
             return self._group(task.tasks, task.errors, task.finally_, run, v, vs,
                                lambda: self._parallel(task.tasks, run, v, vs, task.concurrent))
         if isinstance(task, fl.If):
-            branch = task.then if templating.is_truthy(self._evaluate(task.condition, run, task)) else task.else_
+            branch = task.then if templating.is_truthy(self.evaluate(task.condition, run, task)) else task.else_
             return self._group(branch, task.errors, task.finally_, run, v, vs)
         if isinstance(task, fl.Switch):
-            key = self._evaluate(task.value, run, task)
+            key = self.evaluate(task.value, run, task)
             key = key if isinstance(key, str) else json.dumps(key)
             if not run.outputs:
                 run.outputs = {"value": key, "defaults": key not in task.cases}
                 self._changed(run)
             return self._group(task.cases.get(key, task.defaults), task.errors, task.finally_, run, v, vs)
         if isinstance(task, fl.Dag):
-            return self._group([], task.errors, task.finally_, run, v, vs, lambda: self._dag(task, run))
+            return self._group([], task.errors, task.finally_, run, v, vs, lambda: fan_outs.dag(self, task, run))
         if isinstance(task, fl.ForEach | fl.EachSequential | fl.EachParallel):
-            return self._group([], task.errors, task.finally_, run, v, vs, lambda: self._loop(task, run))
+            return self._group([], task.errors, task.finally_, run, v, vs, lambda: fan_outs.loop(self, task, run))
         raise NotImplementedError(f"flowable {type(task).__name__}")
 
     def _retry_children(self, task: Task, run: TaskRun) -> bool:
@@ -321,8 +367,8 @@ class Step:
         delay = retry_delay(task.retry, run, self.now)
         if delay is None:
             return False
-        failed = [r for r in self.ex.task_runs
-                  if r.parent_id == run.id and r.state == State.FAILED and not is_flowable(self.flow.task(r.task_id))]
+        failed = [r for r in self.runs.children(run.id)
+                  if r.state == State.FAILED and not is_flowable(self.flow.task(r.task_id))]
         if not failed:
             return False
         for child in failed:
@@ -333,116 +379,7 @@ class Step:
         self._changed(run)
         return True
 
-    def _evaluate(self, expression: Any, run: TaskRun, task: Task) -> Any:
+    def evaluate(self, expression: Any, run: TaskRun, task: Task) -> Any:
         if not isinstance(expression, str):
             return expression
         return templating.evaluate(expression, self.context(run, task))
-
-    def _dag(self, task: fl.Dag, run: TaskRun) -> tuple[bool, list[State]]:
-        runs = {node.task.id: self._find(run, node.task, run.value) for node in task.tasks}
-        failed = any(r is not None and r.state.failed for r in runs.values())
-        running = sum(1 for r in runs.values() if r is not None and not r.state.terminal)
-        done, states = True, []
-        for node in task.tasks:
-            deps_ok = all((d := runs.get(dep)) is not None and d.state.terminal and not d.state.failed
-                          for dep in node.dependsOn)
-            may_start = deps_ok and not failed and (task.concurrent == 0 or running < task.concurrent)
-            existed = runs[node.task.id] is not None
-            child = self._visit(node.task, run, run.value, run.values, may_start)
-            if child is None:
-                done = done and failed
-                continue
-            if not existed and not child.state.terminal:
-                running += 1
-            runs[node.task.id] = child
-            if child.state.terminal:
-                states.append(child.state)
-            else:
-                done = False
-        return done, states
-
-    def _loop_values(self, task: fl.ForEach | fl.EachSequential | fl.EachParallel, run: TaskRun) -> list[str]:
-        raw = task.values if isinstance(task, fl.ForEach) else task.value
-        values = self._evaluate(raw, run, task) if isinstance(raw, str) else raw
-        if isinstance(values, str):
-            try:
-                values = json.loads(values)
-            except ValueError as exc:
-                raise templating.TemplateError(f"Task '{task.id}': values must be a JSON array, got {raw!r}") from exc
-        if not isinstance(values, list):
-            raise templating.TemplateError(f"Task '{task.id}': values must be a list, got {values!r}")
-        nulls = sum(1 for item in values if item is None)
-        if nulls:
-            raise templating.TemplateError(f"Found '{nulls}' null values on Each, with values={java_text(values)}")
-        return [item if isinstance(item, str) else json.dumps(item, separators=(",", ":")) for item in values]
-
-    def _loop(self, task: fl.ForEach | fl.EachSequential | fl.EachParallel, run: TaskRun) -> tuple[bool, list[State]]:
-        items = self._loop_values(task, run)
-        if isinstance(task, fl.EachParallel):
-            return self._each_parallel(task, run, items)
-        limit = task.concurrencyLimit if isinstance(task, fl.ForEach) else 1
-        active = 0
-        failed = False
-        done, states = True, []
-        for index, item in enumerate(items):
-            started = any(self._find(run, t, item) is not None for t in task.tasks)
-            may_start = started or (not failed and (limit == 0 or active < limit))
-            if not may_start:
-                done = False if not failed else done
-                continue
-            iteration_done, iteration_states = self._iteration(task.tasks, run, item, [*run.values, item], index)
-            states += iteration_states
-            if not iteration_done:
-                done = False
-                active += 1
-            elif any(s.failed for s in iteration_states):
-                failed = True
-        return done, states
-
-    def _iteration(self, tasks: list[Task], parent: TaskRun, item: str, values: list[str],
-                   index: int) -> tuple[bool, list[State]]:
-        states: list[State] = []
-        for task in tasks:
-            if task.disabled:
-                continue
-            child = self._visit(task, parent, item, values, iteration=index)
-            if child is None or not child.state.terminal:
-                return False, states
-            states.append(child.state)
-            if child.state.failed:
-                return True, states
-        return True, states
-
-    def _each_parallel(self, task: fl.EachParallel, run: TaskRun, items: list[str]) -> tuple[bool, list[State]]:
-        pairs = [(item, t) for item in items for t in task.tasks if not t.disabled]
-        existing = {(item, t.id): self._find(run, t, item) for item, t in pairs}
-        failed = any(r is not None and r.state.failed for r in existing.values())
-        running = sum(1 for r in existing.values() if r is not None and not r.state.terminal)
-        done, states = True, []
-        for index, (item, child_task) in enumerate(pairs):
-            had = existing[(item, child_task.id)] is not None
-            may_start = not failed and (task.concurrent == 0 or running < task.concurrent)
-            child = self._visit(child_task, run, item, [*run.values, item], may_start, iteration=index)
-            if child is None:
-                done = done and failed
-                continue
-            if not had and not child.state.terminal:
-                running += 1
-            if child.state.terminal:
-                states.append(child.state)
-            else:
-                done = False
-        return done, states
-
-
-def java_text(value: Any) -> str:
-    """Java's toString of lists and maps: how Kestra prints values in its messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, list):
-        return "[" + ", ".join(java_text(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}={java_text(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)

@@ -64,6 +64,8 @@ class TaskRun:
     started: datetime | None = None
     ended: datetime | None = None
     next_at: datetime | None = None  # when a timer (retry delay, pause) is due
+    sent_at: datetime | None = None  # when its message was last sent to a worker group's queue
+    row_version: int = 0  # of the stored row this copy was read from (app/store/database.py: conditional writes)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -104,6 +106,7 @@ class Execution:
     created: datetime = field(default_factory=now)
     started: datetime | None = None
     ended: datetime | None = None
+    version: int = 0  # bumped by every locked write of its task runs (app/engine/memory.py)
     task_runs: list[TaskRun] = field(default_factory=list)
     secret_inputs: frozenset[str] = frozenset()  # SECRET inputs: never printed
 

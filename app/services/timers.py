@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import timedelta
 
 from app import runtime
-from app.engine import events
+from app.engine import attempts, events, redelivery
 from app.model.records import now
 from app.services.scheduler import Scheduler
+from app.store import outage
 
 log = logging.getLogger("celestra.server")
 
@@ -19,6 +21,8 @@ class TimerLoop:
 
     def __init__(self, interval: float | None = None, schedules: bool = False):
         self.interval = interval if interval is not None else runtime.settings().timer_interval
+        # Since when every tick reached the store: a worker is judged dead only on heartbeats it could have written.
+        self.store_up_since: float | None = None
         # Only `celestra server` fires schedules: an embedded `celestra run` must not start other deployed flows.
         self.scheduler: Scheduler | None = Scheduler() if schedules else None
         self.stopped = threading.Event()
@@ -35,6 +39,8 @@ class TimerLoop:
     def tick(self) -> int:
         store = runtime.store()
         due = store.due_timers(now())
+        if self.store_up_since is None:
+            self.store_up_since = time.monotonic()
         for execution_id in due:
             try:
                 events.advance(execution_id)
@@ -44,6 +50,7 @@ class TimerLoop:
         for execution_id in store.stalled_executions(timedelta(seconds=30)):
             events.start(execution_id)
         self.resend_from_dead_workers()
+        redelivery.resend_lost()  # runs whose message was never sent, or lost by the broker
         # A subflow that ended while the process that would tell its parent died.
         for child_id in store.ended_children_of_running_subflows():
             events.child_ended(store.get_execution(child_id))
@@ -57,9 +64,12 @@ class TimerLoop:
         Redis keeps an unacked message for its whole visibility timeout)."""
         from app.engine import liveness
 
+        if self.store_up_since is None or \
+                time.monotonic() - self.store_up_since < runtime.settings().worker_timeout:
+            return  # the store was away: heartbeats failed with it, not (as far as anyone knows) the workers
         for dead in liveness.dead_workers():
             for execution_id, task_run_id in runtime.store().running_on(dead.id):
-                events.resend(execution_id, task_run_id, dead.id)
+                attempts.resend(execution_id, task_run_id, dead.id)
             liveness.forget(dead.id)
             log.warning("worker %s stopped beating; its task runs were resent", dead.id)
 
@@ -67,5 +77,9 @@ class TimerLoop:
         while not self.stopped.wait(self.interval):
             try:
                 self.tick()
-            except Exception:
-                log.exception("timer scan failed")
+            except Exception as exc:
+                if outage.is_outage(exc):
+                    self.store_up_since = None
+                    log.warning("timer scan: the database is unreachable (%s)", str(exc).splitlines()[0])
+                else:
+                    log.exception("timer scan failed")

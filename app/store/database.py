@@ -1,16 +1,19 @@
 """Persistence: SQLAlchemy Core over SQLite (embedded) or PostgreSQL (cluster).
 
-Every executor step runs inside `Store.locked(execution_id)`: a transaction holding the execution's row lock
-(SELECT ... FOR UPDATE on PostgreSQL, BEGIN IMMEDIATE on SQLite), so two task runs of one execution that end at
-once are folded in one after the other, never both on the same stale view.
+Every executor step runs in a transaction holding the execution's row lock (`lock_execution`: SELECT ... FOR UPDATE
+on PostgreSQL, BEGIN IMMEDIATE on SQLite), so two task runs of one execution that end at once are folded in one after
+the other. The step bumps the execution's `version` and stamps the rows it writes with it, which lets a process keep
+the execution in memory and read only what changed since (app/engine/memory.py). A task run row also carries a
+`row_version` that every write increments, claims included: `write_runs` updates a row only if it still holds the
+version its copy was read at, and raises StaleRun otherwise.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +24,20 @@ from sqlalchemy.engine import Connection, Engine
 from app.errors import NotFoundError
 from app.model.records import Attempt, Execution, TaskRun, now
 from app.model.states import TERMINAL, State
+from app.store.rows import (
+    EXECUTION_COLUMNS,
+    FROZEN_RUN_COLUMNS,
+    aware,
+    execution_from_row,
+    execution_row,
+    task_run_from_row,
+    task_run_row,
+)
 from app.store.tables import executions, flows, kv, logs, task_runs
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
+class StaleRun(Exception):
+    """A task run changed in the store since the copy being written was read (e.g. a worker claimed it)."""
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -79,12 +89,6 @@ class Store:
         upgrade(self.engine)
 
     # -- transactions -------------------------------------------------------------------------------------------
-    @contextmanager
-    def locked(self, execution_id: str) -> Iterator[tuple[Connection, Execution]]:
-        """A transaction holding the lock of one execution, with the execution (and its task runs) read in it."""
-        with self.engine.connect().execution_options(lock=True) as conn, conn.begin():
-            yield conn, self.load_execution(conn, execution_id, for_update=not self.is_sqlite)
-
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A write transaction (IMMEDIATE on SQLite, so it never fails upgrading a read lock)."""
@@ -153,18 +157,76 @@ class Store:
 
     # -- executions and task runs --------------------------------------------------------------------------------
     def insert_execution(self, conn: Connection, ex: Execution) -> None:
-        conn.execute(executions.insert().values(**_execution_row(ex)))
+        conn.execute(executions.insert().values(**execution_row(ex)))
 
     def update_execution(self, conn: Connection, ex: Execution) -> None:
-        row = _execution_row(ex)
+        row = execution_row(ex)
         for frozen in ("id", "flow_source", "namespace", "flow_id", "flow_revision", "created", "trigger",
                        "trigger_key"):
             del row[frozen]  # never change after creation; the source alone can be large
         conn.execute(executions.update().where(executions.c.id == ex.id).values(**row))
 
+    def set_version(self, conn: Connection, execution_id: str, version: int) -> None:
+        conn.execute(executions.update().where(executions.c.id == execution_id).values(version=version))
+
+    def lock_execution(self, conn: Connection, execution_id: str) -> Execution:
+        """The execution (without its task runs), its row locked until the transaction (a `begin()`) ends."""
+        return self.load_execution(conn, execution_id, with_runs=False, for_update=not self.is_sqlite)
+
+    def task_runs_since(self, conn: Connection, execution_id: str, version: int) -> list[TaskRun]:
+        """The execution's task runs written by a step after `version` (all of them for -1)."""
+        query = sa.select(task_runs).where(task_runs.c.execution_id == execution_id)
+        if version >= 0:
+            query = query.where(task_runs.c.version > version)
+        return [task_run_from_row(r._mapping) for r in conn.execute(query.order_by(task_runs.c.seq))]
+
+    def ancestors(self, conn: Connection, run: TaskRun) -> list[TaskRun]:
+        """The runs enclosing `run`, nearest first."""
+        found: list[TaskRun] = []
+        parent_id = run.parent_id
+        while parent_id and len(found) < 1000:
+            parent = self.load_task_run(conn, parent_id)
+            if parent is None:
+                break
+            found.append(parent)
+            parent_id = parent.parent_id
+        return found
+
+    def load_task_run(self, conn: Connection, task_run_id: str) -> TaskRun | None:
+        row = conn.execute(sa.select(task_runs).where(task_runs.c.id == task_run_id)).first()
+        return task_run_from_row(row._mapping) if row is not None else None
+
+    def write_runs(self, conn: Connection, execution_id: str, *, created: Sequence[TaskRun] = (),
+                   changed: Sequence[TaskRun] = (), version: int | None = None) -> int:
+        """Insert `created` and update `changed` (each only if its row is still at the copy's row_version, else
+        StaleRun), stamped with `version`; None bumps the execution's version here (a write outside a step).
+        Returns the version written."""
+        if version is None:
+            version = int(conn.execute(
+                executions.update().where(executions.c.id == execution_id)
+                .values(version=executions.c.version + 1).returning(executions.c.version)).scalar_one())
+        if created:
+            conn.execute(task_runs.insert(), [{**task_run_row(run), "version": version} for run in created])
+        if changed:
+            rows = [{**task_run_row(run), "version": version, "row_version": run.row_version + 1,
+                     "b_id": run.id, "b_row_version": run.row_version} for run in changed]
+            for row in rows:
+                for frozen in FROZEN_RUN_COLUMNS:
+                    del row[frozen]
+            result = conn.execute(
+                task_runs.update().where(task_runs.c.id == sa.bindparam("b_id"),
+                                         task_runs.c.row_version == sa.bindparam("b_row_version")), rows)
+            if result.rowcount != len(rows):
+                raise StaleRun(f"{len(rows) - result.rowcount} of {len(rows)} task runs of execution "
+                               f"{execution_id} changed since they were read")
+            for run in changed:
+                run.row_version += 1
+        return version
+
     def insert_task_runs(self, conn: Connection, runs: list[TaskRun]) -> None:
+        """Runs of an execution nobody else can see yet (its first step, in the transaction that stores it)."""
         if runs:
-            conn.execute(task_runs.insert(), [_task_run_row(run) for run in runs])
+            conn.execute(task_runs.insert(), [task_run_row(run) for run in runs])
 
     def claim_task_run(self, conn: Connection, task_run_id: str, worker: str,
                        groups: set[str] | None = None, default_queue: str = "celery") -> TaskRun | None:
@@ -178,34 +240,32 @@ class Store:
                                 else own_group)
         row = conn.execute(
             query
-            .values(state=State.RUNNING.value, worker=worker, next_at=None,
+            .values(state=State.RUNNING.value, worker=worker, next_at=None, row_version=task_runs.c.row_version + 1,
                     started=sa.func.coalesce(task_runs.c.started, moment))
             .returning(*task_runs.c)
         ).first()
-        return _task_run_from_row(row._mapping) if row is not None else None
+        return task_run_from_row(row._mapping) if row is not None else None
 
     def load_task_runs(self, conn: Connection, execution_id: str) -> list[TaskRun]:
         rows = conn.execute(
             sa.select(task_runs).where(task_runs.c.execution_id == execution_id).order_by(task_runs.c.seq)
         )
-        return [_task_run_from_row(r._mapping) for r in rows]
-
-    def update_task_run(self, conn: Connection, run: TaskRun) -> None:
-        conn.execute(task_runs.update().where(task_runs.c.id == run.id).values(**_task_run_row(run)))
+        return [task_run_from_row(r._mapping) for r in rows]
 
     def set_external_id(self, task_run_id: str, external_id: str) -> None:
-        """What a runner started (container, job, process group), saved the moment it exists."""
+        """What a runner started (container, job, process group), saved the moment it exists. Steps never write
+        this column, so it needs no version."""
         with self.begin() as conn:
             conn.execute(task_runs.update().where(task_runs.c.id == task_run_id).values(external_id=external_id))
 
     def load_execution(self, conn: Connection, execution_id: str, with_runs: bool = True,
                        for_update: bool = False) -> Execution:
         """The execution without its flow source (see `flow_source`), and its task runs when asked."""
-        query = sa.select(*_EXECUTION_COLUMNS).where(executions.c.id == execution_id)
+        query = sa.select(*EXECUTION_COLUMNS).where(executions.c.id == execution_id)
         row = conn.execute(query.with_for_update() if for_update else query).first()
         if row is None:
             raise NotFoundError(f"Execution {execution_id} not found")
-        ex = _execution_from_row(row._mapping)
+        ex = execution_from_row(row._mapping)
         if with_runs:
             ex.task_runs = self.load_task_runs(conn, execution_id)
         return ex
@@ -267,6 +327,25 @@ class Store:
         with self.engine.connect() as conn:
             return [row.id for row in conn.execute(query)]
 
+    def waiting_runs(self, sent_before: datetime, limit: int = 10_000) -> list[dict[str, Any]]:
+        """CREATED task runs whose message was last sent before `sent_before`, oldest message first."""
+        query = (
+            sa.select(task_runs.c.execution_id, task_runs.c.id, task_runs.c.task_id, task_runs.c.worker_group,
+                      executions.c.namespace, executions.c.flow_id)
+            .join(executions, executions.c.id == task_runs.c.execution_id)
+            .where(task_runs.c.state == State.CREATED.value, task_runs.c.sent_at < sent_before)
+            .order_by(task_runs.c.sent_at)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def mark_sent(self, task_run_ids: list[str], moment: datetime) -> None:
+        """Their messages were sent again (no version: a step never decides anything on `sent_at`)."""
+        with self.begin() as conn:
+            conn.execute(task_runs.update().where(task_runs.c.id.in_(task_run_ids),
+                                                  task_runs.c.state == State.CREATED.value).values(sent_at=moment))
+
     def running_on(self, worker: str) -> list[tuple[str, str]]:
         query = sa.select(task_runs.c.execution_id, task_runs.c.id).where(
             task_runs.c.worker == worker, task_runs.c.state == State.RUNNING.value
@@ -304,7 +383,7 @@ class Store:
             latest = [conn.execute(sa.select(sa.func.max(logs.c.timestamp)).where(
                 logs.c.execution_id == execution_id, logs.c.task_run_id == task_run_id, logs.c.attempt == index,
                 logs.c.timestamp < end)).scalar() for index, end in ends if end is not None]
-        found = [moment for moment in map(_aware, latest) if moment is not None]
+        found = [moment for moment in map(aware, latest) if moment is not None]
         return max(found, default=None)
 
     def logs(self, execution_id: str, after: int = 0, min_level: str | None = None) -> list[dict[str, Any]]:
@@ -314,7 +393,7 @@ class Store:
         with self.engine.connect() as conn:
             result = [dict(r._mapping) for r in conn.execute(query)]
         for row in result:
-            row["timestamp"] = _aware(row["timestamp"])
+            row["timestamp"] = aware(row["timestamp"])
         return result
 
     # -- key-value store ----------------------------------------------------------------------------------------
@@ -323,7 +402,7 @@ class Store:
             row = conn.execute(sa.select(kv).where(kv.c.namespace == namespace, kv.c.key == key)).first()
         if row is None:
             return None
-        expires = _aware(row.expires)
+        expires = aware(row.expires)
         if expires and expires < now():
             return None
         return row.value
@@ -341,99 +420,3 @@ class Store:
         with self.engine.begin() as conn:
             result = conn.execute(kv.delete().where(kv.c.namespace == namespace, kv.c.key == key))
         return bool(result.rowcount)
-
-
-_EXECUTION_COLUMNS = [c for c in executions.c if c.name != "flow_source"]
-
-
-def _execution_row(ex: Execution) -> dict[str, Any]:
-    return {
-        "id": ex.id,
-        "namespace": ex.namespace,
-        "flow_id": ex.flow_id,
-        "flow_revision": ex.flow_revision,
-        "flow_source": ex.flow_source,
-        "state": ex.state.value,
-        "inputs": ex.inputs,
-        "outputs": ex.outputs,
-        "labels": ex.labels,
-        "parent_execution_id": ex.parent_execution_id,
-        "parent_task_run_id": ex.parent_task_run_id,
-        "trigger": ex.trigger,
-        "trigger_key": ex.trigger_key,
-        "downstream_checked": ex.downstream_checked,
-        "error": ex.error,
-        "created": ex.created,
-        "started": ex.started,
-        "ended": ex.ended,
-    }
-
-
-def _execution_from_row(row: Any) -> Execution:
-    return Execution(
-        id=row["id"],
-        namespace=row["namespace"],
-        flow_id=row["flow_id"],
-        flow_revision=row["flow_revision"],
-        flow_source=None,
-        state=State(row["state"]),
-        inputs=row["inputs"] or {},
-        outputs=row["outputs"] or {},
-        labels=row["labels"] or {},
-        parent_execution_id=row["parent_execution_id"],
-        parent_task_run_id=row["parent_task_run_id"],
-        trigger=row["trigger"],
-        trigger_key=row["trigger_key"],
-        downstream_checked=row["downstream_checked"],
-        error=row["error"],
-        created=_aware(row["created"]) or now(),
-        started=_aware(row["started"]),
-        ended=_aware(row["ended"]),
-    )
-
-
-def _task_run_row(run: TaskRun) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "execution_id": run.execution_id,
-        "task_id": run.task_id,
-        "parent_id": run.parent_id or "",
-        "value": run.value if run.value is not None else "",
-        "has_value": run.value is not None,
-        "loop_values": run.values,
-        "iteration": run.iteration,
-        "state": run.state.value,
-        "attempts": [a.to_json() for a in run.attempts],
-        "outputs": run.outputs,
-        "worker_group": run.worker_group,
-        "worker": run.worker,
-        "external_id": run.external_id,
-        "error": run.error,
-        "created": run.created,
-        "started": run.started,
-        "ended": run.ended,
-        "next_at": run.next_at,
-    }
-
-
-def _task_run_from_row(row: Any) -> TaskRun:
-    return TaskRun(
-        id=row["id"],
-        execution_id=row["execution_id"],
-        task_id=row["task_id"],
-        parent_id=row["parent_id"] or None,
-        value=row["value"] if row["has_value"] else None,
-        values=row["loop_values"] or [],
-        iteration=row["iteration"],
-        state=State(row["state"]),
-        attempts=[Attempt.from_json(a) for a in row["attempts"] or []],
-        outputs=row["outputs"] or {},
-        worker_group=row["worker_group"],
-        worker=row["worker"],
-        external_id=row["external_id"],
-        error=row["error"],
-        created=_aware(row["created"]) or now(),
-        started=_aware(row["started"]),
-        ended=_aware(row["ended"]),
-        next_at=_aware(row["next_at"]),
-    )

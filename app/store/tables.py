@@ -39,6 +39,9 @@ executions = sa.Table(
     sa.Column("created", TS, nullable=False, index=True),
     sa.Column("started", TS),
     sa.Column("ended", TS),
+    # Bumped by every transaction that writes the execution's task runs under its lock, and stamped on the rows it
+    # wrote: a process holding the execution in memory reads only the rows stamped after the version it holds.
+    sa.Column("version", sa.Integer, nullable=False, server_default="0"),
     sa.UniqueConstraint("namespace", "flow_id", "trigger_key", name="uq_executions_trigger_key"),
 )
 
@@ -65,6 +68,14 @@ task_runs = sa.Table(
     sa.Column("started", TS),
     sa.Column("ended", TS),
     sa.Column("next_at", TS, index=True),
+    # When its message was last sent (a runnable run is written with it, in the transaction that makes it runnable):
+    # a CREATED run whose message is older than `redelivery_after` and no longer on the broker is sent again.
+    sa.Column("sent_at", TS),
+    sa.Column("version", sa.Integer, nullable=False, server_default="0"),  # the execution's version that wrote it
+    # +1 on every write, claims included: a write from a stale in-memory copy matches no row and is retried.
+    sa.Column("row_version", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("ix_task_runs_execution_version", "execution_id", "version"),
+    sa.Index("ix_task_runs_state_sent_at", "state", "sent_at"),
     # A task run is unique by where it sits: this is what makes a replayed executor step unable to duplicate it.
     sa.UniqueConstraint("execution_id", "parent_id", "task_id", "value", name="uq_task_run_position"),
 )

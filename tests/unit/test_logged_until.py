@@ -33,7 +33,7 @@ def test_the_notice_of_a_resend_is_not_a_logged_line(tmp_path: Path) -> None:
         run.attempts[-1] = Attempt(State.KILLED, at(0), at(moment))
         lines(moment + 0.000001, message="Worker w1 stopped beating while running this task; it is sent again")
         with store.begin() as conn:
-            store.update_task_run(conn, run)
+            store.write_runs(conn, run.execution_id, changed=[run], version=1)
 
     run.attempts.append(Attempt(State.RUNNING, at(0)))  # claimed: the attempt lives in the worker until it ends
     lines(1, 2, 3)

@@ -1,0 +1,99 @@
+"""The events of one attempt on a worker: claimed, ended, or lost with its worker (sent again)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from app import runtime
+from app.engine import events
+from app.engine.retries import retry_delay
+from app.engine.step import StepResult
+from app.model.records import Attempt, Execution, TaskRun, now
+from app.model.states import State
+
+
+def claim(execution_id: str, task_run_id: str, worker: str,
+          groups: set[str] | None = None) -> tuple[Execution, TaskRun] | None:
+    """Mark a CREATED run RUNNING for this worker; None if it is not CREATED any more (redelivery, kill)."""
+    store = runtime.store()
+    # No execution lock and no transaction: the conditional UPDATE alone decides which of two deliveries wins. The
+    # execution is read first (is it being killed?), so that an outage after the claim cannot strand the run:
+    # the claim is the last statement, and a retry after it failed finds the run still CREATED.
+    moment = now()
+    with store.single_statements() as conn:
+        ex = store.load_execution(conn, execution_id, with_runs=False)
+        run = store.claim_task_run(conn, task_run_id, worker, groups, runtime.settings().default_queue)
+        if run is None:
+            return None
+    # The attempt is stored when it ends (finish_attempt); until then it lives here.
+    run.attempts.append(Attempt(State.RUNNING, moment))
+    if ex.state.terminal or ex.state == State.KILLING:
+        finish_attempt(execution_id, task_run_id, State.KILLED, {}, None, [], attempt_start=moment)
+        return None
+    return ex, run
+
+
+def finish_attempt(execution_id: str, task_run_id: str, state: State, outputs: dict[str, Any],
+                   error: str | None, logs: list[dict[str, Any]], *, attempt_start: datetime,
+                   labels: dict[str, str] | None = None, exit_state: State | None = None,
+                   worker: str | None = None) -> StepResult:
+    """Record one attempt's outcome (with its last logs) and step the execution in the same transaction."""
+
+    def mutate(event: events.Event) -> None:
+        ex, flow = event.ex, event.flow
+        runtime.store().append_logs(event.conn, logs)
+        run = event.run(task_run_id)
+        if run is None or run.state != State.RUNNING or (worker is not None and run.worker != worker):
+            return  # already folded in, or resent to another worker after this one was declared dead
+        event.touch(run)
+        moment = now()
+        final = state
+        run.attempts.append(Attempt(state, attempt_start, moment))
+        task = flow.task(run.task_id)
+        policy = task.retry or flow.retry
+        if state == State.FAILED and ex.state != State.KILLING:
+            delay = retry_delay(policy, run, moment)
+            if delay is not None:
+                run.state, run.next_at, run.error = State.RETRYING, moment + delay, error
+                return
+            if task.allowFailure:
+                final = State.WARNING
+        if final == State.SUCCESS and len(run.attempts) > 1 and policy and policy.warningOnRetry:
+            final = State.WARNING
+        if final == State.WARNING and task.allowWarning:
+            final = State.SUCCESS
+        run.state, run.ended, run.outputs, run.error = final, moment, outputs, error
+        if labels:
+            ex.labels = {**ex.labels, **labels}
+        if exit_state is not None:
+            _exit(event, exit_state, moment)
+
+    return events.advance(execution_id, mutate)
+
+
+def _exit(event: events.Event, state: State, moment: datetime) -> None:
+    """The Exit task: end the execution now in `state`; what has not run yet never will."""
+    for run in event.ex.task_runs:
+        if not run.state.terminal:
+            run.state, run.ended = (State.KILLED if state == State.KILLED else state), moment
+            event.touch(run)
+    event.ex.state, event.ex.ended = state, moment
+
+
+def resend(execution_id: str, task_run_id: str, dead_worker: str) -> None:
+    """The worker running this task run died: record the lost attempt and send the run again."""
+
+    def mutate(event: events.Event) -> None:
+        run = event.run(task_run_id)
+        if run is None or run.state != State.RUNNING or run.worker != dead_worker:
+            return
+        event.touch(run)
+        moment = now()
+        run.attempts.append(Attempt(State.KILLED, run.started, moment))
+        message = f"Worker {dead_worker} stopped beating while running this task; it is sent again"
+        runtime.store().append_logs(event.conn, [events.log_row(event.ex.id, run, "WARN", message)])
+        # RETRYING due now: this very step turns it back into CREATED and dispatches it.
+        run.state, run.worker, run.next_at = State.RETRYING, None, moment
+
+    events.advance(execution_id, mutate)

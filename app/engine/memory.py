@@ -1,0 +1,94 @@
+"""Executions kept in memory between steps, so a step reads only the task runs written since the last one it saw.
+
+Every locked write of an execution's task runs bumps `executions.version` and stamps the rows with it
+(app/store/database.py). A process keeps each execution it stepped recently with the version it saw; its next step
+locks the execution row and reads only the rows stamped after that version: usually the one or two that other
+processes wrote in between. The execution's own fields are read afresh with the lock, every time.
+
+Claims do not stamp (they must not wait for the execution's lock), so a kept run may still show CREATED while a
+worker runs it. That is harmless to the step, which treats both as "not ended"; each event re-reads the run it is
+about (`Session.run`), and a step's write of a kept copy that is behind fails (its row_version) and is redone from a
+fresh read (events.advance).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, fields
+
+from sqlalchemy.engine import Connection
+
+from app.engine.run_index import RunIndex
+from app.model.records import Execution, TaskRun
+from app.store.database import Store
+
+MAX_RUNS = 200_000  # task runs kept per process, over all executions; the least recently stepped go first
+_EXECUTION_FIELDS = [f.name for f in fields(Execution) if f.name not in ("task_runs", "flow_source", "secret_inputs")]
+_RUN_FIELDS = [f.name for f in fields(TaskRun)]
+
+
+@dataclass
+class Kept:
+    ex: Execution
+    runs: RunIndex
+
+    def merge(self, fresh: TaskRun) -> TaskRun:
+        """The kept copy updated in place from a fresh read (indexes hold the object), or the fresh one added."""
+        kept = self.runs.by_id.get(fresh.id)
+        if kept is None:
+            self.runs.add(fresh)
+            return fresh
+        for name in _RUN_FIELDS:
+            setattr(kept, name, getattr(fresh, name))
+        return kept
+
+
+class Memory:
+    def __init__(self, max_runs: int = MAX_RUNS):
+        self.max_runs = max_runs
+        self.lock = threading.Lock()
+        self.kept: OrderedDict[str, Kept] = OrderedDict()
+        self.sizes: dict[str, int] = {}  # runs of each kept execution when it was last kept
+        self.total = 0
+
+    def lock_and_load(self, store: Store, conn: Connection, execution_id: str) -> Kept:
+        """Lock the execution (in `conn`'s transaction) and bring its kept copy up to date with the store."""
+        row = store.lock_execution(conn, execution_id)
+        with self.lock:
+            kept = self._pop(execution_id)
+        if kept is None or kept.ex.version > row.version:
+            row.task_runs = store.task_runs_since(conn, execution_id, -1)
+            kept = Kept(row, RunIndex(row))
+        else:
+            if kept.ex.version < row.version:
+                for fresh in store.task_runs_since(conn, execution_id, kept.ex.version):
+                    kept.merge(fresh)
+            for name in _EXECUTION_FIELDS:
+                setattr(kept.ex, name, getattr(row, name))
+        return kept
+
+    def keep(self, kept: Kept) -> None:
+        """After a step committed: keep it for the next step (an ended execution is not stepped again)."""
+        if kept.ex.state.terminal:
+            return
+        with self.lock:
+            self._pop(kept.ex.id)
+            self.kept[kept.ex.id] = kept
+            self.sizes[kept.ex.id] = len(kept.ex.task_runs)
+            self.total += self.sizes[kept.ex.id]
+            while self.total > self.max_runs and len(self.kept) > 1:
+                self._pop(next(iter(self.kept)))
+
+    def _pop(self, execution_id: str) -> Kept | None:
+        self.total -= self.sizes.pop(execution_id, 0)
+        return self.kept.pop(execution_id, None)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.kept.clear()
+            self.sizes.clear()
+            self.total = 0
+
+
+memory = Memory()

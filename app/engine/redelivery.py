@@ -1,0 +1,52 @@
+"""Every runnable task run has a message on its way: what the broker does not hold any more is sent again.
+
+A run becomes runnable in a step's transaction, stored CREATED with `sent_at`: that row is the durable record of a
+message that is due (an outbox that is the run itself). The message is sent after commit. If the send fails (broker
+away), the broker loses it (restarted empty), or a worker fetched it and died before claiming it (Redis would give
+it back only after its one-hour visibility timeout), the run stays CREATED. The server's timer loop calls
+`resend_lost`: per queue, it compares the CREATED runs whose message is older than `redelivery_after` with how many
+messages the broker still holds there, and sends the oldest runs the broker cannot be holding again.
+
+A message sent twice is harmless: the claim is a conditional update, so only one delivery runs the attempt, and the
+other is acknowledged without running anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import timedelta
+
+from app import runtime
+from app.engine import dispatch
+from app.engine.dispatch import RunMessage
+from app.model.records import now
+
+log = logging.getLogger("celestra.redelivery")
+
+
+def resend_lost(older_than: timedelta | None = None) -> int:
+    """Send again the messages of runs the broker lost; returns how many were sent."""
+    store = runtime.store()
+    moment = now()
+    waiting = store.waiting_runs(moment - (older_than or timedelta(seconds=runtime.settings().redelivery_after)))
+    by_queue: dict[str, list[RunMessage]] = defaultdict(list)
+    for row in waiting:
+        by_queue[dispatch.queue_of(row["worker_group"])].append(RunMessage(
+            row["execution_id"], row["id"], row["namespace"], row["flow_id"], row["task_id"], row["worker_group"]))
+    sent = 0
+    for queue, messages in by_queue.items():
+        held = dispatch.queue_depth(queue)
+        if held is None:
+            continue  # the broker is away: nothing can be sent either; next tick
+        # Each message the queue holds belongs to one run at most, so at least this many of these runs have none.
+        # Which ones cannot be told: the oldest are sent (a copy of a message still queued is harmless).
+        lost = messages[: max(0, len(messages) - held)]
+        if not lost:
+            continue
+        dispatch.send(lost)
+        store.mark_sent([message.task_run_id for message in lost], now())
+        sent += len(lost)
+        log.warning("queue %r: %d task runs had no message on the broker (lost or never sent); sent again",
+                    queue, len(lost))
+    return sent

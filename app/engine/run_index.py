@@ -1,0 +1,31 @@
+"""An execution's task runs, indexed the ways the step looks them up."""
+
+from __future__ import annotations
+
+from app.model.records import Execution, TaskRun
+
+Position = tuple[str | None, str, str | None]  # (parent run id, task id, loop value)
+
+
+class RunIndex:
+    """An execution's task runs by id, by position and by parent; `add` keeps the three and the list in step."""
+
+    def __init__(self, ex: Execution):
+        self.ex = ex
+        self.by_id: dict[str, TaskRun] = {}
+        self.by_position: dict[Position, TaskRun] = {}
+        self.by_parent: dict[str | None, list[TaskRun]] = {}
+        for run in ex.task_runs:
+            self._index(run)
+
+    def _index(self, run: TaskRun) -> None:
+        self.by_id[run.id] = run
+        self.by_position[(run.parent_id, run.task_id, run.value)] = run
+        self.by_parent.setdefault(run.parent_id, []).append(run)
+
+    def add(self, run: TaskRun) -> None:
+        self.ex.task_runs.append(run)
+        self._index(run)
+
+    def children(self, parent_id: str | None) -> list[TaskRun]:
+        return self.by_parent.get(parent_id, [])
