@@ -69,7 +69,7 @@ def finish_attempt(execution_id: str, task_run_id: str, state: State, outputs: d
         if exit_state is not None:
             _exit(event, exit_state, moment)
 
-    return events.advance(execution_id, mutate)
+    return events.advance(execution_id, mutate, about=task_run_id)
 
 
 def _exit(event: events.Event, state: State, moment: datetime) -> None:
@@ -96,4 +96,4 @@ def resend(execution_id: str, task_run_id: str, dead_worker: str) -> None:
         # RETRYING due now: this very step turns it back into CREATED and dispatches it.
         run.state, run.worker, run.next_at = State.RETRYING, None, moment
 
-    events.advance(execution_id, mutate)
+    events.advance(execution_id, mutate, about=task_run_id)

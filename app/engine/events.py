@@ -172,6 +172,8 @@ class Event:
 
     def run(self, task_run_id: str) -> TaskRun | None:
         """The task run the event is about, read afresh (a kept copy may predate a claim)."""
+        if task_run_id in self.kept.fresh:
+            return self.kept.runs.by_id.get(task_run_id)
         fresh = runtime.store().load_task_run(self.conn, task_run_id)
         return self.kept.merge(fresh) if fresh is not None else None
 
@@ -184,15 +186,16 @@ Mutate = Callable[[Event], None]
 STALE_RETRIES = 5
 
 
-def advance(execution_id: str, mutate: Mutate | None = None, *, full: bool | None = None) -> StepResult:
+def advance(execution_id: str, mutate: Mutate | None = None, *, about: str | None = None,
+            full: bool | None = None) -> StepResult:
     """Lock the execution, apply `mutate` (the event), step, save; then dispatch. Returns what the step did.
 
-    The step walks the whole execution when `full` (default: when there is no `mutate`: a start, a timer), else only
-    what the runs the event touched can change. A write that finds a run changed since it was read (a claim in
-    between) is redone from a fresh read."""
+    `about` names the task run the event is about, read afresh with the lock. The step walks the whole execution
+    when `full` (default: when there is no `mutate`: a start, a timer), else only what the runs the event touched can
+    change. A write that finds a run changed since it was read (a claim in between) is redone from a fresh read."""
     for attempt in range(STALE_RETRIES + 1):
         try:
-            return _advance(execution_id, mutate, mutate is None if full is None else full)
+            return _advance(execution_id, mutate, about, mutate is None if full is None else full)
         except StaleRun:
             if attempt == STALE_RETRIES:
                 raise
@@ -200,36 +203,34 @@ def advance(execution_id: str, mutate: Mutate | None = None, *, full: bool | Non
     raise AssertionError("unreachable")
 
 
-def _advance(execution_id: str, mutate: Mutate | None, full: bool) -> StepResult:
+def _advance(execution_id: str, mutate: Mutate | None, about: str | None, full: bool) -> StepResult:
     store = runtime.store()
-    with store.begin() as conn:
-        kept = memory.lock_and_load(store, conn, execution_id)
-        ex = kept.ex
-        flow = flow_of(ex)
-        before_state, before_fields = ex.state, _execution_fields(ex)
-        event = Event(conn, ex, flow, kept)
-        if mutate:
-            mutate(event)
-        step = Step(flow, ex, now(), context_factory(flow, ex), router(flow, ex), group_is_alive, runs=kept.runs)
-        result = step.run(None if full else list(event.touched.values()))
-        for run in result.dispatch:  # the durable record that its message is due (app/engine/redelivery.py)
-            run.sent_at = step.now
-            step.result.changed.setdefault(run.id, run)
-        created = {run.id for run in result.created}
-        changed = [run for run in {**event.touched, **result.changed}.values() if run.id not in created]
-        runs_written = bool(result.created or changed)
-        if runs_written:
-            store.write_runs(conn, ex.id, created=result.created, changed=changed, version=ex.version + 1)
-            ex.version += 1
-        store.append_logs(conn, [log_row(ex.id, run, level, message) for run, level, message in result.logs])
-        if ex.state.terminal and not before_state.terminal:
-            ex.downstream_checked = not flow_triggers.watchers(ex)  # written with the end: nobody waits on it
-            ends.announce(conn, ex.id)
-        if result.execution_changed or _execution_fields(ex) != before_fields:
-            store.update_execution(conn, ex)
-        elif runs_written:
-            store.set_version(conn, ex.id, ex.version)
-    memory.keep(kept)
+    with memory.holding(execution_id):
+        with store.begin() as conn:
+            kept = memory.lock_and_load(store, conn, execution_id, [about] if about else [])
+            ex = kept.ex
+            flow = flow_of(ex)
+            before_state, before_fields = ex.state, _execution_fields(ex)
+            event = Event(conn, ex, flow, kept)
+            if mutate:
+                mutate(event)
+            step = Step(flow, ex, now(), context_factory(flow, ex), router(flow, ex), group_is_alive,
+                        runs=kept.runs)
+            result = step.run(None if full else list(event.touched.values()))
+            for run in result.dispatch:  # the durable record that its message is due (app/engine/redelivery.py)
+                run.sent_at = step.now
+                step.result.changed.setdefault(run.id, run)
+            created = {run.id for run in result.created}
+            changed = [run for run in {**event.touched, **result.changed}.values() if run.id not in created]
+            # Stamped with the version the lock took (lock_execution), which the execution row holds already.
+            store.write_runs(conn, ex.id, created=result.created, changed=changed, version=ex.version)
+            store.append_logs(conn, [log_row(ex.id, run, level, message) for run, level, message in result.logs])
+            if ex.state.terminal and not before_state.terminal:
+                ex.downstream_checked = not flow_triggers.watchers(ex)  # written with the end: nobody waits on it
+                ends.announce(conn, ex.id)
+            if result.execution_changed or _execution_fields(ex) != before_fields:
+                store.update_execution(conn, ex)
+        memory.keep(kept)
     _after_commit(flow, ex, result, ended_now=ex.state.terminal and not before_state.terminal)
     return result
 
@@ -301,7 +302,7 @@ def _fail_subflow(execution_id: str, task_run_id: str, error: str) -> None:
             runtime.store().append_logs(event.conn, [log_row(execution_id, run, "ERROR", error)])
             event.touch(run)
 
-    advance(execution_id, mutate)
+    advance(execution_id, mutate, about=task_run_id)
 
 
 def _set_outputs(execution_id: str, task_run_id: str, outputs: dict[str, Any]) -> None:
@@ -311,7 +312,7 @@ def _set_outputs(execution_id: str, task_run_id: str, outputs: dict[str, Any]) -
             run.outputs = outputs
             event.touch(run)
 
-    advance(execution_id, mutate)
+    advance(execution_id, mutate, about=task_run_id)
 
 
 def _refuse_secrets_in_clear(flow: Flow, scope: dict[str, Any], child_flow: Flow, inputs: dict[str, Any]) -> None:
@@ -366,7 +367,7 @@ def child_ended(child: Execution) -> None:
         if run.attempts:
             run.attempts[-1].state, run.attempts[-1].end = state, run.ended
 
-    advance(child.parent_execution_id, mutate)
+    advance(child.parent_execution_id, mutate, about=task_run_id)
 
 
 def kill(execution_id: str) -> None:

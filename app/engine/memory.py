@@ -14,8 +14,11 @@ fresh read (events.advance).
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
-from dataclasses import dataclass, fields
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 
 from sqlalchemy.engine import Connection
 
@@ -32,6 +35,7 @@ _RUN_FIELDS = [f.name for f in fields(TaskRun)]
 class Kept:
     ex: Execution
     runs: RunIndex
+    fresh: set[str] = field(default_factory=set)  # runs read afresh with this step's lock
 
     def merge(self, fresh: TaskRun) -> TaskRun:
         """The kept copy updated in place from a fresh read (indexes hold the object), or the fresh one added."""
@@ -51,21 +55,35 @@ class Memory:
         self.kept: OrderedDict[str, Kept] = OrderedDict()
         self.sizes: dict[str, int] = {}  # runs of each kept execution when it was last kept
         self.total = 0
+        self.holds: weakref.WeakValueDictionary[str, threading.Lock] = weakref.WeakValueDictionary()
 
-    def lock_and_load(self, store: Store, conn: Connection, execution_id: str) -> Kept:
-        """Lock the execution (in `conn`'s transaction) and bring its kept copy up to date with the store."""
+    @contextmanager
+    def holding(self, execution_id: str) -> Iterator[None]:
+        """Threads of this process step one execution one at a time, handing its kept copy over: without this, a
+        thread that got the database lock before the previous one put the copy back would read everything."""
+        with self.lock:
+            hold = self.holds.get(execution_id)
+            if hold is None:
+                hold = self.holds[execution_id] = threading.Lock()
+        with hold:
+            yield
+
+    def lock_and_load(self, store: Store, conn: Connection, execution_id: str, about: Sequence[str] = ()) -> Kept:
+        """Lock the execution (in `conn`'s transaction) and bring its kept copy up to date with the store; the runs
+        named in `about` are read afresh whatever their version (a claim does not stamp)."""
         row = store.lock_execution(conn, execution_id)
         with self.lock:
             kept = self._pop(execution_id)
-        if kept is None or kept.ex.version > row.version:
+        if kept is None or kept.ex.version >= row.version:
             row.task_runs = store.task_runs_since(conn, execution_id, -1)
             kept = Kept(row, RunIndex(row))
         else:
-            if kept.ex.version < row.version:
-                for fresh in store.task_runs_since(conn, execution_id, kept.ex.version):
+            if about or kept.ex.version < row.version - 1:  # else nobody wrote since this process's last step
+                for fresh in store.task_runs_since(conn, execution_id, kept.ex.version, also=about):
                     kept.merge(fresh)
             for name in _EXECUTION_FIELDS:
                 setattr(kept.ex, name, getattr(row, name))
+        kept.fresh = set(about)
         return kept
 
     def keep(self, kept: Kept) -> None:

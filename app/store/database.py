@@ -68,6 +68,7 @@ class Store:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self._pid = os.getpid()
+        self._positions: dict[str, TaskRun] = {}  # ancestors' immutable fields, by run id
         self.engine = self._make_engine()
         self.migrate()
 
@@ -166,28 +167,41 @@ class Store:
             del row[frozen]  # never change after creation; the source alone can be large
         conn.execute(executions.update().where(executions.c.id == ex.id).values(**row))
 
-    def set_version(self, conn: Connection, execution_id: str, version: int) -> None:
-        conn.execute(executions.update().where(executions.c.id == execution_id).values(version=version))
-
     def lock_execution(self, conn: Connection, execution_id: str) -> Execution:
-        """The execution (without its task runs), its row locked until the transaction (a `begin()`) ends."""
-        return self.load_execution(conn, execution_id, with_runs=False, for_update=not self.is_sqlite)
+        """Lock the execution's row until the transaction (a `begin()`) ends, bumping its version: what this step
+        writes is stamped with the version returned. The execution comes without its task runs."""
+        row = conn.execute(executions.update().where(executions.c.id == execution_id)
+                           .values(version=executions.c.version + 1).returning(*EXECUTION_COLUMNS)).first()
+        if row is None:
+            raise NotFoundError(f"Execution {execution_id} not found")
+        return execution_from_row(row._mapping)
 
-    def task_runs_since(self, conn: Connection, execution_id: str, version: int) -> list[TaskRun]:
-        """The execution's task runs written by a step after `version` (all of them for -1)."""
+    def task_runs_since(self, conn: Connection, execution_id: str, version: int,
+                        also: Sequence[str] = ()) -> list[TaskRun]:
+        """The execution's task runs stamped after `version` (all of them for -1), and the runs `also` names."""
         query = sa.select(task_runs).where(task_runs.c.execution_id == execution_id)
         if version >= 0:
-            query = query.where(task_runs.c.version > version)
+            newer = task_runs.c.version > version
+            query = query.where(sa.or_(newer, task_runs.c.id.in_(also)) if also else newer)
         return [task_run_from_row(r._mapping) for r in conn.execute(query.order_by(task_runs.c.seq))]
 
     def ancestors(self, conn: Connection, run: TaskRun) -> list[TaskRun]:
-        """The runs enclosing `run`, nearest first."""
+        """The runs enclosing `run`, nearest first, as positions only (id, parent, task, value: what never changes
+        once a run exists), so they are read once per process: the children of a fan-out share them."""
         found: list[TaskRun] = []
         parent_id = run.parent_id
         while parent_id and len(found) < 1000:
-            parent = self.load_task_run(conn, parent_id)
+            parent = self._positions.get(parent_id)
             if parent is None:
-                break
+                loaded = self.load_task_run(conn, parent_id)
+                if loaded is None:
+                    break
+                parent = TaskRun(id=loaded.id, execution_id=loaded.execution_id, task_id=loaded.task_id,
+                                 parent_id=loaded.parent_id, value=loaded.value, values=loaded.values,
+                                 iteration=loaded.iteration, created=loaded.created)
+                if len(self._positions) > 100_000:
+                    self._positions.clear()
+                self._positions[parent_id] = parent
             found.append(parent)
             parent_id = parent.parent_id
         return found
