@@ -284,6 +284,7 @@ def _run_children(flow: Flow, ex: Execution, parent: TaskRun, children: list[Tas
         started = now()
         child_run = TaskRun(id=new_id(), execution_id=ex.id, task_id=child.id, parent_id=parent.id,
                             value=parent.value, values=parent.values, state=State.RUNNING, worker=worker,
+                            worker_pid=None,  # it runs inside its WorkingDirectory's attempt, not on its own
                             started=started, attempts=[Attempt(State.RUNNING, started)])
         with store.begin() as conn:
             store.write_runs(conn, ex.id, created=[child_run])

@@ -37,6 +37,15 @@ class Heartbeat:
 
     def beat(self) -> None:
         liveness.beat(self.worker_id, socket.gethostname(), self.groups(), os.getpid(), self.started)
+        self.resend_from_dead_processes()
+
+    def resend_from_dead_processes(self) -> None:
+        """A pool process killed while running a task (SIGKILL, out of memory): this worker still beats, so the
+        server would never resend its run, and Celery may give its message to another worker, whose claim finds it
+        RUNNING here. The run is sent again from here (a delivery back to this worker takes it over at once)."""
+        for execution_id, task_run_id, pid in runtime.store().running_on(self.worker_id):
+            if pid is not None and pid != os.getpid() and not attempts.process_alive(pid):
+                attempts.resend(execution_id, task_run_id, self.worker_id, dead_pid=pid)
 
     def _run(self) -> None:
         interval = runtime.settings().heartbeat_interval
@@ -53,7 +62,7 @@ class Heartbeat:
             return  # `celestra server`: it consumes only the executor queue and runs no task
         # A worker restarted under the same name within the liveness timeout: what its predecessor was running
         # is lost with it (this process has run nothing yet), so it is resent now.
-        for execution_id, task_run_id in runtime.store().running_on(self.worker_id):
+        for execution_id, task_run_id, _ in runtime.store().running_on(self.worker_id):
             attempts.resend(execution_id, task_run_id, self.worker_id)
         self.beat()  # visible before the first task can arrive
         self.thread.start()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
+from pathlib import Path
 from typing import Any
+
+from sqlalchemy.engine import Connection
 
 from app import runtime
 from app.engine import events
@@ -23,7 +27,8 @@ def claim(execution_id: str, task_run_id: str, worker: str,
     moment = now()
     with store.single_statements() as conn:
         ex = store.load_execution(conn, execution_id, with_runs=False)
-        run = store.claim_task_run(conn, task_run_id, worker, groups, runtime.settings().default_queue)
+        run = store.claim_task_run(conn, task_run_id, worker, groups, runtime.settings().default_queue) \
+            or _take_over(conn, task_run_id, worker)
         if run is None:
             return None
     # The attempt is stored when it ends (finish_attempt); until then it lives here.
@@ -32,6 +37,37 @@ def claim(execution_id: str, task_run_id: str, worker: str,
         finish_attempt(execution_id, task_run_id, State.KILLED, {}, None, [], attempt_start=moment)
         return None
     return ex, run
+
+
+def _take_over(conn: Connection, task_run_id: str, worker: str) -> TaskRun | None:
+    """The run is RUNNING on this very worker, in a pool process that died (killed, out of memory): Celery gives its
+    message back (task_reject_on_worker_lost), and nobody else would ever finish the run, since the worker itself
+    still beats. The lost attempt is recorded and this process runs the next one."""
+    store = runtime.store()
+    run = store.load_task_run(conn, task_run_id)
+    if run is None or run.state != State.RUNNING or run.worker != worker or run.worker_pid in (None, os.getpid()) \
+            or process_alive(run.worker_pid):
+        return None
+    moment = now()
+    message = f"The process of worker {worker} running this task ended abruptly; it runs again"
+    store.append_logs(conn, [events.log_row(run.execution_id, run, "WARN", message)])
+    return store.take_over(conn, run, Attempt(State.KILLED, run.started, moment))
+
+
+def process_alive(pid: int | None) -> bool:
+    """Whether `pid` is a live process of this host (a zombie, dead but not yet reaped, is not)."""
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def finish_attempt(execution_id: str, task_run_id: str, state: State, outputs: dict[str, Any],
@@ -81,19 +117,23 @@ def _exit(event: events.Event, state: State, moment: datetime) -> None:
     event.ex.state, event.ex.ended = state, moment
 
 
-def resend(execution_id: str, task_run_id: str, dead_worker: str) -> None:
-    """The worker running this task run died: record the lost attempt and send the run again."""
+def resend(execution_id: str, task_run_id: str, dead_worker: str, dead_pid: int | None = None) -> None:
+    """The worker running this task run died (or, with `dead_pid`, the one process of it that claimed the run):
+    record the lost attempt and send the run again."""
 
     def mutate(event: events.Event) -> None:
         run = event.run(task_run_id)
-        if run is None or run.state != State.RUNNING or run.worker != dead_worker:
+        if run is None or run.state != State.RUNNING or run.worker != dead_worker or \
+                (dead_pid is not None and run.worker_pid != dead_pid):
             return
         event.touch(run)
         moment = now()
         run.attempts.append(Attempt(State.KILLED, run.started, moment))
-        message = f"Worker {dead_worker} stopped beating while running this task; it is sent again"
+        message = (f"Worker {dead_worker} stopped beating while running this task; it is sent again"
+                   if dead_pid is None else
+                   f"The process of worker {dead_worker} running this task ended abruptly; it is sent again")
         runtime.store().append_logs(event.conn, [events.log_row(event.ex.id, run, "WARN", message)])
         # RETRYING due now: this very step turns it back into CREATED and dispatches it.
-        run.state, run.worker, run.next_at = State.RETRYING, None, moment
+        run.state, run.worker, run.worker_pid, run.next_at = State.RETRYING, None, None, moment
 
     events.advance(execution_id, mutate, about=task_run_id)

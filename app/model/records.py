@@ -58,6 +58,7 @@ class TaskRun:
     outputs: dict[str, Any] = field(default_factory=dict)
     worker_group: str | None = None
     worker: str | None = None
+    worker_pid: int | None = None  # the process of `worker` that claimed it
     external_id: str | None = None
     error: str | None = None
     created: datetime = field(default_factory=now)

@@ -68,7 +68,7 @@ class TimerLoop:
                 time.monotonic() - self.store_up_since < runtime.settings().worker_timeout:
             return  # the store was away: heartbeats failed with it, not (as far as anyone knows) the workers
         for dead in liveness.dead_workers():
-            for execution_id, task_run_id in runtime.store().running_on(dead.id):
+            for execution_id, task_run_id, _ in runtime.store().running_on(dead.id):
                 attempts.resend(execution_id, task_run_id, dead.id)
             liveness.forget(dead.id)
             log.warning("worker %s stopped beating; its task runs were resent", dead.id)

@@ -254,8 +254,21 @@ class Store:
                                 else own_group)
         row = conn.execute(
             query
-            .values(state=State.RUNNING.value, worker=worker, next_at=None, row_version=task_runs.c.row_version + 1,
-                    started=sa.func.coalesce(task_runs.c.started, moment))
+            .values(state=State.RUNNING.value, worker=worker, worker_pid=os.getpid(), next_at=None,
+                    row_version=task_runs.c.row_version + 1, started=sa.func.coalesce(task_runs.c.started, moment))
+            .returning(*task_runs.c)
+        ).first()
+        return task_run_from_row(row._mapping) if row is not None else None
+
+    def take_over(self, conn: Connection, run: TaskRun, lost: Attempt) -> TaskRun | None:
+        """`run`, RUNNING in a process of this worker that died, claimed by this process, with the attempt the dead
+        process started recorded as `lost`; None if anything changed it since it was read."""
+        row = conn.execute(
+            task_runs.update()
+            .where(task_runs.c.id == run.id, task_runs.c.row_version == run.row_version,
+                   task_runs.c.state == State.RUNNING.value)
+            .values(worker_pid=os.getpid(), attempts=[a.to_json() for a in [*run.attempts, lost]],
+                    row_version=task_runs.c.row_version + 1)
             .returning(*task_runs.c)
         ).first()
         return task_run_from_row(row._mapping) if row is not None else None
@@ -360,12 +373,13 @@ class Store:
             conn.execute(task_runs.update().where(task_runs.c.id.in_(task_run_ids),
                                                   task_runs.c.state == State.CREATED.value).values(sent_at=moment))
 
-    def running_on(self, worker: str) -> list[tuple[str, str]]:
-        query = sa.select(task_runs.c.execution_id, task_runs.c.id).where(
+    def running_on(self, worker: str) -> list[tuple[str, str, int | None]]:
+        """(execution id, task run id, claiming process) of the runs RUNNING on `worker`."""
+        query = sa.select(task_runs.c.execution_id, task_runs.c.id, task_runs.c.worker_pid).where(
             task_runs.c.worker == worker, task_runs.c.state == State.RUNNING.value
         )
         with self.engine.connect() as conn:
-            return [(row.execution_id, row.id) for row in conn.execute(query)]
+            return [(row.execution_id, row.id, row.worker_pid) for row in conn.execute(query)]
 
     def ended_children_of_running_subflows(self) -> list[str]:
         """Child executions that ended while their parent's Subflow run still waits (the notice was lost)."""

@@ -62,6 +62,7 @@ task_runs = sa.Table(
     sa.Column("outputs", sa.JSON),
     sa.Column("worker_group", sa.String(255)),
     sa.Column("worker", sa.String(255)),
+    sa.Column("worker_pid", sa.Integer),  # the worker's process that claimed it: a dead one's run is taken over
     sa.Column("external_id", sa.String(255)),
     sa.Column("error", sa.Text),
     sa.Column("created", TS, nullable=False),

@@ -1,4 +1,5 @@
-"""engine v2: execution and task run versions (in-memory execution state), when each run's message was sent
+"""engine v2: execution and task run versions (in-memory execution state), when each run's message was sent, which
+process claimed it
 
 Revision ID: 0004
 Revises: 0003
@@ -21,6 +22,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('version', sa.Integer(), server_default='0', nullable=False))
     with op.batch_alter_table('task_runs', schema=None) as batch_op:
         batch_op.add_column(sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('worker_pid', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('version', sa.Integer(), server_default='0', nullable=False))
         batch_op.add_column(sa.Column('row_version', sa.Integer(), server_default='0', nullable=False))
         batch_op.create_index('ix_task_runs_execution_version', ['execution_id', 'version'], unique=False)
@@ -35,6 +37,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_task_runs_execution_version')
         batch_op.drop_column('row_version')
         batch_op.drop_column('version')
+        batch_op.drop_column('worker_pid')
         batch_op.drop_column('sent_at')
     with op.batch_alter_table('executions', schema=None) as batch_op:
         batch_op.drop_column('version')
