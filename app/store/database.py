@@ -24,8 +24,8 @@ from sqlalchemy.engine import Connection, Engine
 from app.errors import NotFoundError
 from app.model.records import Attempt, Execution, TaskRun, now
 from app.model.states import TERMINAL, State
+from app.store import statements
 from app.store.rows import (
-    EXECUTION_COLUMNS,
     FROZEN_RUN_COLUMNS,
     aware,
     execution_from_row,
@@ -170,8 +170,7 @@ class Store:
     def lock_execution(self, conn: Connection, execution_id: str) -> Execution:
         """Lock the execution's row until the transaction (a `begin()`) ends, bumping its version: what this step
         writes is stamped with the version returned. The execution comes without its task runs."""
-        row = conn.execute(executions.update().where(executions.c.id == execution_id)
-                           .values(version=executions.c.version + 1).returning(*EXECUTION_COLUMNS)).first()
+        row = conn.execute(statements.LOCK_EXECUTION, {"b_execution": execution_id}).first()
         if row is None:
             raise NotFoundError(f"Execution {execution_id} not found")
         return execution_from_row(row._mapping)
@@ -179,11 +178,12 @@ class Store:
     def task_runs_since(self, conn: Connection, execution_id: str, version: int,
                         also: Sequence[str] = ()) -> list[TaskRun]:
         """The execution's task runs stamped after `version` (all of them for -1), and the runs `also` names."""
-        query = sa.select(task_runs).where(task_runs.c.execution_id == execution_id)
-        if version >= 0:
-            newer = task_runs.c.version > version
-            query = query.where(sa.or_(newer, task_runs.c.id.in_(also)) if also else newer)
-        return [task_run_from_row(r._mapping) for r in conn.execute(query.order_by(task_runs.c.seq))]
+        if version < 0:
+            rows = conn.execute(statements.ALL_RUNS, {"b_execution": execution_id})
+        else:
+            rows = conn.execute(statements.RUNS_SINCE,
+                                {"b_execution": execution_id, "b_version": version, "b_also": list(also)})
+        return [task_run_from_row(r._mapping) for r in rows]
 
     def ancestors(self, conn: Connection, run: TaskRun) -> list[TaskRun]:
         """The runs enclosing `run`, nearest first, as positions only (id, parent, task, value: what never changes
@@ -207,7 +207,7 @@ class Store:
         return found
 
     def load_task_run(self, conn: Connection, task_run_id: str) -> TaskRun | None:
-        row = conn.execute(sa.select(task_runs).where(task_runs.c.id == task_run_id)).first()
+        row = conn.execute(statements.LOAD_RUN, {"b_run": task_run_id}).first()
         return task_run_from_row(row._mapping) if row is not None else None
 
     def write_runs(self, conn: Connection, execution_id: str, *, created: Sequence[TaskRun] = (),
@@ -216,20 +216,16 @@ class Store:
         StaleRun), stamped with `version`; None bumps the execution's version here (a write outside a step).
         Returns the version written."""
         if version is None:
-            version = int(conn.execute(
-                executions.update().where(executions.c.id == execution_id)
-                .values(version=executions.c.version + 1).returning(executions.c.version)).scalar_one())
+            version = int(conn.execute(statements.BUMP_VERSION, {"b_execution": execution_id}).scalar_one())
         if created:
-            conn.execute(task_runs.insert(), [{**task_run_row(run), "version": version} for run in created])
+            conn.execute(statements.INSERT_RUNS, [{**task_run_row(run), "version": version} for run in created])
         if changed:
             rows = [{**task_run_row(run), "version": version, "row_version": run.row_version + 1,
                      "b_id": run.id, "b_row_version": run.row_version} for run in changed]
             for row in rows:
                 for frozen in FROZEN_RUN_COLUMNS:
                     del row[frozen]
-            result = conn.execute(
-                task_runs.update().where(task_runs.c.id == sa.bindparam("b_id"),
-                                         task_runs.c.row_version == sa.bindparam("b_row_version")), rows)
+            result = conn.execute(statements.UPDATE_RUN_IF_UNCHANGED, rows)
             if result.rowcount != len(rows):
                 raise StaleRun(f"{len(rows) - result.rowcount} of {len(rows)} task runs of execution "
                                f"{execution_id} changed since they were read")
@@ -246,18 +242,14 @@ class Store:
                        groups: set[str] | None = None, default_queue: str = "celery") -> TaskRun | None:
         """CREATED -> RUNNING for this worker in one statement; None when another delivery won, it was killed, or
         (with `groups`, the queues the worker serves) the run belongs to a group this worker does not serve."""
-        moment = now()
-        query = task_runs.update().where(task_runs.c.id == task_run_id, task_runs.c.state == State.CREATED.value)
-        if groups is not None:
-            own_group = task_runs.c.worker_group.in_(sorted(groups))
-            query = query.where(sa.or_(own_group, task_runs.c.worker_group.is_(None)) if default_queue in groups
-                                else own_group)
-        row = conn.execute(
-            query
-            .values(state=State.RUNNING.value, worker=worker, worker_pid=os.getpid(), next_at=None,
-                    row_version=task_runs.c.row_version + 1, started=sa.func.coalesce(task_runs.c.started, moment))
-            .returning(*task_runs.c)
-        ).first()
+        params: dict[str, Any] = {"b_run": task_run_id, "b_worker": worker, "b_pid": os.getpid(), "b_now": now()}
+        if groups is None:
+            statement = statements.CLAIM
+        else:
+            params["b_groups"] = sorted(groups)
+            statement = statements.CLAIM_IN_GROUPS_OR_DEFAULT if default_queue in groups else \
+                statements.CLAIM_IN_GROUPS
+        row = conn.execute(statement, params).first()
         return task_run_from_row(row._mapping) if row is not None else None
 
     def take_over(self, conn: Connection, run: TaskRun, lost: Attempt) -> TaskRun | None:
@@ -285,11 +277,9 @@ class Store:
         with self.begin() as conn:
             conn.execute(task_runs.update().where(task_runs.c.id == task_run_id).values(external_id=external_id))
 
-    def load_execution(self, conn: Connection, execution_id: str, with_runs: bool = True,
-                       for_update: bool = False) -> Execution:
+    def load_execution(self, conn: Connection, execution_id: str, with_runs: bool = True) -> Execution:
         """The execution without its flow source (see `flow_source`), and its task runs when asked."""
-        query = sa.select(*EXECUTION_COLUMNS).where(executions.c.id == execution_id)
-        row = conn.execute(query.with_for_update() if for_update else query).first()
+        row = conn.execute(statements.LOAD_EXECUTION, {"b_execution": execution_id}).first()
         if row is None:
             raise NotFoundError(f"Execution {execution_id} not found")
         ex = execution_from_row(row._mapping)
