@@ -14,7 +14,6 @@ other is acknowledged without running anything.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from datetime import timedelta
 
 from app import runtime
@@ -28,25 +27,20 @@ log = logging.getLogger("celestra.redelivery")
 def resend_lost(older_than: timedelta | None = None) -> int:
     """Send again the messages of runs the broker lost; returns how many were sent."""
     store = runtime.store()
-    moment = now()
-    waiting = store.waiting_runs(moment - (older_than or timedelta(seconds=runtime.settings().redelivery_after)))
-    by_queue: dict[str, list[RunMessage]] = defaultdict(list)
-    for row in waiting:
-        by_queue[dispatch.queue_of(row["worker_group"])].append(RunMessage(
-            row["execution_id"], row["id"], row["namespace"], row["flow_id"], row["task_id"], row["worker_group"]))
+    sent_before = now() - (older_than or timedelta(seconds=runtime.settings().redelivery_after))
     sent = 0
-    for queue, messages in by_queue.items():
+    for group, waiting in store.waiting_counts(sent_before).items():
+        queue = dispatch.queue_of(group)
         held = dispatch.queue_depth(queue)
-        if held is None:
-            continue  # the broker is away: nothing can be sent either; next tick
+        if held is None or waiting <= held:
+            continue  # the broker is away (nothing can be sent either), or it may hold all of them
         # Each message the queue holds belongs to one run at most, so at least this many of these runs have none.
         # Which ones cannot be told: the oldest are sent (a copy of a message still queued is harmless).
-        lost = messages[: max(0, len(messages) - held)]
-        if not lost:
-            continue
+        lost = [RunMessage(row["execution_id"], row["id"], row["namespace"], row["flow_id"], row["task_id"],
+                           row["worker_group"]) for row in store.waiting_runs(sent_before, group, waiting - held)]
         dispatch.send(lost)
         store.mark_sent([message.task_run_id for message in lost], now())
         sent += len(lost)
-        log.warning("queue %r: %d task runs had no message on the broker (lost or never sent); sent again",
-                    queue, len(lost))
+        log.warning("queue %r: %d task runs had no message on the broker (lost, never sent, or fetched by a worker "
+                    "that died before claiming them); sent again", queue, len(lost))
     return sent

@@ -50,7 +50,8 @@ class TimerLoop:
         for execution_id in store.stalled_executions(timedelta(seconds=30)):
             events.start(execution_id)
         self.resend_from_dead_workers()
-        redelivery.resend_lost()  # runs whose message was never sent, or lost by the broker
+        if not runtime.settings().embedded:  # the in-process broker loses nothing; what it buffers is not lost
+            redelivery.resend_lost()  # runs whose message was never sent, or lost by the broker
         # A subflow that ended while the process that would tell its parent died.
         for child_id in store.ended_children_of_running_subflows():
             events.child_ended(store.get_execution(child_id))

@@ -344,13 +344,23 @@ class Store:
         with self.engine.connect() as conn:
             return [row.id for row in conn.execute(query)]
 
-    def waiting_runs(self, sent_before: datetime, limit: int = 10_000) -> list[dict[str, Any]]:
-        """CREATED task runs whose message was last sent before `sent_before`, oldest message first."""
+    def waiting_counts(self, sent_before: datetime) -> dict[str | None, int]:
+        """How many CREATED task runs of each worker group (None: no group) had their message sent before
+        `sent_before`."""
+        query = (sa.select(task_runs.c.worker_group, sa.func.count())
+                 .where(task_runs.c.state == State.CREATED.value, task_runs.c.sent_at < sent_before)
+                 .group_by(task_runs.c.worker_group))
+        with self.engine.connect() as conn:
+            return {row[0]: int(row[1]) for row in conn.execute(query)}
+
+    def waiting_runs(self, sent_before: datetime, group: str | None, limit: int) -> list[dict[str, Any]]:
+        """The `limit` CREATED task runs of `group` whose message is the oldest, if sent before `sent_before`."""
         query = (
             sa.select(task_runs.c.execution_id, task_runs.c.id, task_runs.c.task_id, task_runs.c.worker_group,
                       executions.c.namespace, executions.c.flow_id)
             .join(executions, executions.c.id == task_runs.c.execution_id)
-            .where(task_runs.c.state == State.CREATED.value, task_runs.c.sent_at < sent_before)
+            .where(task_runs.c.state == State.CREATED.value, task_runs.c.sent_at < sent_before,
+                   task_runs.c.worker_group.is_(None) if group is None else task_runs.c.worker_group == group)
             .order_by(task_runs.c.sent_at)
             .limit(limit)
         )

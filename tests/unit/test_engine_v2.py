@@ -1,0 +1,167 @@
+"""Engine v2 in one process: scoped steps keep every semantic of the whole walk, kept executions cannot write stale
+runs, outages are ridden out, and liveness waits for the store to be back (faults on real services:
+tests/integration/test_faults.py)."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from app import runtime
+from app.model.records import now
+from app.model.states import State
+from app.store import outage
+from app.store.database import StaleRun
+from app.store.tables import workers
+
+RETURN = "io.kestra.plugin.core.debug.Return"
+FAIL = "io.kestra.plugin.core.execution.Fail"
+
+
+def flow(text: str) -> str:
+    return textwrap.dedent(text).strip() + "\n"
+
+
+def test_a_fan_out_of_two_task_iterations_runs_every_second_task(client: Any) -> None:
+    ex = client.run(flow(f"""
+        id: two_per_iteration
+        namespace: v2
+        tasks:
+          - id: each
+            type: io.kestra.plugin.core.flow.ForEach
+            concurrencyLimit: 0
+            values: [a, b, c, d, e, f]
+            tasks:
+              - id: first
+                type: {RETURN}
+                format: "1-{{{{ taskrun.value }}}}"
+              - id: second
+                type: {RETURN}
+                format: "2-{{{{ taskrun.value }}}}"
+          - id: after
+            type: {RETURN}
+            format: done
+        """), wait=True, timeout=60)
+    assert ex.state == State.SUCCESS, ex.to_json()
+    assert sorted(r.outputs["value"] for r in ex.task_runs if r.task_id == "second") == \
+        [f"2-{v}" for v in "abcdef"]
+    assert len(ex.task_runs) == 1 + 12 + 1
+
+
+def test_a_failed_branch_of_a_fan_out_runs_its_errors_after_every_sibling(client: Any) -> None:
+    ex = client.run(flow(f"""
+        id: fan_out_errors
+        namespace: v2
+        tasks:
+          - id: all
+            type: io.kestra.plugin.core.flow.Parallel
+            tasks:
+              - id: ok1
+                type: {RETURN}
+                format: x
+              - id: boom
+                type: {FAIL}
+                errorMessage: it broke
+              - id: ok2
+                type: {RETURN}
+                format: x
+            errors:
+              - id: on_error
+                type: {RETURN}
+                format: handled
+            finally:
+              - id: cleanup
+                type: {RETURN}
+                format: cleaned
+        """), wait=True, timeout=60)
+    assert ex.state == State.FAILED, ex.to_json()
+    states = {r.task_id: r.state for r in ex.task_runs}
+    assert states["ok1"] == states["ok2"] == State.SUCCESS
+    assert states["on_error"] == states["cleanup"] == State.SUCCESS
+    assert states["all"] == State.FAILED
+    ended = {r.task_id: r.ended for r in ex.task_runs}
+    assert ended["on_error"] >= max(ended["ok1"], ended["ok2"], ended["boom"])  # type: ignore[operator]
+
+
+def test_a_copy_read_before_a_claim_never_overwrites_it(tmp_path: Any) -> None:
+    """A step keeps runs in memory, and claims do not stamp the execution's version; a write of a copy read before
+    the claim matches no row (StaleRun), so the step is redone from a fresh read instead of undoing the claim."""
+    from app.model.records import Execution, TaskRun, new_id
+    from app.store.database import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    ex = Execution(id=new_id(), namespace="v2", flow_id="f", flow_revision=1, flow_source="id: f")
+    run = TaskRun(id=new_id(), execution_id=ex.id, task_id="a")
+    with store.begin() as conn:
+        store.insert_execution(conn, ex)
+        store.write_runs(conn, ex.id, created=[run])
+    with store.begin() as conn:
+        [copy] = store.task_runs_since(conn, ex.id, -1)  # what a step keeps
+    with store.single_statements() as conn:
+        claimed = store.claim_task_run(conn, run.id, "w@host")
+    assert claimed is not None and claimed.row_version == copy.row_version + 1
+    copy.state = State.KILLED  # a kill step deciding on the copy, which still shows CREATED
+    with store.begin() as conn, pytest.raises(StaleRun):
+        store.write_runs(conn, ex.id, changed=[copy])
+    with store.begin() as conn:
+        stored = store.load_task_run(conn, run.id)
+    assert stored is not None and stored.state == State.RUNNING and stored.worker == "w@host"
+
+
+def test_until_stored_retries_an_outage_and_nothing_else(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(outage, "FIRST_DELAY", 0.001)
+    calls = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise sa.exc.OperationalError("UPDATE task_runs", {}, Exception("server closed the connection"))
+        return "stored"
+
+    assert outage.until_stored("test", flaky, retry_for=5) == "stored"
+    assert len(calls) == 3
+
+    def broken() -> None:
+        raise sa.exc.IntegrityError("INSERT", {}, Exception("duplicate key"))
+
+    with pytest.raises(sa.exc.IntegrityError):
+        outage.until_stored("test", broken, retry_for=5)
+
+    def down() -> None:
+        raise sa.exc.OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    with pytest.raises(sa.exc.OperationalError):
+        outage.until_stored("test", down, retry_for=0.01)
+
+
+def test_no_worker_is_declared_dead_on_heartbeats_missed_while_the_store_was_away(client: Any) -> None:
+    from app.services.timers import TimerLoop
+
+    store = runtime.store()
+    stale = now() - timedelta(hours=1)
+    with store.begin() as conn:
+        conn.execute(workers.delete().where(workers.c.id == "ghost@host"))
+        conn.execute(workers.insert().values(id="ghost@host", hostname="host", groups=["celery"], pid=1,
+                                             started=stale, heartbeat=stale))
+    loop = TimerLoop(interval=60)
+    loop.store_up_since = None  # the last tick could not reach the store
+    loop.resend_from_dead_workers()
+    assert "ghost@host" in {w.id for w in _workers()}
+    import time
+
+    loop.store_up_since = time.monotonic()  # back just now: heartbeats get a whole timeout to arrive
+    loop.resend_from_dead_workers()
+    assert "ghost@host" in {w.id for w in _workers()}
+    loop.store_up_since = time.monotonic() - runtime.settings().worker_timeout - 1
+    loop.resend_from_dead_workers()
+    assert "ghost@host" not in {w.id for w in _workers()}
+
+
+def _workers() -> list[Any]:
+    from app.engine import liveness
+
+    return liveness.all_workers()
