@@ -9,7 +9,7 @@ import tempfile
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -134,6 +134,7 @@ def run_task_run(execution_id: str, task_run_id: str, worker: str | None = None,
     if claimed is None:
         return
     ex, run = claimed
+    stored = replace(run, attempts=run.attempts[:-1])  # the row as claimed (the running attempt lives here)
     flow = events.flow_of(ex)
     task = flow.task(run.task_id)
     if run.parent_id:  # `parents`: the enclosing runs, not the whole execution (outputs are read when used)
@@ -156,7 +157,7 @@ def run_task_run(execution_id: str, task_run_id: str, worker: str | None = None,
     until_stored(f"outcome of task run {task_run_id}", lambda: attempts.finish_attempt(
         execution_id, task_run_id, outcome.state, outcome.outputs, outcome.error, rows,
         attempt_start=run.attempts[-1].start or run.created, labels=outcome.labels,
-        exit_state=outcome.exit_state, worker=worker), retry_for)
+        exit_state=outcome.exit_state, worker=worker, claimed=stored), retry_for)
 
 
 def make_context(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogBuffer,

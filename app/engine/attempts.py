@@ -73,8 +73,9 @@ def process_alive(pid: int | None) -> bool:
 def finish_attempt(execution_id: str, task_run_id: str, state: State, outputs: dict[str, Any],
                    error: str | None, logs: list[dict[str, Any]], *, attempt_start: datetime,
                    labels: dict[str, str] | None = None, exit_state: State | None = None,
-                   worker: str | None = None) -> StepResult:
-    """Record one attempt's outcome (with its last logs) and step the execution in the same transaction."""
+                   worker: str | None = None, claimed: TaskRun | None = None) -> StepResult:
+    """Record one attempt's outcome (with its last logs) and step the execution in the same transaction; `claimed` is
+    the run as its claim returned it (app/engine/memory.py: it may save a read)."""
 
     def mutate(event: events.Event) -> None:
         ex, flow = event.ex, event.flow
@@ -105,7 +106,7 @@ def finish_attempt(execution_id: str, task_run_id: str, state: State, outputs: d
         if exit_state is not None:
             _exit(event, exit_state, moment)
 
-    return events.advance(execution_id, mutate, about=task_run_id)
+    return events.advance(execution_id, mutate, about=task_run_id, known=claimed)
 
 
 def _exit(event: events.Event, state: State, moment: datetime) -> None:

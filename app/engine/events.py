@@ -187,15 +187,17 @@ STALE_RETRIES = 5
 
 
 def advance(execution_id: str, mutate: Mutate | None = None, *, about: str | None = None,
-            full: bool | None = None) -> StepResult:
+            known: TaskRun | None = None, full: bool | None = None) -> StepResult:
     """Lock the execution, apply `mutate` (the event), step, save; then dispatch. Returns what the step did.
 
-    `about` names the task run the event is about, read afresh with the lock. The step walks the whole execution
+    `about` names the task run the event is about, read afresh with the lock (`known`: as its claim returned it,
+    which saves the read when no other process wrote since). The step walks the whole execution
     when `full` (default: when there is no `mutate`: a start, a timer), else only what the runs the event touched can
     change. A write that finds a run changed since it was read (a claim in between) is redone from a fresh read."""
     for attempt in range(STALE_RETRIES + 1):
         try:
-            return _advance(execution_id, mutate, about, mutate is None if full is None else full)
+            return _advance(execution_id, mutate, about, known if attempt == 0 else None,
+                            mutate is None if full is None else full)
         except StaleRun:
             if attempt == STALE_RETRIES:
                 raise
@@ -203,11 +205,12 @@ def advance(execution_id: str, mutate: Mutate | None = None, *, about: str | Non
     raise AssertionError("unreachable")
 
 
-def _advance(execution_id: str, mutate: Mutate | None, about: str | None, full: bool) -> StepResult:
+def _advance(execution_id: str, mutate: Mutate | None, about: str | None, known: TaskRun | None,
+             full: bool) -> StepResult:
     store = runtime.store()
     with memory.holding(execution_id):
         with store.begin() as conn:
-            kept = memory.lock_and_load(store, conn, execution_id, [about] if about else [])
+            kept = memory.lock_and_load(store, conn, execution_id, [about] if about else [], known)
             ex = kept.ex
             flow = flow_of(ex)
             before_state, before_fields = ex.state, _execution_fields(ex)

@@ -18,7 +18,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 from sqlalchemy.engine import Connection
 
@@ -68,9 +68,12 @@ class Memory:
         with hold:
             yield
 
-    def lock_and_load(self, store: Store, conn: Connection, execution_id: str, about: Sequence[str] = ()) -> Kept:
+    def lock_and_load(self, store: Store, conn: Connection, execution_id: str, about: Sequence[str] = (),
+                      known: TaskRun | None = None) -> Kept:
         """Lock the execution (in `conn`'s transaction) and bring its kept copy up to date with the store; the runs
-        named in `about` are read afresh whatever their version (a claim does not stamp)."""
+        named in `about` are read afresh whatever their version (a claim does not stamp). `known` is the row of one
+        of them as its own claim returned it: when nobody else wrote since this process's last step, it stands for
+        the read (if it is behind after all, the step's write of it fails and is redone from a fresh read)."""
         row = store.lock_execution(conn, execution_id)
         with self.lock:
             kept = self._pop(execution_id)
@@ -78,12 +81,15 @@ class Memory:
             row.task_runs = store.task_runs_since(conn, execution_id, -1)
             kept = Kept(row, RunIndex(row))
         else:
+            if known is not None and kept.ex.version == row.version - 1 and list(about) == [known.id]:
+                kept.merge(replace(known, attempts=list(known.attempts)))  # a copy: the caller keeps its own
+                about = ()
             if about or kept.ex.version < row.version - 1:  # else nobody wrote since this process's last step
                 for fresh in store.task_runs_since(conn, execution_id, kept.ex.version, also=about):
                     kept.merge(fresh)
             for name in _EXECUTION_FIELDS:
                 setattr(kept.ex, name, getattr(row, name))
-        kept.fresh = set(about)
+        kept.fresh = {known.id} if known is not None and not about else set(about)
         return kept
 
     def keep(self, kept: Kept) -> None:
