@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from app import runtime
-from app.engine import events, flow_triggers
+from app.engine import dispatch, events, flow_triggers
 from app.engine.routing import static_group_problems
 from app.errors import CelestraError, FlowValidationError
 from app.model.flow import Flow
@@ -150,12 +150,11 @@ class Client:
 
     def worker_groups(self) -> list[dict[str, Any]]:
         """Declared and served worker groups: their live workers and how many messages wait in their queue."""
-        from app.celery_app import get_celery
         from app.engine import liveness
 
         live = liveness.live_workers()
         names = sorted({*self.settings.worker_groups, *(g for w in live for g in w.groups)})
-        depths = _queue_depths(get_celery(), names) if not self.settings.embedded else {}
+        depths = {name: dispatch.queue_depth(name) for name in names} if not self.settings.embedded else {}
         return [
             {
                 "key": name,
@@ -186,20 +185,3 @@ def _with_secrets_marked(ex: Execution) -> Execution:
     """Mark SECRET inputs so that printing the execution masks them."""
     ex.secret_inputs = frozenset(i.id for i in events.flow_of(ex).inputs if i.type == "SECRET")
     return ex
-
-
-def _queue_depths(celery: Any, queues: list[str]) -> dict[str, int | None]:
-    """Messages waiting in each queue (passive declare: a queue that does not exist yet reports None)."""
-    depths: dict[str, int | None] = {}
-    with celery.connection_for_write() as conn:
-        for name in queues:
-            try:
-                channel = conn.channel()
-                try:
-                    depths[name] = channel.queue_declare(queue=name, passive=True).message_count
-                finally:
-                    channel.close()
-            except Exception as exc:
-                # Redis drops an empty list, so an empty queue "does not exist": that is 0 waiting, not unknown.
-                depths[name] = 0 if "NOT_FOUND" in str(exc) or "no queue" in str(exc).lower() else None
-    return depths

@@ -24,7 +24,7 @@ from app.model.records import Attempt, Execution, TaskRun, new_id, now
 from app.model.states import State
 from app.store import encryption
 from app.store.database import Store
-from app.store.outage import until_stored
+from app.store.outage import is_outage, until_stored
 from app.store.storage import execution_uri
 from workers.plugin_api import AttemptInfo, RunContext, RunnableTask
 from workers.secrets import SecretResolver
@@ -129,8 +129,9 @@ def run_task_run(execution_id: str, task_run_id: str, worker: str | None = None,
     when its stored group is one of `groups` (the queues this worker serves; None: any)."""
     worker = worker or hostname()
     retry_for = runtime.settings().store_retry_for
+    token = new_id()  # the same through retries: a claim whose answer an outage hid is still this one's
     claimed = until_stored(f"claim of task run {task_run_id}",
-                           lambda: attempts.claim(execution_id, task_run_id, worker, groups), retry_for)
+                           lambda: attempts.claim(execution_id, task_run_id, worker, groups, token), retry_for)
     if claimed is None:
         return
     ex, run = claimed
@@ -164,16 +165,21 @@ def make_context(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogB
                  secrets: SecretResolver, working_dir: Path | None, outcome: Outcome) -> RunContext:
     settings = runtime.settings()
     store = runtime.store()
-    functions = events.executor_functions(ex)
+    functions = events.executor_functions(ex, retry_for=settings.store_retry_for)
     functions["secret"] = secrets
 
     def read(uri: str) -> str:
         return runtime.storage().get(uri).decode()
 
     functions["read"] = read
+    retry_for = settings.store_retry_for
+
     def load_runs() -> list[TaskRun]:
-        with store.engine.connect() as conn:
-            return store.load_task_runs(conn, ex.id)
+        def load() -> list[TaskRun]:
+            with store.engine.connect() as conn:
+                return store.load_task_runs(conn, ex.id)
+
+        return until_stored(f"outputs for task run {run.id}", load, retry_for)
 
     lazy = LazyOutputs(load_runs)  # read when a template uses `outputs`: most tasks never do
     variables = build_context(flow, ex, run, task, globals_=settings.globals, env_prefix=settings.env_vars_prefix,
@@ -186,13 +192,21 @@ def make_context(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogB
         return runtime.storage().put(uri, data)
 
     def set_external_id(external_id: str) -> None:
-        # Saved at once: cancel, timeout and a restarted worker must be able to find what was started.
+        # Saved at once: cancel, timeout and a restarted worker must be able to find what was started. While the
+        # database is away it is saved as soon as it is back, and the task goes on meanwhile.
         run.external_id = external_id
-        store.set_external_id(run.id, external_id)
+        try:
+            store.set_external_id(run.id, external_id)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            threading.Thread(target=until_stored, daemon=True, name="celestra-external-id",
+                             args=(f"external id of task run {run.id}",
+                                   lambda: store.set_external_id(run.id, external_id), retry_for)).start()
 
     attempt = len(run.attempts)
     return RunContext(
-        variables=variables, log=logs, storage=runtime.storage(), kv=_KeyValues(store),
+        variables=variables, log=logs, storage=runtime.storage(), kv=_KeyValues(store, settings.store_retry_for),
         attempt=AttemptInfo(
             name=f"celestra-{run.id}-{attempt}".lower(),
             labels={"celestra.execution": ex.id, "celestra.taskrun": run.id, "celestra.attempt": str(attempt)}),
@@ -205,18 +219,19 @@ def make_context(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogB
 
 @dataclass(frozen=True)
 class _KeyValues:
-    """The store's KV table as the plugin API's KeyValueStore."""
+    """The store's KV table as the plugin API's KeyValueStore (waiting for the database through an outage)."""
 
     store: Store
+    retry_for: float
 
     def get(self, namespace: str, key: str) -> Any:
-        return self.store.kv_get(namespace, key)
+        return until_stored("key-value read", lambda: self.store.kv_get(namespace, key), self.retry_for)
 
     def put(self, namespace: str, key: str, value: Any, ttl: timedelta | None = None) -> None:
-        self.store.kv_put(namespace, key, value, ttl)
+        until_stored("key-value write", lambda: self.store.kv_put(namespace, key, value, ttl), self.retry_for)
 
     def delete(self, namespace: str, key: str) -> bool:
-        return self.store.kv_delete(namespace, key)
+        return until_stored("key-value delete", lambda: self.store.kv_delete(namespace, key), self.retry_for)
 
 
 def execute(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogBuffer, secrets: SecretResolver,
@@ -283,12 +298,20 @@ def _run_children(flow: Flow, ex: Execution, parent: TaskRun, children: list[Tas
         if child.disabled:
             continue
         started = now()
-        child_run = TaskRun(id=new_id(), execution_id=ex.id, task_id=child.id, parent_id=parent.id,
-                            value=parent.value, values=parent.values, state=State.RUNNING, worker=worker,
-                            worker_pid=None,  # it runs inside its WorkingDirectory's attempt, not on its own
-                            started=started, attempts=[Attempt(State.RUNNING, started)])
         with store.begin() as conn:
-            store.write_runs(conn, ex.id, created=[child_run])
+            # A new attempt of the WorkingDirectory runs its children again, as new attempts of the same runs.
+            child_run = store.run_at(conn, ex.id, parent.id, child.id, parent.value)
+            if child_run is None:
+                child_run = TaskRun(id=new_id(), execution_id=ex.id, task_id=child.id, parent_id=parent.id,
+                                    value=parent.value, values=parent.values, state=State.RUNNING, worker=worker,
+                                    worker_pid=None,  # it runs inside its WorkingDirectory's attempt
+                                    started=started, attempts=[Attempt(State.RUNNING, started)])
+                store.write_runs(conn, ex.id, created=[child_run])
+            else:
+                child_run.state, child_run.worker, child_run.started = State.RUNNING, worker, started
+                child_run.ended, child_run.error, child_run.outputs = None, None, {}
+                child_run.attempts.append(Attempt(State.RUNNING, started))
+                store.write_runs(conn, ex.id, changed=[child_run])
         ex.task_runs.append(child_run)
         child_logs = LogBuffer(ex, child_run, secrets, child.logLevel)
         result = execute(flow, ex, child_run, child, child_logs, secrets, working_dir=folder, worker=worker)

@@ -17,9 +17,10 @@ from app.model.records import Attempt, Execution, TaskRun, now
 from app.model.states import State
 
 
-def claim(execution_id: str, task_run_id: str, worker: str,
-          groups: set[str] | None = None) -> tuple[Execution, TaskRun] | None:
-    """Mark a CREATED run RUNNING for this worker; None if it is not CREATED any more (redelivery, kill)."""
+def claim(execution_id: str, task_run_id: str, worker: str, groups: set[str] | None = None,
+          token: str | None = None) -> tuple[Execution, TaskRun] | None:
+    """Mark a CREATED run RUNNING for this worker; None if it is not CREATED any more (redelivery, kill). Called
+    again with the same `token` after an outage, it recognises a claim of its own whose answer was lost."""
     store = runtime.store()
     # No execution lock and no transaction: the conditional UPDATE alone decides which of two deliveries wins. The
     # execution is read first (is it being killed?), so that an outage after the claim cannot strand the run:
@@ -27,7 +28,8 @@ def claim(execution_id: str, task_run_id: str, worker: str,
     moment = now()
     with store.single_statements() as conn:
         ex = store.load_execution(conn, execution_id, with_runs=False)
-        run = store.claim_task_run(conn, task_run_id, worker, groups, runtime.settings().default_queue) \
+        run = store.claim_task_run(conn, task_run_id, worker, groups, runtime.settings().default_queue, token) \
+            or (store.claimed_by(conn, task_run_id, token) if token else None) \
             or _take_over(conn, task_run_id, worker)
         if run is None:
             return None
@@ -111,6 +113,7 @@ def finish_attempt(execution_id: str, task_run_id: str, state: State, outputs: d
 
 def _exit(event: events.Event, state: State, moment: datetime) -> None:
     """The Exit task: end the execution now in `state`; what has not run yet never will."""
+    event.end_waiting(State.KILLED if state == State.KILLED else state)
     for run in event.ex.task_runs:
         if not run.state.terminal:
             run.state, run.ended = (State.KILLED if state == State.KILLED else state), moment

@@ -31,6 +31,7 @@ from app.model.states import State
 from app.store import encryption, ends
 from app.store.database import StaleRun
 from app.store.masking import MIN_LINE
+from app.store.outage import until_stored
 
 log = logging.getLogger("celestra.engine")
 
@@ -60,11 +61,12 @@ def context_factory(flow: Flow, ex: Execution) -> Callable[[TaskRun | None, Task
     return make
 
 
-def executor_functions(ex: Execution) -> dict[str, Callable[..., Any]]:
+def executor_functions(ex: Execution, retry_for: float = 0) -> dict[str, Callable[..., Any]]:
+    """Template functions that read the store; a worker rendering a task waits `retry_for` through an outage."""
     store = runtime.store()
 
     def kv(key: str, namespace: str | None = None, error_on_missing: bool = False) -> Any:
-        value = store.kv_get(namespace or ex.namespace, key)
+        value = until_stored("kv()", lambda: store.kv_get(namespace or ex.namespace, key), retry_for)
         if value is None and error_on_missing:
             raise templating.TemplateError(
                 f"The key '{key}' does not exist in the namespace '{namespace or ex.namespace}'."
@@ -176,6 +178,15 @@ class Event:
             return self.kept.runs.by_id.get(task_run_id)
         fresh = runtime.store().load_task_run(self.conn, task_run_id)
         return self.kept.merge(fresh) if fresh is not None else None
+
+    def end_waiting(self, state: State) -> None:
+        """End every CREATED run in `state` at once (store.end_waiting), then read the others again: the kept copy
+        may show as CREATED runs that workers claimed meanwhile (the runs this event changed already stay)."""
+        store = runtime.store()
+        store.end_waiting(self.conn, self.ex.id, self.ex.version, state, now())
+        for fresh in store.task_runs_since(self.conn, self.ex.id, -1):
+            if fresh.id not in self.touched:
+                self.kept.merge(fresh)
 
     def touch(self, run: TaskRun) -> None:
         """`run` was changed by the event: it is written, and the step looks at what may follow from it."""
@@ -377,6 +388,7 @@ def kill(execution_id: str) -> None:
     def mutate(event: Event) -> None:
         if not event.ex.state.terminal:
             event.ex.state = State.KILLING
+            event.end_waiting(State.KILLED)
 
     advance(execution_id, mutate, full=True)
 

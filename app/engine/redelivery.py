@@ -20,6 +20,7 @@ from app import runtime
 from app.engine import dispatch
 from app.engine.dispatch import RunMessage
 from app.model.records import now
+from app.store import waiting
 
 log = logging.getLogger("celestra.redelivery")
 
@@ -29,17 +30,18 @@ def resend_lost(older_than: timedelta | None = None) -> int:
     store = runtime.store()
     sent_before = now() - (older_than or timedelta(seconds=runtime.settings().redelivery_after))
     sent = 0
-    for group, waiting in store.waiting_counts(sent_before).items():
+    for group, count in waiting.waiting_counts(store, sent_before).items():
         queue = dispatch.queue_of(group)
         held = dispatch.queue_depth(queue)
-        if held is None or waiting <= held:
+        if held is None or count <= held:
             continue  # the broker is away (nothing can be sent either), or it may hold all of them
         # Each message the queue holds belongs to one run at most, so at least this many of these runs have none.
         # Which ones cannot be told: the oldest are sent (a copy of a message still queued is harmless).
+        oldest = waiting.waiting_runs(store, sent_before, group, count - held)
         lost = [RunMessage(row["execution_id"], row["id"], row["namespace"], row["flow_id"], row["task_id"],
-                           row["worker_group"]) for row in store.waiting_runs(sent_before, group, waiting - held)]
+                           row["worker_group"]) for row in oldest]
         dispatch.send(lost)
-        store.mark_sent([message.task_run_id for message in lost], now())
+        waiting.mark_sent(store, [message.task_run_id for message in lost], now())
         sent += len(lost)
         log.warning("queue %r: %d task runs had no message on the broker (lost, never sent, or fetched by a worker "
                     "that died before claiming them); sent again", queue, len(lost))

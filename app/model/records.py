@@ -59,6 +59,7 @@ class TaskRun:
     worker_group: str | None = None
     worker: str | None = None
     worker_pid: int | None = None  # the process of `worker` that claimed it
+    claim_token: str | None = None  # written by the claim that won
     external_id: str | None = None
     error: str | None = None
     created: datetime = field(default_factory=now)

@@ -206,6 +206,14 @@ class Store:
             parent_id = parent.parent_id
         return found
 
+    def run_at(self, conn: Connection, execution_id: str, parent_id: str | None, task_id: str,
+               value: str | None) -> TaskRun | None:
+        """The task run at this position, if there is one."""
+        row = conn.execute(sa.select(task_runs).where(
+            task_runs.c.execution_id == execution_id, task_runs.c.parent_id == (parent_id or ""),
+            task_runs.c.task_id == task_id, task_runs.c.value == (value if value is not None else ""))).first()
+        return task_run_from_row(row._mapping) if row is not None else None
+
     def load_task_run(self, conn: Connection, task_run_id: str) -> TaskRun | None:
         row = conn.execute(statements.LOAD_RUN, {"b_run": task_run_id}).first()
         return task_run_from_row(row._mapping) if row is not None else None
@@ -239,10 +247,13 @@ class Store:
             conn.execute(task_runs.insert(), [task_run_row(run) for run in runs])
 
     def claim_task_run(self, conn: Connection, task_run_id: str, worker: str,
-                       groups: set[str] | None = None, default_queue: str = "celery") -> TaskRun | None:
+                       groups: set[str] | None = None, default_queue: str = "celery",
+                       token: str | None = None) -> TaskRun | None:
         """CREATED -> RUNNING for this worker in one statement; None when another delivery won, it was killed, or
-        (with `groups`, the queues the worker serves) the run belongs to a group this worker does not serve."""
-        params: dict[str, Any] = {"b_run": task_run_id, "b_worker": worker, "b_pid": os.getpid(), "b_now": now()}
+        (with `groups`, the queues the worker serves) the run belongs to a group this worker does not serve. The
+        claim that wins writes `token`: a retry after an outage that hid the answer finds it (`claimed_by`)."""
+        params: dict[str, Any] = {"b_run": task_run_id, "b_worker": worker, "b_pid": os.getpid(), "b_now": now(),
+                                  "b_token": token}
         if groups is None:
             statement = statements.CLAIM
         else:
@@ -251,6 +262,20 @@ class Store:
                 statements.CLAIM_IN_GROUPS
         row = conn.execute(statement, params).first()
         return task_run_from_row(row._mapping) if row is not None else None
+
+    def end_waiting(self, conn: Connection, execution_id: str, version: int, state: State, moment: datetime) -> None:
+        """Every CREATED run of the execution ends in `state`, in one statement: a claim racing it either won before
+        (the run is RUNNING) or finds nothing to claim, so a kill of thousands of waiting runs cannot lose to claims
+        run after run. Used in a step (`version`), which then reads the execution's runs again."""
+        conn.execute(task_runs.update()
+                     .where(task_runs.c.execution_id == execution_id, task_runs.c.state == State.CREATED.value)
+                     .values(state=state.value, ended=moment, next_at=None, version=version,
+                             row_version=task_runs.c.row_version + 1))
+
+    def claimed_by(self, conn: Connection, task_run_id: str, token: str) -> TaskRun | None:
+        """The run, if the claim that holds it is the one that wrote `token`."""
+        run = self.load_task_run(conn, task_run_id)
+        return run if run is not None and run.state == State.RUNNING and run.claim_token == token else None
 
     def take_over(self, conn: Connection, run: TaskRun, lost: Attempt) -> TaskRun | None:
         """`run`, RUNNING in a process of this worker that died, claimed by this process, with the attempt the dead
@@ -343,35 +368,6 @@ class Store:
         )
         with self.engine.connect() as conn:
             return [row.id for row in conn.execute(query)]
-
-    def waiting_counts(self, sent_before: datetime) -> dict[str | None, int]:
-        """How many CREATED task runs of each worker group (None: no group) had their message sent before
-        `sent_before`."""
-        query = (sa.select(task_runs.c.worker_group, sa.func.count())
-                 .where(task_runs.c.state == State.CREATED.value, task_runs.c.sent_at < sent_before)
-                 .group_by(task_runs.c.worker_group))
-        with self.engine.connect() as conn:
-            return {row[0]: int(row[1]) for row in conn.execute(query)}
-
-    def waiting_runs(self, sent_before: datetime, group: str | None, limit: int) -> list[dict[str, Any]]:
-        """The `limit` CREATED task runs of `group` whose message is the oldest, if sent before `sent_before`."""
-        query = (
-            sa.select(task_runs.c.execution_id, task_runs.c.id, task_runs.c.task_id, task_runs.c.worker_group,
-                      executions.c.namespace, executions.c.flow_id)
-            .join(executions, executions.c.id == task_runs.c.execution_id)
-            .where(task_runs.c.state == State.CREATED.value, task_runs.c.sent_at < sent_before,
-                   task_runs.c.worker_group.is_(None) if group is None else task_runs.c.worker_group == group)
-            .order_by(task_runs.c.sent_at)
-            .limit(limit)
-        )
-        with self.engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
-
-    def mark_sent(self, task_run_ids: list[str], moment: datetime) -> None:
-        """Their messages were sent again (no version: a step never decides anything on `sent_at`)."""
-        with self.begin() as conn:
-            conn.execute(task_runs.update().where(task_runs.c.id.in_(task_run_ids),
-                                                  task_runs.c.state == State.CREATED.value).values(sent_at=moment))
 
     def running_on(self, worker: str) -> list[tuple[str, str, int | None]]:
         """(execution id, task run id, claiming process) of the runs RUNNING on `worker`."""

@@ -33,7 +33,8 @@ UPDATE_RUN_IF_UNCHANGED = task_runs.update().where(task_runs.c.id == B("b_id"),
 _claim = (
     task_runs.update()
     .where(task_runs.c.id == B("b_run"), task_runs.c.state == State.CREATED.value)
-    .values(state=State.RUNNING.value, worker=B("b_worker"), worker_pid=B("b_pid"), next_at=None,
+    .values(state=State.RUNNING.value, worker=B("b_worker"), worker_pid=B("b_pid"), claim_token=B("b_token"),
+            next_at=None,
             row_version=task_runs.c.row_version + 1,
             started=sa.func.coalesce(task_runs.c.started, B("b_now", type_=TS)))
 )

@@ -63,6 +63,7 @@ task_runs = sa.Table(
     sa.Column("worker_group", sa.String(255)),
     sa.Column("worker", sa.String(255)),
     sa.Column("worker_pid", sa.Integer),  # the worker's process that claimed it: a dead one's run is taken over
+    sa.Column("claim_token", sa.String(32)),  # the claim that won: a claim retried after an outage knows its own
     sa.Column("external_id", sa.String(255)),
     sa.Column("error", sa.Text),
     sa.Column("created", TS, nullable=False),

@@ -39,6 +39,9 @@ tasks:
 """
 
 
+QUICK_SHELL_FLOW = SHELL_FLOW.replace("three_steps", "three_quick_steps").replace('"sleep 0.3", ', "")
+
+
 def fan_out(size: int) -> str:
     values = ", ".join(str(i) for i in range(size))
     return (f"id: fan_out_{size}\nnamespace: faults\ntasks:\n  - id: each\n"
@@ -90,8 +93,7 @@ def test_twenty_parallels_of_fifty_never_lose_duplicate_or_stall_a_step(faults: 
 
 
 def test_postgres_stopped_20_seconds_under_load(faults: FaultCluster) -> None:
-    ids = submit(faults, SHELL_FLOW, 60)
-    time.sleep(2)  # tasks are running, others are queued
+    ids = submit(faults, QUICK_SHELL_FLOW, 200)  # tasks are running, others are queued
     faults.postgres.stop()
     try:
         time.sleep(20)
@@ -106,8 +108,8 @@ def test_postgres_stopped_20_seconds_under_load(faults: FaultCluster) -> None:
 
 
 def test_redis_killed_and_restarted_empty_mid_flow(faults: FaultCluster) -> None:
-    ids = submit(faults, SHELL_FLOW, 40)
-    time.sleep(2)
+    ids = submit(faults, SHELL_FLOW, 100)
+    time.sleep(1)
     faults.redis.kill()
     time.sleep(1)
     faults.redis.start()  # empty: every queued message is gone
@@ -207,3 +209,51 @@ def test_a_pool_process_killed_while_running_its_task(faults: FaultCluster) -> N
     assert [a.state.value for a in run.attempts] == ["KILLED", "SUCCESS"]
     assert run.worker_pid != pid
     assert any("ended abruptly" in row["message"] for row in faults.client.logs(execution_id))
+
+
+def test_a_claim_whose_answer_an_outage_hid_is_still_its_own(faults: FaultCluster,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL committed the claim, then the connection dropped before the answer arrived: the retried claim
+    must recognise it (its token), or the run would stay RUNNING on a live worker forever."""
+    import sqlalchemy as sa
+
+    from app import runtime
+    from app.store.database import Store
+    from workers.execute import run_task_run
+
+    source = ("id: claim_answer_lost\nnamespace: faults\ntasks:\n  - id: a\n"
+              "    type: io.kestra.plugin.core.debug.Return\n    format: x\n    workerGroup: {key: nobody}\n")
+    ex = faults.client.run(source, wait=False)  # no worker serves `nobody`: this test's process runs it
+    [run] = faults.client.get(ex.id).task_runs
+    real_claim = Store.claim_task_run
+    answers: list[bool] = []
+
+    def answer_lost(self: Store, *args: object, **kwargs: object) -> object:
+        claimed = real_claim(self, *args, **kwargs)  # type: ignore[arg-type]
+        answers.append(claimed is not None)
+        if len(answers) == 1:
+            raise sa.exc.OperationalError("UPDATE task_runs", {}, Exception("server closed the connection"))
+        return claimed
+
+    monkeypatch.setattr(Store, "claim_task_run", answer_lost)
+    run_task_run(ex.id, run.id, f"inproc@{os.getpid()}", None)
+    assert answers == [True, False]  # committed the first time; the retry found the run taken (by itself)
+    ended = faults.client.wait(ex.id, timeout=30)
+    assert ended.state.value == "SUCCESS", ended.to_json()
+    assert len(ended.task_runs[0].attempts) == 1
+    assert runtime.store().running_on(f"inproc@{os.getpid()}") == []
+
+
+def test_a_kill_of_thousands_of_waiting_runs_wins_over_the_claims(faults: FaultCluster) -> None:
+    """Workers claim the runs of a 3,000-way fan-out while it is killed: the kill ends every waiting run in one
+    statement, so it cannot lose to claims run after run, and the execution ends KILLED."""
+    [execution_id] = submit(faults, fan_out(3000), 1)
+    wait_until(lambda: sum(r.state.value == "SUCCESS" for r in faults.client.get(execution_id).task_runs) > 50,
+               60, "the fan-out to be under way", poll=0.2)
+    faults.client.cancel(execution_id)
+    faults.wait_ended([execution_id], 60)
+    ex = faults.client.get(execution_id)
+    assert ex.state.value == "KILLED", ex.to_json()
+    states = {r.state.value for r in ex.task_runs}
+    assert states <= {"SUCCESS", "KILLED"}, states
+    assert sum(r.state.value == "KILLED" for r in ex.task_runs) > 100

@@ -165,3 +165,28 @@ def _workers() -> list[Any]:
     from app.engine import liveness
 
     return liveness.all_workers()
+
+
+def test_a_working_directory_attempt_runs_its_children_again(client: Any, tmp_path: Any) -> None:
+    """A retried (or taken over) WorkingDirectory runs its children as new attempts of the same task runs."""
+    marker = tmp_path / "failed-once"
+    ex = client.run(flow(f"""
+        id: wd_retry
+        namespace: v2
+        tasks:
+          - id: wd
+            type: io.kestra.plugin.core.flow.WorkingDirectory
+            retry:
+              type: constant
+              interval: PT0.1S
+              maxAttempt: 3
+            tasks:
+              - id: sh
+                type: io.kestra.plugin.scripts.shell.Commands
+                commands:
+                  - if [ -e {marker} ]; then exit 0; else touch {marker}; exit 1; fi
+        """), wait=True, timeout=60)
+    assert ex.state == State.SUCCESS, ex.to_json()
+    runs = {r.task_id: r for r in ex.task_runs}
+    assert [a.state for a in runs["sh"].attempts] == [State.FAILED, State.SUCCESS]
+    assert len(runs["wd"].attempts) == 2

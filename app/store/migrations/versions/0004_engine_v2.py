@@ -23,6 +23,7 @@ def upgrade() -> None:
     with op.batch_alter_table('task_runs', schema=None) as batch_op:
         batch_op.add_column(sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('worker_pid', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('claim_token', sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column('version', sa.Integer(), server_default='0', nullable=False))
         batch_op.add_column(sa.Column('row_version', sa.Integer(), server_default='0', nullable=False))
         batch_op.create_index('ix_task_runs_execution_version', ['execution_id', 'version'], unique=False)
@@ -37,6 +38,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_task_runs_execution_version')
         batch_op.drop_column('row_version')
         batch_op.drop_column('version')
+        batch_op.drop_column('claim_token')
         batch_op.drop_column('worker_pid')
         batch_op.drop_column('sent_at')
     with op.batch_alter_table('executions', schema=None) as batch_op:
