@@ -22,6 +22,7 @@ from app.model.records import Execution
 from app.model.states import State
 from app.settings import Settings, load_settings
 from app.store import ends
+from app.store.outage import until_stored
 
 
 class ExecutionTimeout(CelestraError):
@@ -169,7 +170,8 @@ class Client:
 
     def cancel(self, execution_id: str) -> None:
         """Kill a running execution: running tasks are stopped, nothing new starts; it ends KILLED."""
-        events.kill(execution_id)
+        # A conflict with a claim, or a deadlock the database broke, is retried rather than shown.
+        until_stored(f"kill of execution {execution_id}", lambda: events.kill(execution_id), 30)
 
     def resume(self, execution_id: str) -> bool:
         """Resume a paused execution (a Pause task without delay)."""
