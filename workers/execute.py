@@ -10,7 +10,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -154,11 +154,18 @@ def run_task_run(execution_id: str, task_run_id: str, worker: str | None = None,
     if outcome.error:
         logs("ERROR", outcome.error)
     rows = logs.take()
+    first_try: list[datetime] = []
+
+    def finish() -> None:
+        retry_of = first_try[0] if first_try else None
+        first_try.append(now())
+        attempts.finish_attempt(execution_id, task_run_id, outcome.state, outcome.outputs, outcome.error, rows,
+                                attempt_start=run.attempts[-1].start or run.created, labels=outcome.labels,
+                                exit_state=outcome.exit_state, worker=worker,
+                                claimed=None if retry_of else stored, retry_of=retry_of)
+
     # The outcome stays here until it is stored: a database outage delays it, never loses it.
-    until_stored(f"outcome of task run {task_run_id}", lambda: attempts.finish_attempt(
-        execution_id, task_run_id, outcome.state, outcome.outputs, outcome.error, rows,
-        attempt_start=run.attempts[-1].start or run.created, labels=outcome.labels,
-        exit_state=outcome.exit_state, worker=worker, claimed=stored), retry_for)
+    until_stored(f"outcome of task run {task_run_id}", finish, retry_for)
 
 
 def make_context(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogBuffer,

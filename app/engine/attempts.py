@@ -75,15 +75,21 @@ def process_alive(pid: int | None) -> bool:
 def finish_attempt(execution_id: str, task_run_id: str, state: State, outputs: dict[str, Any],
                    error: str | None, logs: list[dict[str, Any]], *, attempt_start: datetime,
                    labels: dict[str, str] | None = None, exit_state: State | None = None,
-                   worker: str | None = None, claimed: TaskRun | None = None) -> StepResult:
+                   worker: str | None = None, claimed: TaskRun | None = None,
+                   retry_of: datetime | None = None) -> StepResult:
     """Record one attempt's outcome (with its last logs) and step the execution in the same transaction; `claimed` is
-    the run as its claim returned it (app/engine/memory.py: it may save a read)."""
+    the run as its claim returned it (app/engine/memory.py: it may save a read). `retry_of`: when the first try of
+    this call began, if an outage interrupted it."""
 
     def mutate(event: events.Event) -> None:
         ex, flow = event.ex, event.flow
         runtime.store().append_logs(event.conn, logs)
         run = event.run(task_run_id)
         if run is None or run.state != State.RUNNING or (worker is not None and run.worker != worker):
+            if retry_of is not None and run is not None and run.state.terminal and run.worker == worker:
+                # The first try committed, and the outage hid it (and stopped its messages): the runs that step
+                # made runnable are sent now (a copy of a message that did go out is harmless).
+                event.send_again = [r for r in ex.task_runs if r.state == State.CREATED and r.created >= retry_of]
             return  # already folded in, or resent to another worker after this one was declared dead
         event.touch(run)
         moment = now()

@@ -171,6 +171,7 @@ class Event:
     flow: Flow
     kept: Kept
     touched: dict[str, TaskRun] = field(default_factory=dict)
+    send_again: list[TaskRun] = field(default_factory=list)  # waiting runs whose message may never have gone
 
     def run(self, task_run_id: str) -> TaskRun | None:
         """The task run the event is about, read afresh (a kept copy may predate a claim)."""
@@ -231,6 +232,7 @@ def _advance(execution_id: str, mutate: Mutate | None, about: str | None, known:
             step = Step(flow, ex, now(), context_factory(flow, ex), router(flow, ex), group_is_alive,
                         runs=kept.runs)
             result = step.run(None if full else list(event.touched.values()))
+            result.dispatch += [run for run in event.send_again if run not in result.dispatch]
             for run in result.dispatch:  # the durable record that its message is due (app/engine/redelivery.py)
                 run.sent_at = step.now
                 step.result.changed.setdefault(run.id, run)

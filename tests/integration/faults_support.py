@@ -187,7 +187,13 @@ class FaultCluster:
             counts: dict[str, int] = {}
             for state in states.values():
                 counts[state] = counts.get(state, 0) + 1
-            return f"{len(waiting)} not ended ({counts}); first: {waiting[:3]}"
+            runs = []
+            for execution_id in waiting[:3]:
+                with contextlib.suppress(Exception):
+                    runs += [f"  {r.task_id}[{r.value}] {r.state.value} worker={r.worker} pid={r.worker_pid} "
+                             f"attempts={[a.state.value for a in r.attempts]} sent={r.sent_at} v={r.row_version}"
+                             for r in self.client.get(execution_id).task_runs]
+            return f"{len(waiting)} not ended ({counts}); first: {waiting[:3]}\n" + "\n".join(runs)
 
         return wait_until(ended, timeout, f"{len(execution_ids)} executions to end", poll=0.5, on_timeout=details)
 

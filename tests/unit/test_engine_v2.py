@@ -190,3 +190,35 @@ def test_a_working_directory_attempt_runs_its_children_again(client: Any, tmp_pa
     runs = {r.task_id: r for r in ex.task_runs}
     assert [a.state for a in runs["sh"].attempts] == [State.FAILED, State.SUCCESS]
     assert len(runs["wd"].attempts) == 2
+
+
+def test_a_step_whose_commit_an_outage_hid_still_sends_what_it_made_runnable(
+        client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first task's end committed (the next task is stored CREATED), then the connection dropped before its
+    message went out: the worker's retry finds the run folded in, and sends the waiting run again."""
+    from app.engine import events
+
+    real = events._after_commit
+    calls: list[int] = []
+
+    def lost_after_commit(*args: Any, **kwargs: Any) -> None:
+        calls.append(1)
+        if len(calls) == 2:  # 1: the client's first step; 2: the first task's end, in the worker
+            raise sa.exc.OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(events, "_after_commit", lost_after_commit)
+    ex = client.run(flow(f"""
+        id: hidden_commit
+        namespace: v2
+        tasks:
+          - id: one
+            type: {RETURN}
+            format: x
+          - id: two
+            type: {RETURN}
+            format: y
+        """), wait=True, timeout=30)
+    assert ex.state == State.SUCCESS, ex.to_json()
+    assert [len(r.attempts) for r in ex.task_runs] == [1, 1]
+    assert len(calls) >= 3
