@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -28,6 +29,12 @@ class DeployedFlows:
     def __init__(self) -> None:
         self._parsed: dict[tuple[str, str, int], Deployed | None] = {}  # a saved revision never changes
         self._listed: tuple[float, list[Deployed]] | None = None
+        self._lock = threading.Lock()
+        # A prefork worker forks pool processes while its heartbeat thread may hold the lock (resending a dead
+        # process's run ends executions, which asks who watches them): a child must not inherit it held.
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
         self._lock = threading.Lock()
 
     def all(self) -> list[Deployed]:

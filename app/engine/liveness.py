@@ -6,6 +6,7 @@ server to resend the task runs of a worker that stopped beating. A short-lived c
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -87,6 +88,12 @@ class _LiveGroups:
         self.lock = threading.Lock()
         self.loaded = 0.0
         self.groups: frozenset[str] = frozenset()
+        os.register_at_fork(after_in_child=self.invalidate_after_fork)
+
+    def invalidate_after_fork(self) -> None:
+        """A forked pool process must not inherit the lock held by a thread of its parent (the heartbeat's)."""
+        self.lock = threading.Lock()
+        self.loaded = 0.0
 
     def __call__(self) -> frozenset[str]:
         with self.lock:

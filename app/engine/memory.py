@@ -13,6 +13,7 @@ fresh read (events.advance).
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections import OrderedDict
@@ -56,6 +57,15 @@ class Memory:
         self.sizes: dict[str, int] = {}  # runs of each kept execution when it was last kept
         self.total = 0
         self.holds: weakref.WeakValueDictionary[str, threading.Lock] = weakref.WeakValueDictionary()
+        # A prefork worker forks pool processes while its heartbeat thread may be stepping (resending a dead
+        # process's run): a child starts with nothing kept and no lock held by a thread it does not have.
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
+        self.lock = threading.Lock()
+        self.kept = OrderedDict()
+        self.sizes, self.total = {}, 0
+        self.holds = weakref.WeakValueDictionary()
 
     @contextmanager
     def holding(self, execution_id: str) -> Iterator[None]:

@@ -22,6 +22,15 @@ _lock = threading.Lock()
 _ciphers: dict[str, Fernet] = {}
 
 
+def _after_fork() -> None:
+    """A forked pool process must not inherit the lock held by a thread of its parent (the heartbeat's)."""
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 def new_key() -> str:
     return Fernet.generate_key().decode()
 

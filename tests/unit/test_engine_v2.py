@@ -222,3 +222,34 @@ def test_a_step_whose_commit_an_outage_hid_still_sends_what_it_made_runnable(
     assert ex.state == State.SUCCESS, ex.to_json()
     assert [len(r.attempts) for r in ex.task_runs] == [1, 1]
     assert len(calls) >= 3
+
+
+def test_a_forked_pool_process_inherits_no_lock_a_thread_of_its_parent_held() -> None:
+    """A prefork worker forks a new pool process while its heartbeat thread may be resending a dead process's run
+    (keeping executions, asking who watches an end, which groups are alive): the child must not start with those
+    locks held by a thread it does not have, or its first step would wait forever."""
+    import os
+    import threading
+
+    from app.engine.flow_triggers import deployed_flows
+    from app.engine.liveness import live_groups
+    from app.engine.memory import memory
+
+    held, release = threading.Event(), threading.Event()
+
+    def heartbeat_thread() -> None:
+        with memory.lock, deployed_flows._lock, live_groups.lock:
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=heartbeat_thread)
+    thread.start()
+    assert held.wait(5)
+    pid = os.fork()
+    if pid == 0:  # the pool process
+        free = all(lock.acquire(timeout=2) for lock in (memory.lock, deployed_flows._lock, live_groups.lock))
+        os._exit(0 if free else 1)
+    release.set()
+    thread.join()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
