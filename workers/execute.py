@@ -136,11 +136,12 @@ def run_task_run(execution_id: str, task_run_id: str, worker: str | None = None,
         return
     ex, run = claimed
     stored = replace(run, attempts=run.attempts[:-1])  # the row as claimed (the running attempt lives here)
-    flow = events.flow_of(ex)
+    # From the claim on, the run is this process's: nothing read before the outcome is stored may give up on an
+    # outage, or the message would be acknowledged with the run RUNNING here and nobody to end it.
+    flow = until_stored(f"flow of task run {task_run_id}", lambda: events.flow_of(ex), retry_for)
     task = flow.task(run.task_id)
     if run.parent_id:  # `parents`: the enclosing runs, not the whole execution (outputs are read when used)
-        with runtime.store().engine.connect() as conn:
-            ex.task_runs = runtime.store().ancestors(conn, run)
+        ex.task_runs = until_stored(f"parents of task run {task_run_id}", lambda: _ancestors(run), retry_for)
     secrets = SecretResolver(runtime.settings().secrets_prefix)
     logs = LogBuffer(ex, run, secrets, task.logLevel)
     try:
@@ -166,6 +167,11 @@ def run_task_run(execution_id: str, task_run_id: str, worker: str | None = None,
 
     # The outcome stays here until it is stored: a database outage delays it, never loses it.
     until_stored(f"outcome of task run {task_run_id}", finish, retry_for)
+
+
+def _ancestors(run: TaskRun) -> list[TaskRun]:
+    with runtime.store().engine.connect() as conn:
+        return runtime.store().ancestors(conn, run)
 
 
 def make_context(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogBuffer,
