@@ -23,7 +23,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import signal
 import socket
 import statistics
 import sys
@@ -31,7 +30,6 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -276,19 +274,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    signal.signal(signal.SIGTERM, bench._interrupt)
-    started = datetime.now()
-    try:
-        run(args)
-    except bench.BenchError as exc:
-        print(f"bench failed: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    print(f"total bench time {(datetime.now() - started).total_seconds():.0f} s")
-    return 0
+    return bench.main(argv, parse=parse_args, body=run)
 
 
 if __name__ == "__main__":

@@ -546,12 +546,15 @@ def _interrupt(signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")  # unwinds through the teardown in `run`
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: Sequence[str] | None = None, *,
+         parse: Callable[[Sequence[str] | None], argparse.Namespace] | None = None,
+         body: Callable[[argparse.Namespace], None] | None = None) -> int:
+    """Parse, run, report a BenchError or an interrupt as an exit code; the other benches pass their own."""
+    args = (parse or parse_args)(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     started = datetime.now()
     try:
-        run(args)
+        (body or run)(args)
     except BenchError as exc:
         print(f"bench failed: {exc}", file=sys.stderr)
         return 1

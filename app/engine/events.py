@@ -235,7 +235,7 @@ def _advance(execution_id: str, mutate: Mutate | None, about: str | None, known:
             result.dispatch += [run for run in event.send_again if run not in result.dispatch]
             for run in result.dispatch:  # the durable record that its message is due (app/engine/redelivery.py)
                 run.sent_at = step.now
-                step.result.changed.setdefault(run.id, run)
+                result.changed.setdefault(run.id, run)
             created = {run.id for run in result.created}
             changed = [run for run in {**event.touched, **result.changed}.values() if run.id not in created]
             # Stamped with the version the lock took (lock_execution), which the execution row holds already.

@@ -118,11 +118,5 @@ class Memory:
         self.total -= self.sizes.pop(execution_id, 0)
         return self.kept.pop(execution_id, None)
 
-    def clear(self) -> None:
-        with self.lock:
-            self.kept.clear()
-            self.sizes.clear()
-            self.total = 0
-
 
 memory = Memory()
