@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,13 +102,14 @@ class Client:
         store = runtime.store()
         deadline = time.monotonic() + timeout if timeout else None
         started = time.monotonic()
-        with ends.listening(store.engine) as listener:  # PostgreSQL: woken by the end's NOTIFY
+        watcher = ends.watcher(store.engine)  # PostgreSQL: woken by the end's NOTIFY
+        with watcher.waiting(execution_id) if watcher is not None else contextlib.nullcontext() as woken:
             while not store.execution_state(execution_id).terminal:
                 left = deadline - time.monotonic() if deadline else None
                 if left is not None and left <= 0:
                     raise ExecutionTimeout(f"Execution {execution_id} did not end within {timeout}s")
-                if listener is not None:  # woken by its end, or after a second to read the state again
-                    if listener.wait(execution_id, min(left, 1.0) if left is not None else 1.0):
+                if woken is not None:  # woken by its end, or after a second to read the state again
+                    if woken.wait(min(left, 1.0) if left is not None else 1.0):
                         break
                 else:  # 1 ms polls for the first second (short flows end in milliseconds), then 50 ms
                     time.sleep(0.001 if time.monotonic() - started < 1 else 0.05)

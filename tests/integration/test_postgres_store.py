@@ -132,23 +132,25 @@ def test_concurrent_first_migrations(postgres_server: PostgresServer) -> None:
     assert not failures, failures
 
 
-def test_an_announced_end_wakes_a_listener_only_once_committed(store: Store) -> None:
+def test_an_announced_end_wakes_its_waiters_only_once_committed(store: Store) -> None:
     from app.store import ends
 
-    with ends.listening(store.engine) as listener:
-        assert listener is not None
+    watcher = ends.watcher(store.engine)
+    assert watcher is not None and ends.watcher(store.engine) is watcher  # one per process and database
+    with watcher.waiting("rolled-back") as rolled_back, watcher.waiting("mine") as mine, \
+            watcher.waiting("mine") as also_mine, watcher.waiting("other") as other:
+        assert watcher.listening.is_set()
         with store.engine.connect() as conn, conn.begin() as transaction:
             ends.announce(conn, "rolled-back")
             transaction.rollback()
+        assert rolled_back.wait(0.3) is False  # an end that did not commit is never announced
         started = time.monotonic()
-        assert listener.wait("rolled-back", 0.3) is False  # an end that did not commit is never announced
-        assert time.monotonic() - started >= 0.25
         with store.begin() as conn:
-            ends.announce(conn, "other")
             ends.announce(conn, "mine")
-        started = time.monotonic()
-        assert listener.wait("mine", 5.0) is True  # skips the other execution's end
+        assert mine.wait(5.0) and also_mine.wait(1.0)  # every waiter of the execution wakes
         assert time.monotonic() - started < 1.0
+        assert not other.is_set()  # another execution's waiters do not
+    assert watcher.waiters == {}
 
 
 def test_concurrent_deploys_of_one_flow_keep_every_revision(store: Store) -> None:
