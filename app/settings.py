@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     redelivery_after: float = Field(
         10.0, description="Seconds a task run may wait for a worker to claim it before the server checks that its "
                           "message is still on the broker, and sends it again if not.")
+    chain_inline_for: float = Field(
+        1.0, ge=0, description="Seconds a worker process that ends a task run may go on with the run that follows it "
+                               "(one of a queue it serves) itself, without a broker round trip; then it hands back "
+                               "to the broker so other executions get their turn. 0: always through the broker.")
     store_retry_for: float = Field(
         3600.0, description="Seconds a worker keeps retrying to claim a task run or to record an attempt's outcome "
                             "while the database is unreachable (the outcome is kept in memory meanwhile).")

@@ -1,6 +1,7 @@
 """Fan-out and long flows: Celestra against raw Celery, measured in one run on the same Redis server.
 
     .venv/bin/python bench/bench_fanout.py [--sizes 100,1000,10000] [--sequential 1000] [--db postgres|sqlite]
+                                           [--no-chain]
 
 Starts `celestra server`, one Celestra worker and one raw-Celery worker with the same pool settings
 (`-c 2 --pool prefork` unless --pool says otherwise), then measures, interleaved:
@@ -116,6 +117,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pool", default="prefork", choices=["prefork", "solo", "threads"])
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres", help="Celestra's store.")
+    parser.add_argument("--no-chain", action="store_true",
+                        help="Every task run through the broker (CELESTRA_CHAIN_INLINE_FOR=0 for the worker).")
     parser.add_argument("--keep", action="store_true", help="Keep the temporary folder (logs, storage).")
     args = parser.parse_args(argv)
     args.size_list = [int(x) for x in args.sizes.split(",") if x.strip()]
@@ -181,6 +184,7 @@ def run(args: argparse.Namespace) -> None:
                 "CELESTRA_BROKER_URL": urls["broker_url"],
                 "CELESTRA_DATABASE_URL": urls["database_url"],
                 "CELESTRA_STORAGE_URL": urls["storage_url"],
+                **({"CELESTRA_CHAIN_INLINE_FOR": "0"} if args.no_chain else {}),
             })
             raw_env = bench.child_env({
                 "BENCH_RAW_BROKER_URL": urls["raw_url"], "BENCH_RAW_BACKEND_URL": urls["raw_url"],

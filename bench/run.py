@@ -1,6 +1,6 @@
 """Celestra against raw Celery, measured in one run on the same Redis server.
 
-    .venv/bin/python bench/run.py [--quick] [--db postgres|sqlite] [--variants solo,prefork]
+    .venv/bin/python bench/run.py [--quick] [--db postgres|sqlite] [--variants solo,prefork] [--no-chain]
 
 Starts `celestra server`, a Celestra worker and a raw-Celery worker (bench/raw_app.py) as subprocesses, each
 on its own fresh Redis database of the same server, then interleaves the two measurements so both see the same
@@ -399,6 +399,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, help="Runs of the sequential flow (default 5, quick 2).")
     parser.add_argument("--latency-runs", type=int, help="Runs of the 2-task flow (default 50, quick 15).")
     parser.add_argument("--warmup", type=int, help="Unmeasured runs of each shape (default 2, quick 1).")
+    parser.add_argument("--no-chain", action="store_true",
+                        help="Every task run through the broker (CELESTRA_CHAIN_INLINE_FOR=0 for the worker).")
     parser.add_argument("--keep", action="store_true", help="Keep the temporary folder (logs, storage).")
     args = parser.parse_args(argv)
     args.repeats = args.repeats or (2 if args.quick else 5)
@@ -483,6 +485,7 @@ def run(args: argparse.Namespace) -> list[VariantResult]:
                 "CELESTRA_BROKER_URL": urls["broker_url"],
                 "CELESTRA_DATABASE_URL": urls["database_url"],
                 "CELESTRA_STORAGE_URL": urls["storage_url"],
+                **({"CELESTRA_CHAIN_INLINE_FOR": "0"} if args.no_chain else {}),
             })
             raw_env = child_env({
                 "BENCH_RAW_BROKER_URL": urls["raw_url"], "BENCH_RAW_BACKEND_URL": urls["raw_url"],
@@ -522,7 +525,7 @@ def run(args: argparse.Namespace) -> list[VariantResult]:
                     get_celery().close()
             header = (f"Celestra vs raw Celery, one run, one Redis {REDIS_HOST}:{REDIS_PORT} (dbs "
                       f"{urls['redis_dbs']})\nstore {args.db}; Celery {_version('celery')}, kombu "
-                      f"{_version('kombu')}")
+                      f"{_version('kombu')}; chains {'off' if args.no_chain else 'on'}")
             for result in results:
                 report(result, args, header)
     finally:

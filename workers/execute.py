@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import socket
 import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from celery.worker import state as worker_state
+
 from app import runtime, templating
-from app.engine import attempts, events
+from app.engine import attempts, chains, events
 from app.engine.variables import LazyOutputs, build_context
 from app.errors import ConfigError, TaskFailure, TaskKilled
 from app.model.flow import Flow, Task
@@ -125,23 +129,55 @@ class KillWatch:
 
 def run_task_run(execution_id: str, task_run_id: str, worker: str | None = None,
                  groups: set[str] | None = None) -> None:
-    """The whole life of one attempt on this worker. Safe to call twice: only a CREATED run is claimed, and only
-    when its stored group is one of `groups` (the queues this worker serves; None: any)."""
+    """The whole life of one attempt on this worker, and of the runs that follow it here (app/engine/chains.py).
+    Safe to call twice: only a CREATED run is claimed, and only when its stored group is one of `groups` (the
+    queues this worker serves; None: any)."""
     worker = worker or hostname()
-    retry_for = runtime.settings().store_retry_for
+    settings = runtime.settings()
     token = new_id()  # the same through retries: a claim whose answer an outage hid is still this one's
     claimed = until_stored(f"claim of task run {task_run_id}",
-                           lambda: attempts.claim(execution_id, task_run_id, worker, groups, token), retry_for)
+                           lambda: attempts.claim(execution_id, task_run_id, worker, groups, token),
+                           settings.store_retry_for)
     if claimed is None:
         return
     ex, run = claimed
     stored = replace(run, attempts=run.attempts[:-1])  # the row as claimed (the running attempt lives here)
+    chain_until = time.monotonic() + settings.chain_inline_for
+    served = frozenset(groups) if groups is not None else None
+
+    def offer() -> chains.Take | None:  # asked when an attempt has ended
+        if time.monotonic() >= chain_until or _shutting_down():
+            return None
+        return chains.Take(worker, served, settings.default_queue, new_id(), os.getpid())
+
+    next_one: chains.Next | None = chains.Next(ex, run, stored)
+    while next_one is not None:
+        next_one = run_claimed(*next_one, worker, offer)
+
+
+def _shutting_down() -> bool:
+    """Celery's own test (0 means a warm shutdown); set in the process that consumes, so a prefork pool process
+    never sees it and stops chaining at the end of its time instead."""
+    return any(flag is not None and flag is not False
+               for flag in (worker_state.should_stop, worker_state.should_terminate))
+
+
+def run_claimed(ex: Execution, run: TaskRun, stored: TaskRun, worker: str,
+                offer: Callable[[], chains.Take | None] = lambda: None) -> chains.Next | None:
+    """Run the attempt of `run` this process claimed, and store its outcome; when `offer` (asked once the attempt
+    has ended) offers to take the next run, the run the step claimed for this process, if any."""
+    retry_for = runtime.settings().store_retry_for
+    if ex.state.terminal or ex.state == State.KILLING:  # taken again after an outage, the execution being killed
+        until_stored(f"outcome of task run {run.id}", lambda: attempts.finish_attempt(
+            ex.id, run.id, State.KILLED, {}, None, [], attempt_start=run.attempts[-1].start or run.created,
+            worker=worker, claim_token=stored.claim_token), retry_for)
+        return None
     # From the claim on, the run is this process's: nothing read before the outcome is stored may give up on an
     # outage, or the message would be acknowledged with the run RUNNING here and nobody to end it.
-    flow = until_stored(f"flow of task run {task_run_id}", lambda: events.flow_of(ex), retry_for)
+    flow = until_stored(f"flow of task run {run.id}", lambda: events.flow_of(ex), retry_for)
     task = flow.task(run.task_id)
     if run.parent_id:  # `parents`: the enclosing runs, not the whole execution (outputs are read when used)
-        ex.task_runs = until_stored(f"parents of task run {task_run_id}", lambda: _ancestors(run), retry_for)
+        ex.task_runs = until_stored(f"parents of task run {run.id}", lambda: _ancestors(run), retry_for)
     secrets = SecretResolver(runtime.settings().secrets_prefix)
     logs = LogBuffer(ex, run, secrets, task.logLevel)
     try:
@@ -156,17 +192,19 @@ def run_task_run(execution_id: str, task_run_id: str, worker: str | None = None,
         logs("ERROR", outcome.error)
     rows = logs.take()
     first_try: list[datetime] = []
+    take = offer()  # decided once: a retry after an outage looks for what its first try may have taken
 
-    def finish() -> None:
+    def finish() -> chains.Next | None:
         retry_of = first_try[0] if first_try else None
         first_try.append(now())
-        attempts.finish_attempt(execution_id, task_run_id, outcome.state, outcome.outputs, outcome.error, rows,
-                                attempt_start=run.attempts[-1].start or run.created, labels=outcome.labels,
-                                exit_state=outcome.exit_state, worker=worker,
-                                claimed=None if retry_of else stored, retry_of=retry_of)
+        return attempts.finish_attempt(
+            ex.id, run.id, outcome.state, outcome.outputs, outcome.error, rows,
+            attempt_start=run.attempts[-1].start or run.created, labels=outcome.labels,
+            exit_state=outcome.exit_state, worker=worker, claimed=None if retry_of else stored,
+            retry_of=retry_of, take=take, claim_token=stored.claim_token).taken
 
     # The outcome stays here until it is stored: a database outage delays it, never loses it.
-    until_stored(f"outcome of task run {task_run_id}", finish, retry_for)
+    return until_stored(f"outcome of task run {run.id}", finish, retry_for)
 
 
 def _ancestors(run: TaskRun) -> list[TaskRun]:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from app import runtime
-from app.engine import events
+from app.engine import chains, events
 from app.engine.retries import retry_delay
 from app.engine.step import StepResult
 from app.model.records import Attempt, Execution, TaskRun, now
@@ -76,20 +76,26 @@ def finish_attempt(execution_id: str, task_run_id: str, state: State, outputs: d
                    error: str | None, logs: list[dict[str, Any]], *, attempt_start: datetime,
                    labels: dict[str, str] | None = None, exit_state: State | None = None,
                    worker: str | None = None, claimed: TaskRun | None = None,
-                   retry_of: datetime | None = None) -> StepResult:
+                   retry_of: datetime | None = None, take: chains.Take | None = None,
+                   claim_token: str | None = None) -> StepResult:
     """Record one attempt's outcome (with its last logs) and step the execution in the same transaction; `claimed` is
     the run as its claim returned it (app/engine/memory.py: it may save a read). `retry_of`: when the first try of
-    this call began, if an outage interrupted it."""
+    this call began, if an outage interrupted it. `take`: this process offers to run the next run (chains).
+    `claim_token`: the claim this attempt ran under; a run claimed again since (resent, or retried at once and
+    chained to this very process) is another attempt, which this outcome must not end."""
 
     def mutate(event: events.Event) -> None:
         ex, flow = event.ex, event.flow
         runtime.store().append_logs(event.conn, logs)
         run = event.run(task_run_id)
-        if run is None or run.state != State.RUNNING or (worker is not None and run.worker != worker):
-            if retry_of is not None and run is not None and run.state.terminal and run.worker == worker:
-                # The first try committed, and the outage hid it (and stopped its messages): the runs that step
-                # made runnable are sent now (a copy of a message that did go out is harmless).
+        if run is None or run.state != State.RUNNING or (worker is not None and run.worker != worker) or \
+                (claim_token is not None and run.claim_token != claim_token):
+            if retry_of is not None:
+                # Maybe the first try committed, and the outage hid it (and stopped its messages): the runs that
+                # step made runnable are sent now (a copy of a message that did go out is harmless), and the one
+                # it claimed for this process is run.
                 event.send_again = [r for r in ex.task_runs if r.state == State.CREATED and r.created >= retry_of]
+                event.taken = chains.retaken(take, ex.task_runs) if take is not None else None
             return  # already folded in, or resent to another worker after this one was declared dead
         event.touch(run)
         moment = now()
@@ -114,7 +120,7 @@ def finish_attempt(execution_id: str, task_run_id: str, state: State, outputs: d
         if exit_state is not None:
             _exit(event, exit_state, moment)
 
-    return events.advance(execution_id, mutate, about=task_run_id, known=claimed)
+    return events.advance(execution_id, mutate, about=task_run_id, known=claimed, take=take)
 
 
 def _exit(event: events.Event, state: State, moment: datetime) -> None:

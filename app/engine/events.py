@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from app import runtime, templating
-from app.engine import dispatch, flow_triggers
+from app.engine import chains, dispatch, flow_triggers
 from app.engine.liveness import group_is_alive
 from app.engine.memory import Kept, memory
 from app.engine.retries import retry_delay
@@ -172,6 +172,7 @@ class Event:
     kept: Kept
     touched: dict[str, TaskRun] = field(default_factory=dict)
     send_again: list[TaskRun] = field(default_factory=list)  # waiting runs whose message may never have gone
+    taken: TaskRun | None = None  # claimed for this process by a step whose commit an outage hid (chains.retaken)
 
     def run(self, task_run_id: str) -> TaskRun | None:
         """The task run the event is about, read afresh (a kept copy may predate a claim)."""
@@ -199,17 +200,18 @@ STALE_RETRIES = 5
 
 
 def advance(execution_id: str, mutate: Mutate | None = None, *, about: str | None = None,
-            known: TaskRun | None = None, full: bool | None = None) -> StepResult:
+            known: TaskRun | None = None, full: bool | None = None, take: chains.Take | None = None) -> StepResult:
     """Lock the execution, apply `mutate` (the event), step, save; then dispatch. Returns what the step did.
 
     `about` names the task run the event is about, read afresh with the lock (`known`: as its claim returned it,
     which saves the read when no other process wrote since). The step walks the whole execution
     when `full` (default: when there is no `mutate`: a start, a timer), else only what the runs the event touched can
-    change. A write that finds a run changed since it was read (a claim in between) is redone from a fresh read."""
+    change. A write that finds a run changed since it was read (a claim in between) is redone from a fresh read.
+    `take`: the process that ended the event's run claims the next runnable one instead of sending it (chains)."""
     for attempt in range(STALE_RETRIES + 1):
         try:
             return _advance(execution_id, mutate, about, known if attempt == 0 else None,
-                            mutate is None if full is None else full)
+                            mutate is None if full is None else full, take)
         except StaleRun:
             if attempt == STALE_RETRIES:
                 raise
@@ -218,7 +220,7 @@ def advance(execution_id: str, mutate: Mutate | None = None, *, about: str | Non
 
 
 def _advance(execution_id: str, mutate: Mutate | None, about: str | None, known: TaskRun | None,
-             full: bool) -> StepResult:
+             full: bool, take: chains.Take | None) -> StepResult:
     store = runtime.store()
     with memory.holding(execution_id):
         with store.begin() as conn:
@@ -233,6 +235,11 @@ def _advance(execution_id: str, mutate: Mutate | None, about: str | None, known:
                         runs=kept.runs)
             result = step.run(None if full else list(event.touched.values()))
             result.dispatch += [run for run in event.send_again if run not in result.dispatch]
+            taken = event.taken  # already claimed for this process (a retry after an outage), or claimed now:
+            if taken is None and take is not None:
+                taken = chains.take_next(take, ex, result.dispatch, step.now)
+                if taken is not None:
+                    result.changed.setdefault(taken.id, taken)
             for run in result.dispatch:  # the durable record that its message is due (app/engine/redelivery.py)
                 run.sent_at = step.now
                 result.changed.setdefault(run.id, run)
@@ -246,6 +253,8 @@ def _advance(execution_id: str, mutate: Mutate | None, about: str | None, known:
                 ends.announce(conn, ex.id)
             if result.execution_changed or _execution_fields(ex) != before_fields:
                 store.update_execution(conn, ex)
+        if taken is not None:
+            result.taken = chains.for_worker(ex, taken, now())
         memory.keep(kept)
     _after_commit(flow, ex, result, ended_now=ex.state.terminal and not before_state.terminal)
     return result

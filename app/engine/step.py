@@ -20,6 +20,7 @@ from typing import Any
 
 from app import templating
 from app.engine import fan_outs
+from app.engine.chains import Next
 from app.engine.retries import retry_delay
 from app.engine.routing import Route
 from app.engine.run_index import RunIndex
@@ -42,6 +43,7 @@ class StepResult:
     logs: list[tuple[TaskRun, str, str]] = field(default_factory=list)  # (run, level, message)
     execution_changed: bool = False
     ended: bool = False
+    taken: Next | None = None  # the run claimed for the process that ended the event's run (app/engine/chains.py)
 
 
 def is_flowable(task: Task) -> bool:

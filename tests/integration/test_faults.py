@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from faults_support import FaultCluster, fault_cluster
@@ -208,6 +209,30 @@ def test_a_pool_process_killed_while_running_its_task(faults: FaultCluster) -> N
     [run] = ex.task_runs
     assert [a.state.value for a in run.attempts] == ["KILLED", "SUCCESS"]
     assert run.worker_pid != pid
+    assert any("ended abruptly" in row["message"] for row in faults.client.logs(execution_id))
+
+
+def test_a_pool_process_killed_while_running_a_chained_run(faults: FaultCluster) -> None:
+    """The second task was claimed for the process that ended the first, by that step (app/engine/chains.py): no
+    message of it exists for Celery to give back. The worker's heartbeat sees the process gone and sends it again."""
+    source = ("id: chained_process_killed\nnamespace: faults\ntasks:\n  - id: first\n"
+              "    type: io.kestra.plugin.core.debug.Return\n    format: x\n  - id: slow\n"
+              "    type: io.kestra.plugin.scripts.shell.Commands\n    commands: [\"sleep 2\", \"echo slept\"]\n")
+    [execution_id] = submit(faults, source, 1)
+
+    def running_slow() -> Any:
+        runs = [r for r in faults.client.get(execution_id).task_runs if r.task_id == "slow"]
+        return runs[0] if runs and runs[0].state.value == "RUNNING" else None
+
+    slow = wait_until(running_slow, 30, "the second task to run")
+    assert slow.sent_at is None  # chained: never sent
+    os.kill(slow.worker_pid, signal.SIGKILL)
+    faults.wait_ended([execution_id], 60)
+    ex = faults.client.get(execution_id)
+    assert ex.state.value == "SUCCESS", ex.to_json()
+    run = next(r for r in ex.task_runs if r.task_id == "slow")
+    assert [a.state.value for a in run.attempts] == ["KILLED", "SUCCESS"]
+    assert run.worker_pid != slow.worker_pid and run.sent_at is not None
     assert any("ended abruptly" in row["message"] for row in faults.client.logs(execution_id))
 
 

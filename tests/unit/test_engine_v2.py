@@ -192,12 +192,15 @@ def test_a_working_directory_attempt_runs_its_children_again(client: Any, tmp_pa
     assert len(runs["wd"].attempts) == 2
 
 
-def test_a_step_whose_commit_an_outage_hid_still_sends_what_it_made_runnable(
-        client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The first task's end committed (the next task is stored CREATED), then the connection dropped before its
-    message went out: the worker's retry finds the run folded in, and sends the waiting run again."""
+@pytest.mark.parametrize("chain_for", [0.0, 1.0], ids=["sent", "chained"])
+def test_a_step_whose_commit_an_outage_hid_still_starts_what_it_made_runnable(
+        client: Any, monkeypatch: pytest.MonkeyPatch, chain_for: float) -> None:
+    """The first task's end committed, then the connection dropped before its answer (and the messages after it):
+    the worker's retry finds the run folded in, and sends the run that step stored CREATED again, or (chaining) runs
+    the one it claimed for this very process."""
     from app.engine import events
 
+    monkeypatch.setattr(runtime.settings(), "chain_inline_for", chain_for)
     real = events._after_commit
     calls: list[int] = []
 
@@ -222,6 +225,7 @@ def test_a_step_whose_commit_an_outage_hid_still_sends_what_it_made_runnable(
     assert ex.state == State.SUCCESS, ex.to_json()
     assert [len(r.attempts) for r in ex.task_runs] == [1, 1]
     assert len(calls) >= 3
+    assert (ex.task_runs[1].sent_at is None) == bool(chain_for)
 
 
 def test_a_forked_pool_process_inherits_no_lock_a_thread_of_its_parent_held() -> None:
@@ -253,3 +257,40 @@ def test_a_forked_pool_process_inherits_no_lock_a_thread_of_its_parent_held() ->
     thread.join()
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_an_outcome_whose_commit_an_outage_hid_never_ends_the_retry_chained_after_it(
+        client: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """A failed attempt with an immediate retry: the step that records it makes the run CREATED again and chains it
+    to this very process (RUNNING, same worker). If an outage hides that commit, the retried outcome must see a
+    new claim there, not the attempt it ends: it runs the retry, and records the failure once."""
+    from app.engine import events
+
+    real = events._after_commit
+    calls: list[int] = []
+
+    def lost_after_commit(*args: Any, **kwargs: Any) -> None:
+        calls.append(1)
+        if len(calls) == 2:  # 1: the client's first step; 2: the failed attempt's end, in the worker
+            raise sa.exc.OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(events, "_after_commit", lost_after_commit)
+    marker = tmp_path / "failed-once"
+    ex = client.run(flow(f"""
+        id: hidden_retry
+        namespace: v2
+        tasks:
+          - id: flaky
+            type: io.kestra.plugin.scripts.shell.Commands
+            retry:
+              type: constant
+              interval: PT0S
+              maxAttempt: 2
+            commands:
+              - if [ -e {marker} ]; then exit 0; else touch {marker}; exit 1; fi
+        """), wait=True, timeout=30)
+    assert ex.state == State.SUCCESS, ex.to_json()
+    [run] = ex.task_runs
+    assert [a.state for a in run.attempts] == [State.FAILED, State.SUCCESS]
+    assert len(calls) >= 3
