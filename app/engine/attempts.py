@@ -22,17 +22,23 @@ def claim(execution_id: str, task_run_id: str, worker: str, groups: set[str] | N
     """Mark a CREATED run RUNNING for this worker; None if it is not CREATED any more (redelivery, kill). Called
     again with the same `token` after an outage, it recognises a claim of its own whose answer was lost."""
     store = runtime.store()
-    # No execution lock and no transaction: the conditional UPDATE alone decides which of two deliveries wins. The
-    # execution is read first (is it being killed?), so that an outage after the claim cannot strand the run:
-    # the claim is the last statement, and a retry after it failed finds the run still CREATED.
+    # No execution lock and no transaction: the conditional UPDATE alone decides which of two deliveries wins, and
+    # reads the execution (is it being killed?) in the same statement. When it claims nothing, the execution is
+    # read before the other ways to the run, so that an outage after one of them cannot strand it: the write is
+    # the last statement, and a retry after it failed finds the run as it was.
     moment = now()
     with store.single_statements() as conn:
-        ex = store.load_execution(conn, execution_id, with_runs=False)
-        run = store.claim_task_run(conn, task_run_id, worker, groups, runtime.settings().default_queue, token) \
-            or (store.claimed_by(conn, task_run_id, token) if token else None) \
-            or _take_over(conn, task_run_id, worker)
-        if run is None:
-            return None
+        claimed = store.claim_with_execution(conn, execution_id, task_run_id, worker, groups,
+                                             runtime.settings().default_queue, token)
+        if claimed is not None:
+            ex, run = claimed
+        else:
+            ex = store.load_execution(conn, execution_id, with_runs=False)
+            found = (store.claimed_by(conn, task_run_id, token) if token else None) \
+                or _take_over(conn, task_run_id, worker)
+            if found is None:
+                return None
+            run = found
     # The attempt is stored when it ends (finish_attempt); until then it lives here.
     run.attempts.append(Attempt(State.RUNNING, moment))
     if ex.state.terminal or ex.state == State.KILLING:

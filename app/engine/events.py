@@ -248,11 +248,11 @@ def _advance(execution_id: str, mutate: Mutate | None, about: str | None, known:
             # Stamped with the version the lock took (lock_execution), which the execution row holds already.
             store.write_runs(conn, ex.id, created=result.created, changed=changed, version=ex.version)
             store.append_logs(conn, [log_row(ex.id, run, level, message) for run, level, message in result.logs])
-            if ex.state.terminal and not before_state.terminal:
+            ending = ex.state.terminal and not before_state.terminal
+            if ending:
                 ex.downstream_checked = not flow_triggers.watchers(ex)  # written with the end: nobody waits on it
-                ends.announce(conn, ex.id)
-            if result.execution_changed or _execution_fields(ex) != before_fields:
-                store.update_execution(conn, ex)
+            if ending or result.execution_changed or _execution_fields(ex) != before_fields:
+                store.update_execution(conn, ex, announce_end=ending)
         if taken is not None:
             result.taken = chains.for_worker(ex, taken, now())
         memory.keep(kept)

@@ -18,22 +18,21 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from app.errors import NotFoundError
 from app.model.records import Attempt, Execution, TaskRun, now
 from app.model.states import TERMINAL, State
-from app.store import statements
+from app.store import ends, statements
+from app.store.logs_kv import LogsAndKeyValues
 from app.store.rows import (
     FROZEN_RUN_COLUMNS,
-    aware,
     execution_from_row,
     execution_row,
     task_run_from_row,
     task_run_row,
 )
-from app.store.tables import executions, flows, kv, logs, task_runs
+from app.store.tables import executions, flows, task_runs
 
 
 class StaleRun(Exception):
@@ -63,7 +62,7 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
-class Store:
+class Store(LogsAndKeyValues):
     def __init__(self, url: str):
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
@@ -160,12 +159,21 @@ class Store:
     def insert_execution(self, conn: Connection, ex: Execution) -> None:
         conn.execute(executions.insert().values(**execution_row(ex)))
 
-    def update_execution(self, conn: Connection, ex: Execution) -> None:
+    def update_execution(self, conn: Connection, ex: Execution, announce_end: bool = False) -> None:
+        """Write the execution's fields; `announce_end`: it ends in this transaction (ends.announce), which
+        PostgreSQL is told in the same statement."""
         row = execution_row(ex)
         for frozen in ("id", "flow_source", "namespace", "flow_id", "flow_revision", "created", "trigger",
                        "trigger_key"):
             del row[frozen]  # never change after creation; the source alone can be large
-        conn.execute(executions.update().where(executions.c.id == ex.id).values(**row))
+        update = executions.update().where(executions.c.id == ex.id).values(**row)
+        if announce_end and not self.is_sqlite:
+            updated = update.returning(executions.c.id).cte("updated")
+            conn.execute(sa.select(sa.func.pg_notify(ends.CHANNEL, updated.c.id)).select_from(updated))
+            return
+        conn.execute(update)
+        if announce_end:
+            ends.announce(conn, ex.id)
 
     def lock_execution(self, conn: Connection, execution_id: str) -> Execution:
         """Lock the execution's row until the transaction (a `begin()`) ends, bumping its version: what this step
@@ -252,16 +260,38 @@ class Store:
         """CREATED -> RUNNING for this worker in one statement; None when another delivery won, it was killed, or
         (with `groups`, the queues the worker serves) the run belongs to a group this worker does not serve. The
         claim that wins writes `token`: a retry after an outage that hid the answer finds it (`claimed_by`)."""
+        statement, params = self._claim(task_run_id, worker, groups, default_queue, token)
+        row = conn.execute(statement, params).first()
+        return task_run_from_row(row._mapping) if row is not None else None
+
+    @staticmethod
+    def _claim(task_run_id: str, worker: str, groups: set[str] | None, default_queue: str,
+               token: str | None) -> tuple[Any, dict[str, Any]]:
         params: dict[str, Any] = {"b_run": task_run_id, "b_worker": worker, "b_pid": os.getpid(), "b_now": now(),
                                   "b_token": token}
         if groups is None:
-            statement = statements.CLAIM
-        else:
-            params["b_groups"] = sorted(groups)
-            statement = statements.CLAIM_IN_GROUPS_OR_DEFAULT if default_queue in groups else \
-                statements.CLAIM_IN_GROUPS
-        row = conn.execute(statement, params).first()
-        return task_run_from_row(row._mapping) if row is not None else None
+            return statements.CLAIM, params
+        params["b_groups"] = sorted(groups)
+        return (statements.CLAIM_IN_GROUPS_OR_DEFAULT if default_queue in groups else statements.CLAIM_IN_GROUPS,
+                params)
+
+    def claim_with_execution(self, conn: Connection, execution_id: str, task_run_id: str, worker: str,
+                             groups: set[str] | None = None, default_queue: str = "celery",
+                             token: str | None = None) -> tuple[Execution, TaskRun] | None:
+        """`claim_task_run`, and the execution without its runs, read in the same statement on PostgreSQL."""
+        if self.is_sqlite:
+            ex = self.load_execution(conn, execution_id, with_runs=False)
+            run = self.claim_task_run(conn, task_run_id, worker, groups, default_queue, token)
+            return (ex, run) if run is not None else None
+        statement, params = self._claim(task_run_id, worker, groups, default_queue, token)
+        row = conn.execute(statements.CLAIMS_WITH_EXECUTION[statement], params).first()
+        if row is None:
+            return None
+        mapping = row._mapping
+        prefix = statements.EXECUTION_PREFIX
+        ex = execution_from_row({key[len(prefix):]: value for key, value in mapping.items()
+                                 if key.startswith(prefix)})
+        return ex, task_run_from_row(mapping)
 
     def end_waiting(self, conn: Connection, execution_id: str, version: int, state: State, moment: datetime) -> None:
         """Every CREATED run of the execution ends in `state`, in one statement: a claim racing it either won before
@@ -387,60 +417,3 @@ class Store:
         )
         with self.engine.connect() as conn:
             return [row.id for row in conn.execute(query)]
-
-    # -- logs ---------------------------------------------------------------------------------------------------
-    def append_logs(self, conn: Connection | None, rows: list[dict[str, Any]]) -> None:
-        if not rows:
-            return
-        if conn is None:
-            with self.engine.begin() as own:
-                own.execute(logs.insert(), rows)
-        else:
-            conn.execute(logs.insert(), rows)
-
-    def logged_until(self, execution_id: str, task_run_id: str) -> datetime | None:
-        """When the last log row that an ended attempt of this task run wrote itself was stored. A row stamped at or
-        after its attempt's end is not the attempt's: the notice that a lost worker's run is sent again."""
-        with self.engine.connect() as conn:
-            attempts = conn.execute(sa.select(task_runs.c.attempts).where(task_runs.c.id == task_run_id)).scalar()
-            ends = [(index, Attempt.from_json(data).end) for index, data in enumerate(attempts or [])]
-            latest = [conn.execute(sa.select(sa.func.max(logs.c.timestamp)).where(
-                logs.c.execution_id == execution_id, logs.c.task_run_id == task_run_id, logs.c.attempt == index,
-                logs.c.timestamp < end)).scalar() for index, end in ends if end is not None]
-        found = [moment for moment in map(aware, latest) if moment is not None]
-        return max(found, default=None)
-
-    def logs(self, execution_id: str, after: int = 0, min_level: str | None = None) -> list[dict[str, Any]]:
-        query = (
-            sa.select(logs).where(logs.c.execution_id == execution_id, logs.c.id > after).order_by(logs.c.id)
-        )
-        with self.engine.connect() as conn:
-            result = [dict(r._mapping) for r in conn.execute(query)]
-        for row in result:
-            row["timestamp"] = aware(row["timestamp"])
-        return result
-
-    # -- key-value store ----------------------------------------------------------------------------------------
-    def kv_get(self, namespace: str, key: str) -> Any:
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(kv).where(kv.c.namespace == namespace, kv.c.key == key)).first()
-        if row is None:
-            return None
-        expires = aware(row.expires)
-        if expires and expires < now():
-            return None
-        return row.value
-
-    def kv_put(self, namespace: str, key: str, value: Any, ttl: timedelta | None = None) -> None:
-        expires = now() + ttl if ttl else None
-        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
-        upsert = insert(kv).values(namespace=namespace, key=key, value=value, expires=expires)
-        with self.engine.begin() as conn:  # one atomic statement: concurrent writers of a key never collide
-            conn.execute(upsert.on_conflict_do_update(index_elements=[kv.c.namespace, kv.c.key],
-                                                      set_={"value": upsert.excluded.value,
-                                                            "expires": upsert.excluded.expires}))
-
-    def kv_delete(self, namespace: str, key: str) -> bool:
-        with self.engine.begin() as conn:
-            result = conn.execute(kv.delete().where(kv.c.namespace == namespace, kv.c.key == key))
-        return bool(result.rowcount)

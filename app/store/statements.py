@@ -3,6 +3,8 @@ building and coercing a statement on every claim and step (a third of a step's t
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from app.model.states import State
@@ -43,3 +45,16 @@ CLAIM = _claim.returning(*task_runs.c)
 CLAIM_IN_GROUPS = _claim.where(_own_group).returning(*task_runs.c)
 CLAIM_IN_GROUPS_OR_DEFAULT = _claim.where(sa.or_(_own_group, task_runs.c.worker_group.is_(None))) \
     .returning(*task_runs.c)
+
+EXECUTION_PREFIX = "x_"
+
+
+def _with_execution(claim: sa.UpdateBase) -> sa.Select[Any]:
+    """PostgreSQL: the claim and the read of its execution in one statement (one round trip, not two)."""
+    claimed = claim.cte("claimed")
+    return (sa.select(*claimed.c, *(c.label(EXECUTION_PREFIX + c.name) for c in EXECUTION_COLUMNS))
+            .join_from(claimed, executions, executions.c.id == claimed.c.execution_id))
+
+
+CLAIMS_WITH_EXECUTION = {statement: _with_execution(statement)
+                         for statement in (CLAIM, CLAIM_IN_GROUPS, CLAIM_IN_GROUPS_OR_DEFAULT)}

@@ -250,7 +250,7 @@ def test_a_claim_whose_answer_an_outage_hid_is_still_its_own(faults: FaultCluste
               "    type: io.kestra.plugin.core.debug.Return\n    format: x\n    workerGroup: {key: nobody}\n")
     ex = faults.client.run(source, wait=False)  # no worker serves `nobody`: this test's process runs it
     [run] = faults.client.get(ex.id).task_runs
-    real_claim = Store.claim_task_run
+    real_claim = Store.claim_with_execution
     answers: list[bool] = []
 
     def answer_lost(self: Store, *args: object, **kwargs: object) -> object:
@@ -260,7 +260,7 @@ def test_a_claim_whose_answer_an_outage_hid_is_still_its_own(faults: FaultCluste
             raise sa.exc.OperationalError("UPDATE task_runs", {}, Exception("server closed the connection"))
         return claimed
 
-    monkeypatch.setattr(Store, "claim_task_run", answer_lost)
+    monkeypatch.setattr(Store, "claim_with_execution", answer_lost)
     run_task_run(ex.id, run.id, f"inproc@{os.getpid()}", None)
     assert answers == [True, False]  # committed the first time; the retry found the run taken (by itself)
     ended = faults.client.wait(ex.id, timeout=30)
