@@ -277,9 +277,18 @@ def cancel(execution_id: str, config: ConfigOption = None) -> None:
 
 
 @cli.command()
-def resume(execution_id: str, config: ConfigOption = None) -> None:
+def resume(
+    execution_id: str,
+    inputs: Annotated[list[str], typer.Option("--input", "-i", help="key=value for the Pause's onResume inputs "
+                                                                    "(repeatable).")] = [],  # noqa: B006
+    config: ConfigOption = None,
+) -> None:
     """Resume a paused execution."""
-    if not _client(config).resume(execution_id):
+    try:
+        resumed = _client(config).resume(execution_id, _parse_inputs(inputs))
+    except InputError as exc:
+        _fail(str(exc), 2)
+    if not resumed:
         _fail(f"Execution {execution_id} has no paused task", 1)
 
 

@@ -175,9 +175,9 @@ class Client:
         # A conflict with a claim, or a deadlock the database broke, is retried rather than shown.
         until_stored(f"kill of execution {execution_id}", lambda: events.kill(execution_id), 30)
 
-    def resume(self, execution_id: str) -> bool:
-        """Resume a paused execution (a Pause task without delay)."""
-        return events.resume(execution_id)
+    def resume(self, execution_id: str, inputs: dict[str, Any] | None = None) -> bool:
+        """Resume a paused execution; `inputs` for its Pause's `onResume` (an InputError says which is wrong)."""
+        return events.resume(execution_id, inputs)
 
     def executions(self, namespace: str | None = None, flow_id: str | None = None, state: str | State | None = None,
                    limit: int = 50) -> list[Execution]:

@@ -30,6 +30,7 @@ from app.store import encryption
 from app.store.database import Store
 from app.store.outage import is_outage, until_stored
 from app.store.storage import execution_uri
+from workers import files
 from workers.plugin_api import AttemptInfo, RunContext, RunnableTask
 from workers.secrets import SecretResolver
 
@@ -296,7 +297,7 @@ def execute(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogBuffer
     watch = KillWatch(ex.id, ctx.kill_event, timeout)
     try:
         if isinstance(task, WorkingDirectory):
-            outcome = run_working_directory(flow, ex, run, task, logs, secrets, outcome, worker or hostname())
+            outcome = run_working_directory(flow, ex, run, task, ctx, secrets, outcome, worker or hostname())
         elif isinstance(task, RunnableTask):
             outcome.outputs = task.run(ctx) or {}
             if ctx.warning:
@@ -324,18 +325,24 @@ def execute(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogBuffer
     return outcome
 
 
-def run_working_directory(flow: Flow, ex: Execution, parent: TaskRun, task: WorkingDirectory, logs: LogBuffer,
+def run_working_directory(flow: Flow, ex: Execution, parent: TaskRun, task: WorkingDirectory, ctx: RunContext,
                           secrets: SecretResolver, outcome: Outcome, worker: str) -> Outcome:
     """Children run here, one after another, in one temporary folder; each gets its own task run.
-    Like a Sequential: the first failure stops `tasks`, then `errors` run, then `finally`."""
+    Like a Sequential: the first failure stops `tasks`, then `errors` run, then `finally`. The folder starts with
+    the namespace and input files; what matches `outputFiles` is kept when the children are done."""
     folder = Path(tempfile.mkdtemp(prefix="celestra-wd-"))
     try:
+        paths = {"workingDir": str(folder)}
+        files.stage(ctx, folder, task.inputFiles, task.namespaceFiles, paths)
         states = _run_children(flow, ex, parent, task.tasks, secrets, folder, worker, stop_on_failure=True)
         failed = any(state.failed for state in states)
         if failed:
             _run_children(flow, ex, parent, task.errors, secrets, folder, worker, stop_on_failure=True)
         _run_children(flow, ex, parent, task.finally_, secrets, folder, worker, stop_on_failure=False)
         outcome.state = State.FAILED if failed else (State.WARNING if State.WARNING in states else State.SUCCESS)
+        if task.outputFiles:
+            outcome.outputs["outputFiles"] = files.collect(ctx, folder, [ctx.render_str(p, paths)
+                                                                         for p in task.outputFiles])
         return outcome
     finally:
         shutil.rmtree(folder, ignore_errors=True)

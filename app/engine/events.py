@@ -19,11 +19,11 @@ from app.engine.liveness import group_is_alive
 from app.engine.memory import Kept, memory
 from app.engine.retries import retry_delay
 from app.engine.routing import Route, route_task
-from app.engine.step import Step, StepResult
+from app.engine.step import Step, StepResult, allowed
 from app.engine.variables import build_context, secret_inputs_masker, without_secret_inputs
 from app.errors import ConfigError
 from app.model.flow import Flow, Task
-from app.model.flowables import Subflow
+from app.model.flowables import Pause, Subflow
 from app.model.inputs import resolve_inputs
 from app.model.loader import parse_flow
 from app.model.records import Execution, TaskRun, new_id, now
@@ -323,7 +323,7 @@ def _fail_subflow(execution_id: str, task_run_id: str, error: str) -> None:
     def mutate(event: Event) -> None:
         run = event.run(task_run_id)
         if run is not None and not run.state.terminal:
-            run.state, run.ended, run.error = State.FAILED, now(), error
+            run.state, run.ended, run.error = allowed(event.flow.task(run.task_id), State.FAILED), now(), error
             runtime.store().append_logs(event.conn, [log_row(execution_id, run, "ERROR", error)])
             event.touch(run)
 
@@ -374,6 +374,7 @@ def child_ended(child: Execution) -> None:
                 return
         if state.failed and not task.transmitFailed:
             state = State.SUCCESS
+        state = allowed(task, state)
         outputs: dict[str, Any] = {"executionId": child.id, "state": child.state.value}
         error = None
         if task.outputs:
@@ -384,7 +385,7 @@ def child_ended(child: Execution) -> None:
                 outputs["outputs"] = without_secret_inputs(child_flow, scope,
                                                            templating.render_value(task.outputs, scope))
             except templating.TemplateError as exc:
-                state, error = State.FAILED, f"Subflow outputs: {exc}"
+                state, error = allowed(task, State.FAILED), f"Subflow outputs: {exc}"
                 runtime.store().append_logs(event.conn, [log_row(ex.id, run, "ERROR", error)])
         elif child.outputs:
             outputs["outputs"] = child.outputs
@@ -404,14 +405,21 @@ def kill(execution_id: str) -> None:
     advance(execution_id, mutate, full=True)
 
 
-def resume(execution_id: str) -> bool:
+def resume(execution_id: str, inputs: dict[str, Any] | None = None) -> bool:
+    """End every paused task SUCCESS; a Pause's `onResume` inputs are validated from `inputs` (an InputError leaves
+    the execution paused) and become its `onResume` output."""
     resumed = False
 
     def mutate(event: Event) -> None:
         nonlocal resumed
         for run in event.ex.task_runs:
             if run.state == State.PAUSED:
+                task = event.flow.task(run.task_id)
+                if isinstance(task, Pause) and task.onResume:
+                    run.outputs = {"onResume": resolve_inputs(task.onResume, inputs or {})}
                 run.state, run.ended, run.next_at = State.SUCCESS, now(), None
+                if run.attempts and not run.attempts[-1].state.terminal:
+                    run.attempts[-1].state, run.attempts[-1].end = State.SUCCESS, run.ended
                 event.touch(run)
                 resumed = True
 

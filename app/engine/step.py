@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from app import templating
@@ -44,6 +44,14 @@ class StepResult:
     execution_changed: bool = False
     ended: bool = False
     taken: Next | None = None  # the run claimed for the process that ended the event's run (app/engine/chains.py)
+
+
+def allowed(task: Task, state: State) -> State:
+    """A task's end as its `allowFailure` (a failure ends it WARNING) and `allowWarning` (a warning, SUCCESS) make
+    it; a kill stays a kill."""
+    if state.failed and state != State.KILLED and (task.allowFailure or isinstance(task, fl.AllowFailure)):
+        state = State.WARNING
+    return State.SUCCESS if state == State.WARNING and task.allowWarning else state
 
 
 def is_flowable(task: Task) -> bool:
@@ -83,7 +91,7 @@ class Step:
         if self.full or self._mark_dirty(touched or []):
             state = self._group(self.flow.tasks, self.flow.errors, self.flow.finally_, None, None, [])
         if self.killing:
-            state = State.KILLED if all(run.state.terminal for run in ex.task_runs) else None
+            state = self._killed_state() if all(run.state.terminal for run in ex.task_runs) else None
         if state is not None:
             self._end(state)
         elif not self.killing and (self.full or ex.state == State.PAUSED or self._pause_changed(touched or [])):
@@ -94,6 +102,12 @@ class Step:
                 self.result.execution_changed = True
         self._mask_secret_inputs()
         return self.result
+
+    def _killed_state(self) -> State:
+        """A kill ends the execution KILLED; a Pause whose behavior cancelled it, CANCELLED."""
+        cancelled = any(run.state == State.CANCELLED and isinstance(self.flow.task(run.task_id), fl.Pause)
+                        for run in self.ex.task_runs)
+        return State.CANCELLED if cancelled else State.KILLED
 
     def _pause_changed(self, touched: list[TaskRun]) -> bool:
         return any(run.state == State.PAUSED for run in [*touched, *self.result.created, *self.result.changed.values()])
@@ -174,10 +188,27 @@ class Step:
             elif run.state == State.CREATED and run.worker_group:  # WAIT fallback ran out of time
                 self._fail(run, f"No worker of group '{run.worker_group}' came up within the task's timeout")
                 continue
-            elif run.state == State.PAUSED:
-                run.state = State.SUCCESS
-                run.ended = self.now
+            elif run.state == State.PAUSED and isinstance(task, fl.Pause):
+                self._pause_elapsed(task, run)
             self._changed(run)
+
+    def _pause_elapsed(self, task: fl.Pause, run: TaskRun) -> None:
+        """Kestra: a pause resumed by hand always succeeds (events.resume); one that reaches its pauseDuration ends
+        as its `behavior` says; one that reaches its timeout (without a pauseDuration) fails."""
+        if task.wait is None:
+            self._fail(run, f"The pause was not resumed within its timeout ({task.timeout})")
+        elif task.behavior == "RESUME":
+            self._finish(run, State.SUCCESS)
+        elif task.behavior == "WARN":
+            self._finish(run, State.WARNING)
+        elif task.behavior == "FAIL":
+            self._fail(run, f"The pause was not resumed within {task.wait} (behavior FAIL)")
+        else:  # CANCEL: the execution ends CANCELLED once what still runs has stopped
+            self._finish(run, State.CANCELLED)
+            self.result.logs.append((run, "WARN", f"The pause was not resumed within {task.wait}: execution "
+                                                  "cancelled (behavior CANCEL)"))
+            self.ex.state, self.killing = State.KILLING, True
+            self.result.execution_changed = True
 
     # -- bookkeeping --------------------------------------------------------------------------------------------
     def _changed(self, run: TaskRun) -> None:
@@ -195,6 +226,8 @@ class Step:
         )
         self.runs.add(run)
         self.result.created.append(run)
+        if task.runIf is not None and self._skipped(task, run):
+            return run
         if is_flowable(task):
             run.state, run.started = State.RUNNING, self.now
             run.attempts.append(Attempt(State.RUNNING, self.now))
@@ -202,6 +235,18 @@ class Step:
         else:
             self._route(task, run)
         return run
+
+    def _skipped(self, task: Task, run: TaskRun) -> bool:
+        """Kestra's `runIf`, rendered when the run is created: false ends it SKIPPED (which counts as a success
+        for what follows), a rendering error FAILED."""
+        try:
+            if templating.is_truthy(self.evaluate(task.runIf, run, task)):
+                return False
+        except templating.TemplateError as exc:
+            self._fail(run, f"runIf: {exc}")
+            return True
+        self._finish(run, State.SKIPPED)
+        return True
 
     def _route(self, task: Task, run: TaskRun) -> None:
         """Send a new runnable run to its worker group, or apply the group's fallback when none is alive."""
@@ -316,8 +361,8 @@ class Step:
     def _start_flowable(self, task: Task, run: TaskRun) -> None:
         if isinstance(task, fl.Pause):
             run.state = State.PAUSED
-            if task.wait is not None:
-                run.next_at = self.now + task.wait
+            if task.wait is not None or task.timeout is not None:
+                run.next_at = self.now + (task.wait or task.timeout or timedelta())
             return
         if isinstance(task, fl.Subflow):
             self.result.subflows.append((task, run))
@@ -337,9 +382,7 @@ class Step:
             return
         if state == State.FAILED and not self.killing and self._retry_children(task, run):
             return
-        if state.failed and state != State.KILLED and (task.allowFailure or isinstance(task, fl.AllowFailure)):
-            state = State.WARNING
-        self._finish(run, state)
+        self._finish(run, allowed(task, state))
 
     def _resolve(self, task: Task, run: TaskRun) -> State | None:
         v, vs = run.value, run.values

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
 
 ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"
 WORKER_GROUP_KEY_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
@@ -23,6 +23,18 @@ def _iso_duration(value: Any) -> Any:
 
 
 Duration = Annotated[timedelta, BeforeValidator(_iso_duration)]
+
+
+def not_supported_yet(name: str, default: Any, hint: str = "") -> AfterValidator:
+    """For a Kestra property Celestra does not implement yet: anything but its default refuses the flow, saying so,
+    instead of being accepted and ignored."""
+
+    def refuse(value: Any) -> Any:
+        if value != default:
+            raise ValueError(f"{name} is not supported yet{hint}")
+        return value
+
+    return AfterValidator(refuse)
 
 
 class Model(BaseModel):
@@ -47,6 +59,14 @@ class WorkerGroup(Model):
         return value
 
 
+class NamespaceFiles(Model):
+    """Namespace files copied into a task's folder before it runs (`include`/`exclude`: glob patterns)."""
+
+    enabled: bool = True
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+
+
 class Retry(Model):
     type: Literal["constant", "exponential", "random"] = "constant"
     interval: Duration | None = None
@@ -56,7 +76,9 @@ class Retry(Model):
     maxAttempt: int | None = Field(None, ge=1, description="Total attempts, the first one included.")
     maxAttempts: int | None = Field(None, ge=1, description="Alias of maxAttempt.")
     maxDuration: Duration | None = None
-    behavior: Literal["RETRY_FAILED_TASK", "CREATE_NEW_EXECUTION"] = "RETRY_FAILED_TASK"
+    behavior: Annotated[Literal["RETRY_FAILED_TASK", "CREATE_NEW_EXECUTION"],
+                        not_supported_yet("retry behavior CREATE_NEW_EXECUTION", "RETRY_FAILED_TASK")] = \
+        "RETRY_FAILED_TASK"
     warningOnRetry: bool = False
 
     def delay(self, attempt: int) -> float:
@@ -95,8 +117,9 @@ class Task(Model):
     timeout: Duration | None = None
     workerGroup: WorkerGroup | None = None
     logLevel: str | None = None
-    logToFile: bool = False
-    runIf: str | None = None
+    logToFile: Annotated[bool, not_supported_yet("logToFile", False, ": the task's logs are stored as rows")] = False
+    runIf: str | bool | None = Field(None, description="Rendered when the task run is created: false skips it "
+                                                        "(SKIPPED, which the flow counts as a success).")
 
     def child_lists(self) -> list[list[Task]]:
         """Every list of child tasks (flowables override); used to index the flow and check ids."""
@@ -145,17 +168,18 @@ class Flow(Model):
     tasks: list[AnyTask] = Field(min_length=1)
     errors: list[AnyTask] = Field(default_factory=list)
     finally_: list[AnyTask] = Field(default_factory=list, alias="finally")
-    afterExecution: list[AnyTask] = Field(default_factory=list)
+    afterExecution: Annotated[list[AnyTask], not_supported_yet("afterExecution", [], ": use `finally`")] = Field(
+        default_factory=list)
     outputs: list[Output] = Field(default_factory=list)
     triggers: list[AnyTrigger] = Field(default_factory=list)  # app/model/triggers.py
     taskDefaults: list[PluginDefault] = Field(default_factory=list)
     pluginDefaults: list[PluginDefault] = Field(default_factory=list)
     workerGroup: WorkerGroup | None = None
     retry: Retry | None = None
-    concurrency: Concurrency | None = None
-    sla: list[dict[str, Any]] = Field(default_factory=list)
+    concurrency: Annotated[Concurrency | None, not_supported_yet("concurrency", None)] = None
+    sla: Annotated[list[dict[str, Any]], not_supported_yet("sla", [])] = Field(default_factory=list)
     disabled: bool = False
-    deleted: bool = False
+    deleted: Annotated[bool, not_supported_yet("deleted: true", False, ": delete the flow instead")] = False
     _index: dict[str, Task] | None = PrivateAttr(default=None)
 
     @property

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from app.model.flow import Duration, Model, Task
+from app.model.flow import Duration, Model, NamespaceFiles, Task, not_supported_yet
 
 
 class FlowableTask(Task):
@@ -145,7 +145,20 @@ class Pause(FlowableTask):
     type: Literal["io.kestra.plugin.core.flow.Pause", "io.kestra.core.tasks.flows.Pause", "Pause"]
     delay: Duration | None = None
     pauseDuration: Duration | None = None
-    behavior: Literal["RESUME", "WARN", "CANCEL", "FAIL"] = "RESUME"
+    behavior: Literal["RESUME", "WARN", "CANCEL", "FAIL"] = Field(
+        "RESUME", description="How the pause ends when its pauseDuration passes: RESUME (SUCCESS), WARN (WARNING), "
+                              "FAIL (FAILED), CANCEL (the execution ends CANCELLED). A resume always succeeds.")
+    onResume: list[InputDef] = Field(
+        default_factory=list, description="Inputs given with the resume, validated as flow inputs are; "
+                                          "`outputs.<pause>.onResume`.")
+
+    @field_validator("onResume")
+    @classmethod
+    def _no_secret_on_resume(cls, value: list[Any]) -> list[Any]:
+        # They become the task's outputs, which are stored in clear: a secret must come as a SECRET flow input.
+        if any(getattr(inp, "type", None) == "SECRET" for inp in value):
+            raise ValueError("SECRET inputs in onResume are not supported yet: declare them as flow inputs")
+        return value
 
     @property
     def wait(self) -> timedelta | None:
@@ -163,7 +176,7 @@ class Subflow(FlowableTask):
     transmitFailed: bool = True
     inheritLabels: bool = False
     outputs: dict[str, Any] = Field(default_factory=dict)
-    scheduleDate: str | None = None
+    scheduleDate: Annotated[str | None, not_supported_yet("Subflow scheduleDate", None)] = None
 
 
 class WorkingDirectory(FlowableTask):
@@ -174,10 +187,12 @@ class WorkingDirectory(FlowableTask):
         "WorkingDirectory",
     ]
     tasks: list[AnyTask] = Field(min_length=1)
-    inputFiles: dict[str, str] | str | None = None
-    outputFiles: list[str] | None = None
-    cache: dict[str, Any] | None = None
-    namespaceFiles: dict[str, Any] | None = None
+    inputFiles: dict[str, Any] | str | None = Field(
+        None, description="Files written into the folder before the first child: name -> text or kestra:// URI.")
+    outputFiles: list[str] = Field(
+        default_factory=list, description="Globs of files kept when the last child ended: `outputs.outputFiles`.")
+    namespaceFiles: NamespaceFiles | None = None
+    cache: Annotated[dict[str, Any] | None, not_supported_yet("WorkingDirectory cache", None)] = None
 
     def child_lists(self) -> list[list[Task]]:
         return [self.tasks, *super().child_lists()]
@@ -189,3 +204,4 @@ FLOWABLE_TASKS: list[type[FlowableTask]] = [
 ]
 LOOPS = (ForEach, EachSequential, EachParallel)
 AnyTask = Any  # resolved to the union of every registered task type by app/model/registry.py
+InputDef = Any  # resolved to the input union (app/model/inputs) by app/model/registry.py

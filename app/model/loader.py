@@ -188,6 +188,8 @@ def _message(error: Any) -> str:
         return "unknown property"
     if error["type"] == "missing":
         return "required property is missing"
+    if error["type"] == "value_error":
+        return str(error["msg"]).removeprefix("Value error, ")  # our own message, said as it is
     return str(error["msg"])
 
 

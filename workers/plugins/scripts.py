@@ -7,7 +7,6 @@ files to internal storage.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import shutil
 import tempfile
@@ -19,19 +18,13 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app import runtime
-from app.store.storage import namespace_files_prefix
+from app.model.flow import NamespaceFiles
 from runners import CommandSpec, RunControl, RunnerError, RunnerPolicy, runner_for
+from workers import files
 from workers.plugin_api import RunContext, RunnableTask, TaskFailure, TaskKilled
 
 OUTPUT_MARKER = "::"
 TAIL_LINES = 10  # last lines of stderr/stdout quoted in a failure message
-
-
-class NamespaceFiles(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    enabled: bool = True
-    include: list[str] = Field(default_factory=list)
-    exclude: list[str] = Field(default_factory=list)
 
 
 class TaskRunnerRef(BaseModel):
@@ -62,6 +55,8 @@ class ScriptTask(RunnableTask):
         raise NotImplementedError
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
+        if ctx.working_dir is not None:  # inside a WorkingDirectory: its folder, shared with the other children
+            return self._run_in(ctx, ctx.working_dir)
         folder = Path(tempfile.mkdtemp(prefix="celestra-script-"))
         try:
             return self._run_in(ctx, folder)
@@ -82,7 +77,7 @@ class ScriptTask(RunnableTask):
             raise TaskFailure(str(exc)) from exc
         workdir = getattr(runner, "container_workdir", None) or str(folder)
         paths = {"workingDir": workdir, "outputDir": f"{workdir}/_outputs"}
-        self._stage_files(ctx, folder, paths)
+        files.stage(ctx, folder, self.inputFiles, self.namespaceFiles, paths)
         lines = [ctx.render_str(line, paths) for line in self.beforeCommands]
         lines += self.main_lines(ctx, folder, paths)
         if self.failFast and self.interpreter[:1] in (["/bin/sh"], ["sh"], ["/bin/bash"], ["bash"]):
@@ -119,22 +114,6 @@ class ScriptTask(RunnableTask):
             ctx.warning = True
         return outputs
 
-    def _stage_files(self, ctx: RunContext, folder: Path, paths: dict[str, str]) -> None:
-        if self.namespaceFiles is not None and self.namespaceFiles.enabled:
-            _download_namespace_files(ctx, folder, self.namespaceFiles)
-        files = ctx.render(self.inputFiles, paths) if self.inputFiles else {}
-        if isinstance(files, str):
-            files = json.loads(files)
-        for name, content in (files or {}).items():
-            target = (folder / name).resolve()
-            if folder.resolve() not in target.parents:
-                raise TaskFailure(f"Input file {name!r} escapes the working directory")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, str) and content.startswith("kestra://"):
-                target.write_bytes(ctx.storage.get(content))
-            else:
-                target.write_text(content if isinstance(content, str) else json.dumps(content))
-
 
 def _env_text(value: str | int | float | bool) -> str:
     """Environment values are text; YAML numbers and booleans are written the way Kestra writes them."""
@@ -149,19 +128,6 @@ def _logged_until(ctx: RunContext) -> datetime | None:
     if not (execution_id and task_run_id):
         return None
     return runtime.store().logged_until(execution_id, task_run_id)
-
-
-def _download_namespace_files(ctx: RunContext, folder: Path, spec: NamespaceFiles) -> None:
-    prefix = namespace_files_prefix(ctx.namespace)
-    for uri in ctx.storage.list(prefix):
-        name = uri[len(prefix):].lstrip("/")
-        if spec.include and not any(fnmatch.fnmatch(name, p) for p in spec.include):
-            continue
-        if any(fnmatch.fnmatch(name, p) for p in spec.exclude):
-            continue
-        target = folder / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(ctx.storage.get(uri))
 
 
 class _LineCollector:
