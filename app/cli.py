@@ -1,4 +1,5 @@
-"""`celestra` command line (typer + rich). Exit codes: 0 success, 1 failed/killed, 2 invalid flow or input."""
+"""`celestra` command line (typer + rich). Exit codes: 0 success, 1 failed/killed, 2 invalid flow or input,
+3 the execution did not end within --timeout."""
 
 from __future__ import annotations
 
@@ -8,14 +9,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from app import cli_watch
+from app.cli_watch import err, out
 from app.errors import CelestraError, FlowValidationError, NotFoundError
 from app.model.inputs import InputError
-from app.model.records import Execution
-from app.model.states import State
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Kestra-style YAML flows on Celery.")
 flow_cli = typer.Typer(no_args_is_help=True, help="Deployed flows.")
@@ -24,11 +24,6 @@ ns_files_cli = typer.Typer(no_args_is_help=True, help="Files shared by the flows
 cli.add_typer(ns_files_cli, name="namespace-files")
 files_cli = typer.Typer(no_args_is_help=True, help="Files in internal storage (outputs, inputs).")
 cli.add_typer(files_cli, name="files")
-out = Console()
-err = Console(stderr=True)
-STATE_STYLE = {"SUCCESS": "green", "WARNING": "yellow", "FAILED": "red", "KILLED": "red", "RUNNING": "cyan"}
-LEVEL_STYLE = {"ERROR": "red", "WARN": "yellow", "DEBUG": "dim", "TRACE": "dim"}
-
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="Settings file (YAML).", envvar="CELESTRA_CONFIG")
 ]
@@ -55,62 +50,34 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
-def _exit_code(ex: Execution) -> int:
-    return 0 if ex.state in (State.SUCCESS, State.WARNING) else 1
-
-
-def _print_log(row: dict[str, Any]) -> None:
-    level = row["level"]
-    style = LEVEL_STYLE.get(level, "")
-    stamp = row["timestamp"].strftime("%H:%M:%S.%f")[:-3]
-    task = escape(row.get("task_id") or "-")
-    message = escape(row["message"])  # a log line is data: brackets in it are not Rich markup
-    out.print(f"[dim]{stamp}[/dim] [{style}]{level:<5}[/{style}] [bold]{task}[/bold] {message}"
-              if style else f"[dim]{stamp}[/dim] {level:<5} [bold]{task}[/bold] {message}",
-              highlight=False, markup=True, soft_wrap=True)
-
-
-def _summary(ex: Execution) -> None:
-    table = Table(title=f"{ex.namespace}.{ex.flow_id}  {ex.id}", title_justify="left")
-    for column in ("task", "value", "state", "attempts", "group", "worker", "duration"):
-        table.add_column(column)
-    for run in ex.task_runs:
-        duration = f"{(run.ended - run.started).total_seconds() * 1000:.0f} ms" if run.ended and run.started else ""
-        style = STATE_STYLE.get(run.state.value, "")
-        table.add_row(run.task_id, run.value or "", f"[{style}]{run.state.value}[/{style}]" if style else run.state,
-                      str(len(run.attempts)), run.worker_group or "", run.worker or "", duration)
-    out.print(table)
-    style = STATE_STYLE.get(ex.state.value, "")
-    out.print(f"Execution [bold]{ex.id}[/bold] ended [{style}]{ex.state.value}[/{style}]")
-    if ex.outputs:
-        out.print_json(json.dumps(ex.outputs))
-    if ex.error:
-        err.print(f"[red]{escape(ex.error)}[/red]", highlight=False)
-
-
 @cli.command()
 def run(
     flow_file: Annotated[Path, typer.Argument(help="Flow YAML file.")],
     inputs: Annotated[list[str], typer.Option("--input", "-i", help="key=value (repeatable).")] = [],  # noqa: B006
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object, nothing else.")] = False,
-    timeout: Annotated[float | None, typer.Option(help="Give up waiting after this many seconds.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Stop waiting after this many seconds (exit 3).")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Validate and run a flow file; stream its logs; exit 0 on success, 1 on failure, 2 on invalid input."""
+    """Validate and run a flow file; stream its logs; exit 0 on success, 1 on failure, 2 on invalid input, 3 when
+    it did not end within --timeout."""
     client = _client(config)
     try:
         ex = client.run(flow_file, _parse_inputs(inputs), wait=False)
     except (FlowValidationError, InputError) as exc:
         _fail(str(exc), 2)
-    if not as_json:
-        for row in client.logs(ex.id, follow=True):
-            _print_log(row)
-    ex = client.wait(ex.id, timeout)
-    if as_json:
-        sys.stdout.write(json.dumps(ex.to_json(), default=str) + "\n")
-    else:
-        _summary(ex)
-    raise typer.Exit(_exit_code(ex))
+    cli_watch.watch(client, ex, timeout, as_json)
+
+
+def _flow_files(paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    """The flow files named, folders expanded (*.yaml, *.yml, recursively); and the folders that hold none."""
+    files: list[Path] = []
+    empty: list[Path] = []
+    for path in paths:
+        found = sorted([*path.glob("**/*.yaml"), *path.glob("**/*.yml")]) if path.is_dir() else [path]
+        if not found:
+            empty.append(path)
+        files += found
+    return files, empty
 
 
 @cli.command()
@@ -118,15 +85,10 @@ def validate(paths: Annotated[list[Path], typer.Argument(help="Flow files or fol
              config: ConfigOption = None) -> None:
     """Check flow files; every problem names file, line, column and field."""
     client = _client(config)
-    bad = 0
-    files: list[Path] = []
-    for path in paths:
-        found = sorted([*path.glob("**/*.yaml"), *path.glob("**/*.yml")]) if path.is_dir() else [path]
-        if not found:
-            bad += 1
-            err.print(f"[red]✗[/red] {escape(str(path))}: no flow files (*.yaml, *.yml) in this folder",
-                      highlight=False)
-        files += found
+    files, empty = _flow_files(paths)
+    bad = len(empty)
+    for path in empty:
+        err.print(f"[red]✗[/red] {escape(str(path))}: no flow files (*.yaml, *.yml) in this folder", highlight=False)
     for file in files:  # every file is reported, whatever happened to the ones before it
         try:
             flow, _ = client.load(file)
@@ -177,14 +139,26 @@ def plugins(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 
 @flow_cli.command("deploy")
-def flow_deploy(paths: Annotated[list[Path], typer.Argument()], config: ConfigOption = None) -> None:
-    """Store flows (a new revision when the source changed) so `celestra execute NS ID` can run them."""
+def flow_deploy(paths: Annotated[list[Path], typer.Argument(help="Flow files or folders.")],
+                config: ConfigOption = None) -> None:
+    """Store flows (a new revision when the source changed) so `celestra execute NS ID` can run them. Every file is
+    validated first: if one is invalid, none is deployed."""
     client = _client(config)
-    for path in paths:
+    files, empty = _flow_files(paths)
+    if empty:
+        _fail("; ".join(f"{path}: no flow files (*.yaml, *.yml) in this folder" for path in empty), 2)
+    problems: list[str] = []
+    for file in files:
         try:
-            deployed = client.deploy(path)
+            client.validate(file)
         except FlowValidationError as exc:
-            _fail(str(exc), 2)
+            problems += exc.problems
+        except CelestraError as exc:
+            problems.append(f"{file}: {exc}")
+    if problems:
+        _fail("\n".join(problems), 2)
+    for file in files:
+        deployed = client.deploy(file)
         out.print(f"{deployed['namespace']}.{deployed['id']} revision {deployed['revision']}", highlight=False)
 
 
@@ -232,23 +206,24 @@ def execute(
     inputs: Annotated[list[str], typer.Option("--input", "-i")] = [],  # noqa: B006
     wait: Annotated[bool, typer.Option("--wait/--no-wait")] = True,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    timeout: Annotated[float | None, typer.Option(help="Stop waiting after this many seconds (exit 3).")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Run a deployed flow."""
+    """Run a deployed flow; with --wait (the default) like `celestra run`."""
     client = _client(config)
     try:
-        ex = client.execute(namespace, flow_id, _parse_inputs(inputs), wait=wait)
+        ex = client.execute(namespace, flow_id, _parse_inputs(inputs), wait=False)
     except NotFoundError as exc:
         _fail(str(exc), 2)
     except InputError as exc:
         _fail(str(exc), 2)
+    if wait:
+        cli_watch.watch(client, ex, timeout, as_json)
     if as_json:
         sys.stdout.write(json.dumps(ex.to_json(), default=str) + "\n")
-    elif wait:
-        _summary(ex)
     else:
         out.print(ex.id)
-    raise typer.Exit(_exit_code(ex) if wait else 0)
+    raise typer.Exit(cli_watch.exit_code(ex) if wait else 0)
 
 
 @cli.command()
@@ -261,7 +236,7 @@ def logs(
     client = _client(config)
     try:
         for row in client.logs(execution_id, follow=follow):
-            _print_log(row)
+            cli_watch.print_log(row)
     except NotFoundError as exc:
         _fail(str(exc), 2)
 
@@ -340,7 +315,13 @@ def worker(
     """A worker; with --worker-group it serves only that group's queue."""
     client = _client(config)
     from app.celery_app import get_celery
+    from app.engine.routing import UnknownWorkerGroup, check_group
 
+    if worker_group:
+        try:
+            check_group(client.settings, worker_group)
+        except UnknownWorkerGroup as exc:
+            _fail(str(exc), 2)
     queue = worker_group or client.settings.default_queue
     argv = ["worker", "-Q", queue, "-n", f"{worker_group or 'default'}@%h", "--loglevel", "INFO"]
     if concurrency:

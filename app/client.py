@@ -93,6 +93,9 @@ class Client:
 
             embedded.ensure_started()
 
+    def state(self, execution_id: str) -> State:
+        return runtime.store().execution_state(execution_id)
+
     def get(self, execution_id: str) -> Execution:
         return _with_secrets_marked(runtime.store().get_execution(execution_id))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.model.records import Execution, TaskRun
+from app.model.states import State
 
 Position = tuple[str | None, str, str | None]  # (parent run id, task id, loop value)
 
@@ -15,6 +16,9 @@ class RunIndex:
         self.by_id: dict[str, TaskRun] = {}
         self.by_position: dict[Position, TaskRun] = {}
         self.by_parent: dict[str | None, list[TaskRun]] = {}
+        # Per sequence (parent run, loop value, first task id): how many leading tasks ended without failing, and
+        # their states (Step._sequential).
+        self.settled: dict[tuple[str | None, str | None, str], tuple[int, tuple[State, ...]]] = {}
         for run in ex.task_runs:
             self._index(run)
 

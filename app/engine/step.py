@@ -301,17 +301,35 @@ class Step:
 
     def _sequential(self, tasks: list[Task], parent: TaskRun | None, value: str | None, values: list[str],
                     may_start: bool = True) -> tuple[bool, list[State]]:
-        states: list[State] = []
-        for task in tasks:
-            if task.disabled:
-                continue
-            run = self.visit(task, parent, value, values, may_start)
-            if run is None or not run.state.terminal:
-                return False, states
-            states.append(run.state)
-            if run.state.failed:
-                return True, states
-        return True, states
+        """Each task after the previous one ended; done at the end or at the first failure. The leading tasks that
+        ended without failing are remembered (`RunIndex.settled`) and not visited again: a run that ended stays
+        ended (only a failed one runs again, by a flowable's retry), so a step of the 1,000th task of a sequence
+        does not walk the 999 before it."""
+        key = (parent.id if parent else None, value, tasks[0].id) if tasks else None
+        settled, known = self.runs.settled.get(key, (0, ())) if key else (0, ())
+        last = tasks[settled - 1] if settled else None
+        last_run = self.find(parent, last, value) if last is not None and not last.disabled else None
+        if last_run is not None and (not last_run.state.terminal or last_run.state.failed):
+            settled, known = 0, ()  # cannot happen as far as the engine goes; a wrong memory must not hide a run
+        states: list[State] = list(known)
+        known_count = len(states)
+        done: tuple[bool, list[State]] | None = None
+        for index in range(settled, len(tasks)):
+            task = tasks[index]
+            if not task.disabled:
+                run = self.visit(task, parent, value, values, may_start)
+                if run is None or not run.state.terminal:
+                    done = (False, states)
+                    break
+                states.append(run.state)
+                if run.state.failed:
+                    done = (True, states)
+                    break
+            if index == settled:
+                settled, known_count = settled + 1, len(states)
+        if key is not None:
+            self.runs.settled[key] = (settled, tuple(states[:known_count]))
+        return done or (True, states)
 
     def _parallel(self, tasks: list[Task], parent: TaskRun | None, value: str | None, values: list[str],
                   limit: int) -> tuple[bool, list[State]]:

@@ -509,3 +509,69 @@ def test_entry_point_exit_codes(tmp_path: Path) -> None:
         missing = celestra(tmp_path, command, "noSuchExecution")
         assert missing.returncode == 2, command
         assert "noSuchExecution" in missing.stderr
+
+
+# -- --timeout, what a run waits for, folders, undeclared groups ------------------------------------------------
+SLOW = """
+    id: slow
+    namespace: unit.cli
+    tasks:
+      - id: nap
+        type: io.kestra.plugin.scripts.shell.Commands
+        commands: ["sleep 20"]
+"""
+PAUSED = """
+    id: paused_cli
+    namespace: unit.cli
+    tasks:
+      - id: wait
+        type: io.kestra.plugin.core.flow.Pause
+"""
+
+
+def test_run_timeout_exits_3_and_kills_an_embedded_execution(cwd: Path, client: Any) -> None:
+    started = time.monotonic()
+    result = invoke("run", str(write(cwd, "slow.yaml", SLOW)), "--timeout", "1")
+    assert result.exit_code == 3, result.output
+    assert time.monotonic() - started < 15  # not the task's 20 s
+    assert "did not end within 1 s" in result.stderr and "killed" in result.stderr
+    execution_id = result.stdout.split()[1]  # "Execution <id> of unit.cli.slow started"
+    assert client.get(execution_id).state.value == "KILLED"
+
+
+def test_run_timeout_with_json_prints_json(cwd: Path) -> None:
+    result = invoke("run", str(write(cwd, "slow.yaml", SLOW)), "--timeout", "0.5", "--json")
+    assert result.exit_code == 3, result.output
+    data = json.loads(result.stdout)
+    assert data["timedOut"] is True and data["state"] == "KILLED"
+    assert "did not end within 0.5 s" in data["message"]
+
+
+def test_run_says_when_it_is_paused(cwd: Path) -> None:
+    result = invoke("run", str(write(cwd, "paused.yaml", PAUSED)), "--timeout", "1.5")
+    assert result.exit_code == 3, result.output
+    assert "Paused at task 'wait': resume with `celestra resume" in result.stderr
+
+
+def test_deploy_a_folder_deploys_each_flow_or_none(cwd: Path) -> None:
+    flows = cwd / "flows"
+    (flows / "team").mkdir(parents=True)
+    write(flows, "one.yaml", FAILING.replace("id: failing", "id: folder_one"))
+    write(flows / "team", "two.yml", REQUIRED_INPUT.replace("id: required_input", "id: folder_two"))
+    result = invoke("flow", "deploy", str(flows))
+    assert result.exit_code == 0, result.output
+    assert "unit.cli.folder_one revision 1" in result.stdout and "unit.cli.folder_two revision 1" in result.stdout
+    write(flows, "bad.yaml", UNKNOWN_PROPERTY.replace("id: typo", "id: folder_bad"))
+    write(flows, "one.yaml", FAILING.replace("id: failing", "id: folder_one").replace("before", "after"))
+    result = invoke("flow", "deploy", str(flows))
+    assert result.exit_code == 2 and "mesage" in result.stderr
+    assert "revision" not in result.stdout  # nothing deployed: one.yaml's change waits for the fix
+
+
+@NEEDS_CELESTRA
+def test_worker_of_an_undeclared_group_refuses_to_start(tmp_path: Path) -> None:
+    config = tmp_path / "celestra.yaml"
+    config.write_text("worker_groups:\n  gpu:\n    description: GPU box\n")
+    proc = celestra(tmp_path, "worker", "--worker-group", "nope", "--config", str(config))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Unknown worker group 'nope': declared groups are gpu" in proc.stderr
