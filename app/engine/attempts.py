@@ -29,7 +29,8 @@ def claim(execution_id: str, task_run_id: str, worker: str, groups: set[str] | N
     moment = now()
     with store.single_statements() as conn:
         claimed = store.claim_with_execution(conn, execution_id, task_run_id, worker, groups,
-                                             runtime.settings().default_queue, token)
+                                             runtime.settings().default_queue, token,
+                                             with_source=not events.flow_known(execution_id))
         if claimed is not None:
             ex, run = claimed
         else:

@@ -50,6 +50,11 @@ def flow_of(ex: Execution) -> Flow:
     return flow
 
 
+def flow_known(execution_id: str) -> bool:
+    """Whether this process has the execution's flow parsed already (flow_of needs no source)."""
+    return execution_id in _flows_by_execution
+
+
 def context_factory(flow: Flow, ex: Execution) -> Callable[[TaskRun | None, Task | None], dict[str, Any]]:
     settings = runtime.settings()
     functions = executor_functions(ex)

@@ -277,20 +277,22 @@ class Store(LogsAndKeyValues):
 
     def claim_with_execution(self, conn: Connection, execution_id: str, task_run_id: str, worker: str,
                              groups: set[str] | None = None, default_queue: str = "celery",
-                             token: str | None = None) -> tuple[Execution, TaskRun] | None:
-        """`claim_task_run`, and the execution without its runs, read in the same statement on PostgreSQL."""
+                             token: str | None = None, with_source: bool = False) -> tuple[Execution, TaskRun] | None:
+        """`claim_task_run`, and the execution without its runs (with its flow source if asked), read in the same
+        statement on PostgreSQL."""
         if self.is_sqlite:
             ex = self.load_execution(conn, execution_id, with_runs=False)
             run = self.claim_task_run(conn, task_run_id, worker, groups, default_queue, token)
             return (ex, run) if run is not None else None
         statement, params = self._claim(task_run_id, worker, groups, default_queue, token)
-        row = conn.execute(statements.CLAIMS_WITH_EXECUTION[statement], params).first()
+        row = conn.execute(statements.CLAIMS_WITH_EXECUTION[statement, with_source], params).first()
         if row is None:
             return None
         mapping = row._mapping
         prefix = statements.EXECUTION_PREFIX
-        ex = execution_from_row({key[len(prefix):]: value for key, value in mapping.items()
-                                 if key.startswith(prefix)})
+        fields = {key[len(prefix):]: value for key, value in mapping.items() if key.startswith(prefix)}
+        ex = execution_from_row(fields)
+        ex.flow_source = fields.get("flow_source")
         return ex, task_run_from_row(mapping)
 
     def end_waiting(self, conn: Connection, execution_id: str, version: int, state: State, moment: datetime) -> None:

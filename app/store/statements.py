@@ -49,12 +49,15 @@ CLAIM_IN_GROUPS_OR_DEFAULT = _claim.where(sa.or_(_own_group, task_runs.c.worker_
 EXECUTION_PREFIX = "x_"
 
 
-def _with_execution(claim: sa.UpdateBase) -> sa.Select[Any]:
-    """PostgreSQL: the claim and the read of its execution in one statement (one round trip, not two)."""
+def _with_execution(claim: sa.UpdateBase, with_source: bool) -> sa.Select[Any]:
+    """PostgreSQL: the claim and the read of its execution in one statement (one round trip, not two); with the
+    flow's source for a process that has not parsed it yet."""
     claimed = claim.cte("claimed")
-    return (sa.select(*claimed.c, *(c.label(EXECUTION_PREFIX + c.name) for c in EXECUTION_COLUMNS))
+    columns = [*EXECUTION_COLUMNS, executions.c.flow_source] if with_source else EXECUTION_COLUMNS
+    return (sa.select(*claimed.c, *(c.label(EXECUTION_PREFIX + c.name) for c in columns))
             .join_from(claimed, executions, executions.c.id == claimed.c.execution_id))
 
 
-CLAIMS_WITH_EXECUTION = {statement: _with_execution(statement)
-                         for statement in (CLAIM, CLAIM_IN_GROUPS, CLAIM_IN_GROUPS_OR_DEFAULT)}
+CLAIMS_WITH_EXECUTION = {(statement, with_source): _with_execution(statement, with_source)
+                         for statement in (CLAIM, CLAIM_IN_GROUPS, CLAIM_IN_GROUPS_OR_DEFAULT)
+                         for with_source in (False, True)}
