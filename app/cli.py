@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -219,11 +220,38 @@ def execute(
         _fail(str(exc), 2)
     if wait:
         cli_watch.watch(client, ex, timeout, as_json)
+    if client.settings.embedded:  # this process exits now: a process of its own carries the execution on
+        _carry_in_background(client, ex.id, config)
     if as_json:
         sys.stdout.write(json.dumps(ex.to_json(), default=str) + "\n")
     else:
         out.print(ex.id)
     raise typer.Exit(cli_watch.exit_code(ex) if wait else 0)
+
+
+def _carry_in_background(client: Any, execution_id: str, config: Path | None) -> None:
+    import subprocess
+
+    settings = client.settings
+    logs = Path(settings.home) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "app.cli", "carry", execution_id, *(["--config", str(config)] if config else [])]
+    env = {**os.environ, "CELESTRA_HOME": str(Path(settings.home).resolve())}  # its state, whatever set it
+    for name in ("database_url", "storage_url"):
+        if getattr(settings, name):
+            env[f"CELESTRA_{name.upper()}"] = str(getattr(settings, name))
+    with (logs / f"carry-{execution_id}.log").open("ab") as sink:
+        subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, env=env,
+                         start_new_session=True)
+
+
+@cli.command(hidden=True)
+def carry(execution_id: str, config: ConfigOption = None) -> None:
+    """Embedded: run an execution until it ends or pauses (what `execute --no-wait` leaves to a process of its
+    own)."""
+    client = _client(config)
+    client.start_embedded()
+    cli_watch.follow(client, execution_id, None, lambda row: None, lambda text: None, until_paused=True)
 
 
 @cli.command()
@@ -258,13 +286,23 @@ def resume(
                                                                     "(repeatable).")] = [],  # noqa: B006
     config: ConfigOption = None,
 ) -> None:
-    """Resume a paused execution."""
+    """Resume a paused execution. Embedded, this command then runs the rest of it, until it ends or pauses again:
+    nothing else would."""
+    client = _client(config)
+    if client.settings.embedded:
+        client.start_embedded()  # before the resume sends the next runs: to this process's broker
     try:
-        resumed = _client(config).resume(execution_id, _parse_inputs(inputs))
+        resumed = client.resume(execution_id, _parse_inputs(inputs))
     except InputError as exc:
         _fail(str(exc), 2)
     if not resumed:
         _fail(f"Execution {execution_id} has no paused task", 1)
+    if client.settings.embedded:
+        cli_watch.follow(client, execution_id, None, cli_watch.print_log,
+                         lambda text: err.print(f"[yellow]{escape(text)}[/yellow]", highlight=False),
+                         until_paused=True)
+        ex = client.get(execution_id)
+        out.print(f"Execution [bold]{ex.id}[/bold] {ex.state.value}", highlight=False)
 
 
 @cli.command()

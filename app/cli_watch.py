@@ -103,11 +103,13 @@ def _timed_out(client: Client, execution_id: str, timeout: float | None, as_json
 
 
 def follow(client: Client, execution_id: str, deadline: float | None, on_log: Callable[[dict[str, Any]], None],
-           on_notice: Callable[[str], None]) -> None:
-    """Until the execution ends; ExecutionTimeout once `deadline` (time.monotonic) has passed."""
+           on_notice: Callable[[str], None], until_paused: bool = False) -> None:
+    """Until the execution ends (or, `until_paused`, pauses); ExecutionTimeout once `deadline` (time.monotonic) has
+    passed."""
     after, seen, next_check = 0, set[tuple[str, ...]](), 0.0
     while True:
-        ended = client.state(execution_id).terminal
+        state = client.state(execution_id)
+        ended = state.terminal or (until_paused and state == State.PAUSED)
         for row in client.logs(execution_id, after=after):
             after = row["id"]
             on_log(row)

@@ -87,6 +87,11 @@ class Client:
         ex = events.create_and_start(flow, source, inputs or {}, revision=revision, labels=labels)
         return self.wait(ex.id, timeout) if wait else ex
 
+    def start_embedded(self) -> None:
+        """Embedded mode: start this process's worker and timers (which also take up what embedded processes that
+        have exited left behind); nothing on a cluster."""
+        self._ensure_embedded()
+
     def _ensure_embedded(self) -> None:
         if self.settings.embedded:
             from app.services import embedded
@@ -120,7 +125,10 @@ class Client:
 
     def logs(self, execution_id: str, follow: bool = False, after: int = 0,
              poll: float = 0.05) -> Iterator[dict[str, Any]]:
-        """Log rows in order; with follow=True, keeps yielding new ones until the execution has ended."""
+        """Log rows in order; with follow=True, keeps yielding new ones until the execution has ended (embedded,
+        this process then also runs what is left of it)."""
+        if follow:
+            self._ensure_embedded()
         store = runtime.store()
         while True:
             ended = store.execution_state(execution_id).terminal

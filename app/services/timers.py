@@ -25,6 +25,7 @@ class TimerLoop:
         self.store_up_since: float | None = None
         # Only `celestra server` fires schedules: an embedded `celestra run` must not start other deployed flows.
         self.scheduler: Scheduler | None = Scheduler() if schedules else None
+        self.next_recovery = 0.0
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True, name="celestra-timers")
 
@@ -50,7 +51,11 @@ class TimerLoop:
         for execution_id in store.stalled_executions(timedelta(seconds=30)):
             events.start(execution_id)
         self.resend_from_dead_workers()
-        if not runtime.settings().embedded:  # the in-process broker loses nothing; what it buffers is not lost
+        if runtime.settings().embedded:
+            if time.monotonic() >= self.next_recovery:  # what embedded processes that have exited left behind
+                self.next_recovery = time.monotonic() + 1.0
+                redelivery.recover_embedded()
+        else:
             redelivery.resend_lost()  # runs whose message was never sent, or lost by the broker
         # A subflow that ended while the process that would tell its parent died.
         for child_id in store.ended_children_of_running_subflows():

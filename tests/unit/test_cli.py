@@ -575,3 +575,109 @@ def test_worker_of_an_undeclared_group_refuses_to_start(tmp_path: Path) -> None:
     proc = celestra(tmp_path, "worker", "--worker-group", "nope", "--config", str(config))
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Unknown worker group 'nope': declared groups are gpu" in proc.stderr
+
+
+# -- embedded commands in processes of their own share one home and never strand an execution --------------------
+def embedded_store(tmp_path: Path) -> Any:
+    from app.store.database import Store
+
+    return Store(f"sqlite:///{tmp_path / 'home' / 'celestra.db'}")
+
+
+def wait_for(store: Any, execution_id: str, states: set[str], timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        ex = store.get_execution(execution_id)
+        if ex.state.value in states:
+            return ex
+        assert time.monotonic() < deadline, f"{execution_id} is {ex.state.value}, not {states}"
+        time.sleep(0.05)
+
+
+@NEEDS_CELESTRA
+def test_execute_no_wait_embedded_ends_success_in_a_process_of_its_own(tmp_path: Path) -> None:
+    flow = write(tmp_path, "later.yaml", """
+        id: later
+        namespace: unit.cli
+        tasks:
+          - id: nap
+            type: io.kestra.plugin.scripts.shell.Commands
+            commands: ["sleep 1"]
+          - id: done
+            type: io.kestra.plugin.core.debug.Return
+            format: done
+    """)
+    assert celestra(tmp_path, "flow", "deploy", str(flow)).returncode == 0
+    proc = celestra(tmp_path, "execute", "unit.cli", "later", "--no-wait")
+    assert proc.returncode == 0, proc.stderr
+    execution_id = proc.stdout.strip()
+    ex = wait_for(embedded_store(tmp_path), execution_id, {"SUCCESS", "FAILED", "KILLED"})
+    assert ex.state.value == "SUCCESS", ex.to_json()
+    assert [r.state.value for r in ex.task_runs] == ["SUCCESS", "SUCCESS"]
+
+
+@NEEDS_CELESTRA
+def test_resume_from_a_second_terminal_runs_the_rest(tmp_path: Path) -> None:
+    flow = write(tmp_path, "approval.yaml", """
+        id: approval_cli
+        namespace: unit.cli
+        tasks:
+          - id: wait
+            type: io.kestra.plugin.core.flow.Pause
+          - id: after
+            type: io.kestra.plugin.core.debug.Return
+            format: resumed
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CELESTRA_")}
+    env.update(CELESTRA_HOME=str(tmp_path / "home"), COLUMNS="200")
+    first = subprocess.Popen([str(CELESTRA), "run", str(flow)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        store = embedded_store(tmp_path)
+        deadline = time.monotonic() + 60
+        while not (found := store.list_executions(limit=1)) or found[0].state.value != "PAUSED":
+            assert time.monotonic() < deadline and first.poll() is None, "the run never paused"
+            time.sleep(0.05)
+        execution_id = found[0].id
+        second = celestra(tmp_path, "resume", execution_id)
+        assert second.returncode == 0, second.stderr
+        assert f"Execution {execution_id} SUCCESS" in second.stdout
+        out, _ = first.communicate(timeout=60)
+        assert first.returncode == 0, out
+    finally:
+        if first.poll() is None:
+            first.kill()
+    ex = store.get_execution(execution_id)
+    assert [(r.task_id, r.state.value) for r in ex.task_runs] == [("wait", "SUCCESS"), ("after", "SUCCESS")]
+
+
+@NEEDS_CELESTRA
+def test_an_embedded_execution_left_by_a_killed_process_is_taken_up_by_the_next_command(tmp_path: Path) -> None:
+    import signal
+
+    flow = write(tmp_path, "interrupted.yaml", """
+        id: interrupted
+        namespace: unit.cli
+        tasks:
+          - id: nap
+            type: io.kestra.plugin.scripts.shell.Commands
+            commands: ["sleep 2"]
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CELESTRA_")}
+    env.update(CELESTRA_HOME=str(tmp_path / "home"), COLUMNS="200")
+    first = subprocess.Popen([str(CELESTRA), "run", str(flow)], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    store = embedded_store(tmp_path)
+    deadline = time.monotonic() + 60
+    while not (found := store.list_executions(limit=1)) or not any(
+            r.state.value == "RUNNING" for r in store.get_execution(found[0].id).task_runs):
+        assert time.monotonic() < deadline, "the task never started"
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(10)
+    execution_id = found[0].id
+    follow = celestra(tmp_path, "logs", execution_id, "--follow")
+    assert follow.returncode == 0, follow.stderr
+    ex = store.get_execution(execution_id)
+    assert ex.state.value == "SUCCESS", ex.to_json()
+    assert [a.state.value for a in ex.task_runs[0].attempts] == ["KILLED", "SUCCESS"]
