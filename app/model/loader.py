@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from app import settings as app_settings
 from app.errors import FlowValidationError
+from app.model import suggestions
 from app.model.flow import Flow
 from app.model.registry import registry
 
@@ -168,31 +169,6 @@ def _locate(path: PathKey, positions: dict[PathKey, Position]) -> Position:
     return (1, 1)
 
 
-def _task_label(path: PathKey, data: Any) -> str:
-    node = data
-    label = ""
-    for part in path:
-        try:
-            node = node[part]
-        except (KeyError, IndexError, TypeError):
-            break
-        if isinstance(node, dict) and "id" in node and "type" in node:
-            label = f" (task '{node['id']}')"
-    return label
-
-
-def _message(error: Any) -> str:
-    if error["type"] == "union_tag_invalid":
-        return f"unknown task type {error['input'].get('type')!r}" if isinstance(error["input"], dict) else error["msg"]
-    if error["type"] == "extra_forbidden":
-        return "unknown property"
-    if error["type"] == "missing":
-        return "required property is missing"
-    if error["type"] == "value_error":
-        return str(error["msg"]).removeprefix("Value error, ")  # our own message, said as it is
-    return str(error["msg"])
-
-
 def _task_nodes(value: Any) -> Iterator[dict[str, Any]]:
     if isinstance(value, dict):
         if "id" in value and "type" in value:
@@ -232,7 +208,8 @@ def load_flow(text: str, filename: str = "<flow>") -> Flow:
             path = _field_path(error["loc"], data)
             line, column = _locate(path, positions)
             problems.append(
-                f"{filename}:{line}:{column}: {_dotted(path)}{_task_label(path, data)}: {_message(error)}"
+                f"{filename}:{line}:{column}: {_dotted(path)}{suggestions.label(path, data)}: "
+                f"{suggestions.message(error, path, data)}"
             )
         raise FlowValidationError(sorted(set(problems), key=problems.index)) from None
     problems = []
@@ -242,6 +219,9 @@ def load_flow(text: str, filename: str = "<flow>") -> Flow:
             line, column = _locate((*path, "id"), positions)
             problems.append(f"{filename}:{line}:{column}: {_dotted(path)}.id: duplicate task id '{task_id}'")
         seen[task_id] = path
+    for path, problem in suggestions.unknown_outputs(data, set(seen)):
+        line, column = _locate(path, positions)
+        problems.append(f"{filename}:{line}:{column}: {_dotted(path)}{suggestions.label(path, data)}: {problem}")
     if problems:
         raise FlowValidationError(problems)
     return flow

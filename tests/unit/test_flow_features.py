@@ -611,7 +611,7 @@ def test_flow_outputs_that_cannot_render_fail_the_execution(client: Any) -> None
         outputs:
           - id: broken
             type: STRING
-            value: "{{ outputs.nope.value }}"
+            value: "{{ outputs.one.nope }}"
     """), timeout=WAIT)
     assert ex.state == State.FAILED
     assert "outputs" in (ex.error or "").lower()

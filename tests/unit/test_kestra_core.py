@@ -341,3 +341,41 @@ def test_task_properties_not_supported_yet_are_refused_at_their_line(client: Any
 def test_properties_at_their_defaults_are_accepted(client: Any) -> None:
     client.validate(f"id: defaults\nnamespace: core\nconcurrency: null\nsla: []\nafterExecution: []\n"
                     f"deleted: false\ntasks:\n  - id: t\n    type: {RETURN}\n    format: x\n    logToFile: false\n")
+
+
+# -- messages: what is wrong, where, and what was probably meant -----------------------------------------------------
+@pytest.mark.parametrize(("snippet", "message"), [
+    ("inputs:\n  - id: flag\n    type: BOOL\n",
+     "inputs[0] (input 'flag'): unknown input type 'BOOL'; did you mean 'BOOLEAN'?"),
+    ("tasks:\n  - id: t\n    type: io.kestra.plugin.core.debug.Retrun\n    format: x\n",
+     "unknown task type 'io.kestra.plugin.core.debug.Retrun'; did you mean 'io.kestra.plugin.core.debug.Return'?"),
+    (f"tasks:\n  - id: t\n    type: {RETURN}\n    format: x\n    timeout: 5 minutes\n",
+     "tasks[0].timeout (task 't'): '5 minutes' is not a duration: use an ISO-8601 duration such as PT5M"),
+    (f"tasks:\n  - id: first\n    type: {RETURN}\n    format: x\n  - id: t\n    type: {RETURN}\n"
+     "    format: '{{ outputs.frist.value }}'\n",
+     "tasks[1].format (task 't'): outputs.frist: no task 'frist' in this flow; did you mean 'first'?"),
+])
+def test_a_mistake_is_named_with_what_was_probably_meant(client: Any, snippet: str, message: str) -> None:
+    source = f"id: mistakes\nnamespace: core\n{snippet}"
+    if "tasks:" not in snippet:
+        source += f"tasks:\n  - id: t\n    type: {RETURN}\n    format: x\n"
+    with pytest.raises(FlowValidationError) as refused:
+        client.validate(source)
+    assert message in str(refused.value)
+
+
+def test_guarded_and_subflow_outputs_references_are_not_mistakes(client: Any) -> None:
+    client.validate(flow(f"""
+        id: guarded
+        namespace: core
+        tasks:
+          - id: first
+            type: {RETURN}
+            format: "{{{{ outputs.maybe ?? 'none' }}}} {{{{ outputs['first'] is defined }}}}"
+          - id: call
+            type: io.kestra.plugin.core.flow.Subflow
+            namespace: core
+            flowId: child
+            outputs:
+              got: "{{{{ outputs.inside_the_child.value }}}}"
+        """))

@@ -45,7 +45,7 @@ def test_unknown_property_names_its_line_and_column() -> None:
             message: hi
             mesage: typo
     """)
-    assert found == ["flow.yaml:7:5: tasks[0].mesage (task 'greet'): unknown property"]
+    assert found == ["flow.yaml:7:5: tasks[0].mesage (task 'greet'): unknown property; did you mean 'message'?"]
 
 
 def test_unknown_property_at_flow_level() -> None:
@@ -58,7 +58,7 @@ def test_unknown_property_at_flow_level() -> None:
             type: Log
             message: hi
     """)
-    assert found == ["flow.yaml:3:1: taks: unknown property"]
+    assert found == ["flow.yaml:3:1: taks: unknown property; did you mean 'tasks'?"]
 
 
 def test_unknown_property_in_a_nested_task() -> None:

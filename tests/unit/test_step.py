@@ -173,7 +173,7 @@ def test_a_template_error_in_a_flowable_fails_it_with_the_reason() -> None:
 tasks:
   - id: choose
     type: io.kestra.plugin.core.flow.If
-    condition: "{{ outputs.nope.value }}"
+    condition: "{{ vars.nope }}"
     then:
       - {id: on_true, type: io.kestra.plugin.core.debug.Return, format: x}
 """)

@@ -1,0 +1,110 @@
+"""What a validation error says: in Kestra's words, with "did you mean" for a misspelled type or property."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any
+
+from app.model.flow import Flow
+from app.model.registry import registry
+
+PathKey = tuple[str | int, ...]
+_QUOTED = re.compile(r"'([^']+)'")
+
+
+def message(error: Any, path: PathKey, data: Any) -> str:
+    kind = error["type"]
+    if kind == "union_tag_invalid":
+        given = error["input"].get("type") if isinstance(error["input"], dict) else None
+        what = "input" if path[:1] == ("inputs",) or "onResume" in path else "task"
+        expected = _QUOTED.findall(str(error.get("ctx", {}).get("expected_tags", "")))
+        return f"unknown {what} type {given!r}{_did_you_mean(given, expected)}" if given else str(error["msg"])
+    if kind == "extra_forbidden":
+        name = path[-1] if path and isinstance(path[-1], str) else None
+        return f"unknown property{_did_you_mean(name, _properties(path[:-1], data))}"
+    if kind == "missing":
+        return "required property is missing"
+    if kind in ("time_delta_parsing", "time_delta_type"):
+        given = _at(path, data)  # as written (the validator upper-cases what it tries)
+        return (f"{error['input'] if given is None else given!r} is not a duration: use an ISO-8601 duration such "
+                "as PT5M (5 minutes), PT30S or P1D")
+    if kind == "value_error":
+        return str(error["msg"]).removeprefix("Value error, ")  # our own message, said as it is
+    return str(error["msg"])
+
+
+def label(path: PathKey, data: Any) -> str:
+    """Which task, input or trigger the path is in, by its id."""
+    node, found = data, ""
+    for depth, part in enumerate(path):
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            break
+        if isinstance(node, dict) and "id" in node and "type" in node:
+            section = path[0] if depth == 1 else "tasks"
+            kind = {"inputs": "input", "triggers": "trigger", "outputs": "output"}.get(str(section), "task")
+            found = f" ({kind} '{node['id']}')"
+    return found
+
+
+def _did_you_mean(given: Any, choices: list[str]) -> str:
+    close = difflib.get_close_matches(given, choices, n=1, cutoff=0.6) if isinstance(given, str) and given else []
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _at(path: PathKey, data: Any) -> Any:
+    node = data
+    for part in path:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+def _properties(path: PathKey, data: Any) -> list[str]:
+    """The properties the mapping at `path` may have: the flow's, or a task's (by its type)."""
+    node = _at(path, data)
+    if node is None:
+        return []
+    if node is data:
+        model: Any = Flow
+    elif isinstance(node, dict) and isinstance(node.get("type"), str):
+        model = registry().by_type.get(node["type"])
+        if model is None:
+            return []
+    else:
+        return []
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
+_OUTPUTS_REFERENCE = re.compile(r"(?<![\w.])outputs(?:\.([A-Za-z0-9_][A-Za-z0-9_]*)|\[\s*['\"]([^'\"]+)['\"]\s*\])")
+_BLOCK = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
+_GUARDS = ("??", "defined", "default")
+_SUBFLOW_TYPES = ("io.kestra.plugin.core.flow.Subflow", "io.kestra.core.tasks.flows.Subflow", "Subflow")
+
+
+def unknown_outputs(data: Any, task_ids: set[str], path: PathKey = ()) -> list[tuple[PathKey, str]]:
+    """(where, message) for each `outputs.<id>` in a template that names no task of the flow. A Subflow's own
+    `outputs` render against the child execution, so they are not looked at."""
+    found: list[tuple[PathKey, str]] = []
+    if isinstance(data, str):
+        for block in _BLOCK.findall(data):
+            if any(guard in block for guard in _GUARDS):
+                continue  # `outputs.x ?? ''`, `is defined`, `default(...)`: a missing task is expected there
+            for match in _OUTPUTS_REFERENCE.finditer(block):
+                name = match.group(1) or match.group(2)
+                if name not in task_ids:
+                    found.append((path, f"outputs.{name}: no task '{name}' in this flow"
+                                        f"{_did_you_mean(name, sorted(task_ids))}"))
+    elif isinstance(data, dict):
+        subflow = data.get("type") in _SUBFLOW_TYPES
+        for key, value in data.items():
+            if not (subflow and key == "outputs") and key not in ("triggers",):
+                found += unknown_outputs(value, task_ids, (*path, key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            found += unknown_outputs(value, task_ids, (*path, index))
+    return found
