@@ -212,8 +212,8 @@ def execute(
 ) -> None:
     """Run a deployed flow; with --wait (the default) like `celestra run`."""
     client = _client(config)
-    try:
-        ex = client.execute(namespace, flow_id, _parse_inputs(inputs), wait=False)
+    try:  # embedded --no-wait: the process that carries it runs it, not this one that exits now
+        ex = client.execute(namespace, flow_id, _parse_inputs(inputs), wait=False, run_here=wait)
     except NotFoundError as exc:
         _fail(str(exc), 2)
     except InputError as exc:
@@ -303,6 +303,7 @@ def resume(
                          until_paused=True)
         ex = client.get(execution_id)
         out.print(f"Execution [bold]{ex.id}[/bold] {ex.state.value}", highlight=False)
+        raise typer.Exit(cli_watch.exit_code(ex) if ex.state.terminal else 0)
 
 
 @cli.command()

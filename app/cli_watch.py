@@ -109,7 +109,7 @@ def follow(client: Client, execution_id: str, deadline: float | None, on_log: Ca
     after, seen, next_check = 0, set[tuple[str, ...]](), 0.0
     while True:
         state = client.state(execution_id)
-        ended = state.terminal or (until_paused and state == State.PAUSED)
+        ended = state.terminal or (until_paused and state == State.PAUSED and _waits_for_a_resume(client, execution_id))
         for row in client.logs(execution_id, after=after):
             after = row["id"]
             on_log(row)
@@ -123,6 +123,12 @@ def follow(client: Client, execution_id: str, deadline: float | None, on_log: Ca
         if deadline is not None and moment >= deadline:
             raise ExecutionTimeout(f"Execution {execution_id} did not end in time")
         time.sleep(POLL)
+
+
+def _waits_for_a_resume(client: Client, execution_id: str) -> bool:
+    """Paused with no timer pending (a pauseDuration or timeout would end the pause by itself)."""
+    paused = [run for run in client.get(execution_id).task_runs if run.state == State.PAUSED]
+    return bool(paused) and all(run.next_at is None for run in paused)
 
 
 def notices(ex: Execution, seen: set[tuple[str, ...]]) -> Iterator[str]:

@@ -75,14 +75,16 @@ class Client:
 
     def execute(self, namespace: str, flow_id: str, inputs: dict[str, Any] | None = None, *, wait: bool = False,
                 timeout: float | None = None, revision: int | None = None,
-                labels: dict[str, str] | None = None) -> Execution:
-        """Run a deployed flow."""
+                labels: dict[str, str] | None = None, run_here: bool = True) -> Execution:
+        """Run a deployed flow. Embedded, `run_here=False` stores it without starting this process's worker: an
+        embedded process that outlives this one runs it (`celestra execute --no-wait`)."""
         rev, source = runtime.store().get_flow(namespace, flow_id, revision)
-        return self._submit(parse_flow(source), source, rev, inputs, wait, timeout, labels)
+        return self._submit(parse_flow(source), source, rev, inputs, wait, timeout, labels, run_here)
 
     def _submit(self, flow: Flow, source: str, revision: int | None, inputs: dict[str, Any] | None, wait: bool,
-                timeout: float | None, labels: dict[str, str] | None) -> Execution:
-        self._ensure_embedded()
+                timeout: float | None, labels: dict[str, str] | None, run_here: bool = True) -> Execution:
+        if run_here or wait:
+            self._ensure_embedded()
         # The first step runs here, in the transaction that stores the execution: no server hop.
         ex = events.create_and_start(flow, source, inputs or {}, revision=revision, labels=labels)
         return self.wait(ex.id, timeout) if wait else ex
@@ -108,7 +110,7 @@ class Client:
         """Block until the execution ends; polls fast at first (most flows end in milliseconds), then backs off."""
         self._ensure_embedded()
         store = runtime.store()
-        deadline = time.monotonic() + timeout if timeout else None
+        deadline = time.monotonic() + timeout if timeout is not None else None
         started = time.monotonic()
         watcher = ends.watcher(store.engine)  # PostgreSQL: woken by the end's NOTIFY
         with watcher.waiting(execution_id) if watcher is not None else contextlib.nullcontext() as woken:

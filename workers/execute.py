@@ -20,6 +20,7 @@ from celery.worker import state as worker_state
 
 from app import runtime, templating
 from app.engine import attempts, chains, events
+from app.engine.step import allowed
 from app.engine.variables import LazyOutputs, build_context
 from app.errors import ConfigError, TaskFailure, TaskKilled
 from app.model.flow import Flow, Task
@@ -293,6 +294,12 @@ def execute(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogBuffer
         ctx = make_context(flow, ex, run, task, logs, secrets, working_dir, outcome)
     except (ConfigError, templating.TemplateError) as exc:  # e.g. SECRET inputs it cannot decrypt: fail the run
         return Outcome(State.FAILED, error=secrets.mask(str(exc)))
+    if working_dir is not None and task.runIf is not None:  # a WorkingDirectory's child: no step renders it
+        try:
+            if not templating.is_truthy(ctx.render(task.runIf)):
+                return Outcome(State.SKIPPED)
+        except templating.TemplateError as exc:
+            return Outcome(State.FAILED, error=secrets.mask(f"runIf: {exc}"))
     timeout = task.timeout.total_seconds() if task.timeout else None
     watch = KillWatch(ex.id, ctx.kill_event, timeout)
     try:
@@ -375,7 +382,7 @@ def _run_children(flow: Flow, ex: Execution, parent: TaskRun, children: list[Tas
         result = execute(flow, ex, child_run, child, child_logs, secrets, working_dir=folder, worker=worker)
         if result.error:
             child_logs("ERROR", result.error)
-        state = State.WARNING if result.state.failed and child.allowFailure else result.state
+        state = allowed(child, result.state)
         child_run.state, child_run.ended, child_run.outputs, child_run.error = state, now(), result.outputs, \
             result.error
         child_run.attempts[-1].state, child_run.attempts[-1].end = state, child_run.ended

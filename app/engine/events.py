@@ -7,6 +7,7 @@ a kill or resume is asked. Each ends with `_advance`, which is safe to repeat (r
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,7 +44,7 @@ def flow_of(ex: Execution) -> Flow:
     """The execution's flow, parsed once per process (its source is read from the store only the first time)."""
     flow = _flows_by_execution.get(ex.id)
     if flow is None:
-        flow = parse_flow(ex.flow_source or runtime.store().flow_source(ex.id))
+        flow = parse_flow(ex.flow_source or runtime.store().flow_source(ex.id), running=True)
         if len(_flows_by_execution) > 1024:
             _flows_by_execution.clear()
         _flows_by_execution[ex.id] = flow
@@ -145,7 +146,7 @@ def create_and_start(flow: Flow, source: str, inputs: dict[str, Any], *, revisio
             ex.downstream_checked = not flow_triggers.watchers(ex)
             ends.announce(conn, ex.id)
         for run in result.dispatch:
-            run.sent_at = now()
+            run.sent_at, run.sent_by = now(), os.getpid()
         store.insert_execution(conn, ex)
         store.insert_task_runs(conn, result.created)
         store.append_logs(conn, [log_row(ex.id, run, level, message) for run, level, message in result.logs])
@@ -246,7 +247,7 @@ def _advance(execution_id: str, mutate: Mutate | None, about: str | None, known:
                 if taken is not None:
                     result.changed.setdefault(taken.id, taken)
             for run in result.dispatch:  # the durable record that its message is due (app/engine/redelivery.py)
-                run.sent_at = step.now
+                run.sent_at, run.sent_by = step.now, os.getpid()
                 result.changed.setdefault(run.id, run)
             created = {run.id for run in result.created}
             changed = [run for run in {**event.touched, **result.changed}.values() if run.id not in created]

@@ -14,7 +14,8 @@ Embedded processes (`celestra run`, `resume`, ... with no broker) each have an i
 SQLite home: a run made runnable by a process that has exited (a resume from a second terminal, `execute
 --no-wait`) has its message in no broker at all, and a run that process was running has nobody to end it. Every
 embedded process picks them up (`recover_embedded`): it sends the runs waiting for longer than a moment to its own
-broker, and runs again what a dead process of this host was running.
+broker (only those an exited process sent: a live one claims its own), and runs again what a dead process of
+this host was running.
 """
 
 from __future__ import annotations
@@ -63,7 +64,11 @@ def recover_embedded(older_than: timedelta = EMBEDDED_WAIT) -> int:
     sent_before = now() - older_than
     recovered = 0
     for group in waiting.waiting_counts(store, sent_before):
-        rows = waiting.waiting_runs(store, sent_before, group, 1000)
+        # What a live process sent is in its broker, and it claims it: only a sender that exited lost its messages.
+        rows = [row for row in waiting.waiting_runs(store, sent_before, group, 1000)
+                if row["sent_by"] != os.getpid() and not attempts.process_alive(row["sent_by"])]
+        if not rows:
+            continue
         dispatch.send([RunMessage(row["execution_id"], row["id"], row["namespace"], row["flow_id"], row["task_id"],
                                   row["worker_group"]) for row in rows])
         waiting.mark_sent(store, [row["id"] for row in rows], now())

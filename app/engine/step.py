@@ -396,6 +396,8 @@ class Step:
         except templating.TemplateError as exc:
             state, run.error = State.FAILED, str(exc)
             self.result.logs.append((run, "ERROR", str(exc)))
+        if state is None and self.killing and all(c.state.terminal for c in self.runs.children(run.id)):
+            state = State.KILLED  # being killed, it starts nothing more: once what it started has ended, so has it
         if state is None:
             return
         if state == State.FAILED and not self.killing and self._retry_children(task, run):

@@ -10,7 +10,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+)
 
 ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"
 WORKER_GROUP_KEY_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
@@ -29,8 +38,8 @@ def not_supported_yet(name: str, default: Any, hint: str = "") -> AfterValidator
     """For a Kestra property Celestra does not implement yet: anything but its default refuses the flow, saying so,
     instead of being accepted and ignored."""
 
-    def refuse(value: Any) -> Any:
-        if value != default:
+    def refuse(value: Any, info: ValidationInfo) -> Any:
+        if value != default and not (info.context or {}).get("running"):
             raise ValueError(f"{name} is not supported yet{hint}")
         return value
 

@@ -67,6 +67,7 @@ class TaskRun:
     ended: datetime | None = None
     next_at: datetime | None = None  # when a timer (retry delay, pause) is due
     sent_at: datetime | None = None  # when its message was last sent to a worker group's queue
+    sent_by: int | None = None  # the process that sent it
     row_version: int = 0  # of the stored row this copy was read from (app/store/database.py: conditional writes)
 
     def to_json(self) -> dict[str, Any]:

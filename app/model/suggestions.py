@@ -82,7 +82,7 @@ def _properties(path: PathKey, data: Any) -> list[str]:
 
 _OUTPUTS_REFERENCE = re.compile(r"(?<![\w.])outputs(?:\.([A-Za-z0-9_][A-Za-z0-9_]*)|\[\s*['\"]([^'\"]+)['\"]\s*\])")
 _BLOCK = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
-_GUARDS = ("??", "defined", "default")
+_GUARDS = ("??", "defined", "default", "raw", "verbatim")
 _SUBFLOW_TYPES = ("io.kestra.plugin.core.flow.Subflow", "io.kestra.core.tasks.flows.Subflow", "Subflow")
 
 
@@ -91,9 +91,9 @@ def unknown_outputs(data: Any, task_ids: set[str], path: PathKey = ()) -> list[t
     `outputs` render against the child execution, so they are not looked at."""
     found: list[tuple[PathKey, str]] = []
     if isinstance(data, str):
+        if any(guard in data for guard in _GUARDS):
+            return found  # `outputs.x ?? ''`, `is defined`, `default(...)`, raw text: a missing task may be meant
         for block in _BLOCK.findall(data):
-            if any(guard in block for guard in _GUARDS):
-                continue  # `outputs.x ?? ''`, `is defined`, `default(...)`: a missing task is expected there
             for match in _OUTPUTS_REFERENCE.finditer(block):
                 name = match.group(1) or match.group(2)
                 if name not in task_ids:

@@ -94,6 +94,7 @@ def task_run_row(run: TaskRun) -> dict[str, Any]:
         "ended": run.ended,
         "next_at": run.next_at,
         "sent_at": run.sent_at,
+        "sent_by": run.sent_by,
     }
 
 
@@ -120,5 +121,6 @@ def task_run_from_row(row: Any) -> TaskRun:
         ended=aware(row["ended"]),
         next_at=aware(row["next_at"]),
         sent_at=aware(row["sent_at"]),
+        sent_by=row["sent_by"],
         row_version=row["row_version"],
     )

@@ -73,6 +73,7 @@ task_runs = sa.Table(
     # When its message was last sent (a runnable run is written with it, in the transaction that makes it runnable):
     # a CREATED run whose message is older than `redelivery_after` and no longer on the broker is sent again.
     sa.Column("sent_at", TS),
+    sa.Column("sent_by", sa.Integer),  # the process that sent it (embedded recovery)
     sa.Column("version", sa.Integer, nullable=False, server_default="0"),  # the execution's version that wrote it
     # +1 on every write, claims included: a write from a stale in-memory copy matches no row and is retried.
     sa.Column("row_version", sa.Integer, nullable=False, server_default="0"),

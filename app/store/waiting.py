@@ -3,6 +3,7 @@ runnable, and is the record of a message to send (app/engine/redelivery.py reads
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +28,7 @@ def waiting_runs(store: Store, sent_before: datetime, group: str | None, limit: 
     """The `limit` CREATED task runs of `group` whose message is the oldest, if sent before `sent_before`."""
     query = (
         sa.select(task_runs.c.execution_id, task_runs.c.id, task_runs.c.task_id, task_runs.c.worker_group,
-                  executions.c.namespace, executions.c.flow_id)
+                  task_runs.c.sent_by, executions.c.namespace, executions.c.flow_id)
         .join(executions, executions.c.id == task_runs.c.execution_id)
         .where(task_runs.c.state == State.CREATED.value, task_runs.c.sent_at < sent_before,
                task_runs.c.worker_group.is_(None) if group is None else task_runs.c.worker_group == group)
@@ -42,4 +43,5 @@ def mark_sent(store: Store, task_run_ids: list[str], moment: datetime) -> None:
     """Their messages were sent again (no version: a step never decides anything on `sent_at`)."""
     with store.begin() as conn:
         conn.execute(task_runs.update().where(task_runs.c.id.in_(task_run_ids),
-                                              task_runs.c.state == State.CREATED.value).values(sent_at=moment))
+                                              task_runs.c.state == State.CREATED.value)
+                     .values(sent_at=moment, sent_by=os.getpid()))

@@ -602,14 +602,16 @@ def test_execute_no_wait_embedded_ends_success_in_a_process_of_its_own(tmp_path:
         tasks:
           - id: nap
             type: io.kestra.plugin.scripts.shell.Commands
-            commands: ["sleep 1"]
+            commands: ["sleep 4"]
           - id: done
             type: io.kestra.plugin.core.debug.Return
             format: done
     """)
     assert celestra(tmp_path, "flow", "deploy", str(flow)).returncode == 0
+    started = time.monotonic()
     proc = celestra(tmp_path, "execute", "unit.cli", "later", "--no-wait")
     assert proc.returncode == 0, proc.stderr
+    assert time.monotonic() - started < 3.5  # it did not run the 4 s task itself
     execution_id = proc.stdout.strip()
     ex = wait_for(embedded_store(tmp_path), execution_id, {"SUCCESS", "FAILED", "KILLED"})
     assert ex.state.value == "SUCCESS", ex.to_json()

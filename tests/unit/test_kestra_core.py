@@ -379,3 +379,61 @@ def test_guarded_and_subflow_outputs_references_are_not_mistakes(client: Any) ->
             outputs:
               got: "{{{{ outputs.inside_the_child.value }}}}"
         """))
+
+
+def test_a_pause_nested_in_a_sequence_cancels_the_execution_too(client: Any) -> None:
+    ex = client.run(flow(f"""
+        id: nested_cancel
+        namespace: core
+        tasks:
+          - id: group
+            type: io.kestra.plugin.core.flow.Sequential
+            tasks:
+              - id: pause
+                type: io.kestra.plugin.core.flow.Pause
+                pauseDuration: PT0.2S
+                behavior: CANCEL
+              - id: never
+                type: {RETURN}
+                format: x
+        """), wait=True, timeout=30)
+    assert ex.state == State.CANCELLED, ex.to_json()
+    assert states(ex) == {"group": State.KILLED, "pause": State.CANCELLED}
+
+
+def test_a_working_directory_child_honours_run_if_and_allow_warning(client: Any) -> None:
+    ex = client.run(flow(f"""
+        id: wd_semantics
+        namespace: core
+        tasks:
+          - id: wd
+            type: io.kestra.plugin.core.flow.WorkingDirectory
+            tasks:
+              - id: skipped
+                type: {FAIL}
+                runIf: "{{{{ 1 == 2 }}}}"
+              - id: tolerated
+                type: {FAIL}
+                allowFailure: true
+                allowWarning: true
+        """), wait=True, timeout=30)
+    assert ex.state == State.SUCCESS, ex.to_json()
+    assert states(ex) == {"wd": State.SUCCESS, "skipped": State.SKIPPED, "tolerated": State.SUCCESS}
+
+
+def test_valid_flows_the_checks_must_not_refuse(client: Any) -> None:
+    pause = "type: io.kestra.plugin.core.flow.Pause\n    onResume:\n      - id: approved\n        type: BOOLEAN"
+    client.validate(f"id: ok\nnamespace: core\ntasks:\n  - id: p1\n    {pause}\n  - id: p2\n    {pause}\n"
+                    "  - id: t\n    type: io.kestra.plugin.core.log.Log\n"
+                    "    message: \"{% raw %}{{ outputs.x }}{% endraw %} {% if outputs.maybe is defined %}"
+                    "{{ outputs.maybe.value }}{% endif %}\"\n")
+
+
+def test_the_flow_of_a_running_execution_is_read_as_it_was_accepted() -> None:
+    from app.model.loader import parse_flow
+
+    source = f"id: old\nnamespace: core\nconcurrency:\n  limit: 1\ntasks:\n  - id: t\n    type: {RETURN}\n" \
+             "    format: '{{ outputs.gone.value }}'\n"
+    with pytest.raises(FlowValidationError, match="concurrency is not supported yet"):
+        parse_flow(source)  # a new execution of it is refused
+    assert parse_flow(source, running=True).id == "old"  # one that exists goes on
