@@ -126,7 +126,10 @@ class GcpFake:
                     self.jobs.pop(name, None)
                 else:
                     self._set_state(job, CANCELLED, "Job cancelled on request")
-                operation.update(done=True, response={"@type": "type.googleapis.com/google.protobuf.Empty"})
+                # What Batch answers: DeleteJob's operation holds an Empty, CancelJob's a CancelJobResponse (the
+                # client parses it; an Empty there makes `operation.result()` raise).
+                response = "google.protobuf.Empty" if delete else "google.cloud.batch.v1.CancelJobResponse"
+                operation.update(done=True, response={"@type": f"type.googleapis.com/{response}"})
 
         threading.Thread(target=finish, daemon=True).start()
         return 200, dict(operation)

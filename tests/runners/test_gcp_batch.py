@@ -224,10 +224,12 @@ class TestGcpBatchRunner(RunnerConformance):  # type: ignore[misc]
         threading.Timer(1.0, control.kill.set).start()
         result, _, _ = self.run(batch_runner(delete=False), self.spec(workdir, "sleep 60"), control)
         self.kept_jobs = {result.external_id}
-        assert result.killed and fake.jobs[str(result.external_id)]["status"]["state"] == 8  # CANCELLED
-        assert fake.containers_left(result.external_id) == []
-        self.services.delete_prefix("celestra/" + str(result.external_id).split("/")[-1] + "/")
-        fake.end_job(str(result.external_id), delete=True)
+        try:
+            assert result.killed and fake.jobs[str(result.external_id)]["status"]["state"] == 8  # CANCELLED
+            assert fake.containers_left(result.external_id) == []  # gone when run() returns
+        finally:  # what delete: false keeps is this test's to remove, whatever happened
+            self.services.delete_prefix("celestra/" + str(result.external_id).split("/")[-1] + "/")
+            fake.end_job(str(result.external_id), delete=True)
 
     @staticmethod
     def create_job_as_a_dead_worker_did(spec: CommandSpec) -> str:
