@@ -210,7 +210,7 @@ def run_claimed(ex: Execution, run: TaskRun, stored: TaskRun, worker: str,
 
 
 def _ancestors(run: TaskRun) -> list[TaskRun]:
-    with runtime.store().engine.connect() as conn:
+    with runtime.store().reads() as conn:
         return runtime.store().ancestors(conn, run)
 
 
@@ -229,7 +229,7 @@ def make_context(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogB
 
     def load_runs() -> list[TaskRun]:
         def load() -> list[TaskRun]:
-            with store.engine.connect() as conn:
+            with store.reads() as conn:
                 return store.load_task_runs(conn, ex.id)
 
         return until_stored(f"outputs for task run {run.id}", load, retry_for)

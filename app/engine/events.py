@@ -251,14 +251,14 @@ def _advance(execution_id: str, mutate: Mutate | None, about: str | None, known:
                 result.changed.setdefault(run.id, run)
             created = {run.id for run in result.created}
             changed = [run for run in {**event.touched, **result.changed}.values() if run.id not in created]
-            # Stamped with the version the lock took (lock_execution), which the execution row holds already.
-            store.write_runs(conn, ex.id, created=result.created, changed=changed, version=ex.version)
-            store.append_logs(conn, [log_row(ex.id, run, level, message) for run, level, message in result.logs])
             ending = ex.state.terminal and not before_state.terminal
             if ending:
                 ex.downstream_checked = not flow_triggers.watchers(ex)  # written with the end: nobody waits on it
-            if ending or result.execution_changed or _execution_fields(ex) != before_fields:
-                store.update_execution(conn, ex, announce_end=ending)
+            # Stamped with the version the lock took (lock_execution), which the execution row holds already.
+            store.save_step(conn, ex, created=result.created, changed=changed,
+                            log_rows=[log_row(ex.id, run, level, message) for run, level, message in result.logs],
+                            execution=ending or result.execution_changed or _execution_fields(ex) != before_fields,
+                            announce_end=ending)
         if taken is not None:
             result.taken = chains.for_worker(ex, taken, now())
         memory.keep(kept)

@@ -82,5 +82,5 @@ def unchecked_ends(limit: int = 100) -> list[str]:
     """Ends a crash left unchecked (the process that ended them died before starting their watchers)."""
     query = executions.select().with_only_columns(executions.c.id).where(
         executions.c.downstream_checked.is_(False), executions.c.ended <= now() - RETRY_AFTER).limit(limit)
-    with runtime.store().engine.connect() as conn:
+    with runtime.store().reads() as conn:
         return [row.id for row in conn.execute(query)]

@@ -59,7 +59,7 @@ def forget(worker_id: str) -> None:
 
 
 def all_workers() -> list[WorkerInfo]:
-    with runtime.store().engine.connect() as conn:
+    with runtime.store().reads() as conn:
         rows = conn.execute(sa.select(workers).order_by(workers.c.id)).all()
     return [WorkerInfo(r.id, r.hostname, tuple(r.groups or ()), r.pid, _aware(r.started), _aware(r.heartbeat))
             for r in rows]

@@ -55,7 +55,7 @@ class Scheduler:
                triggers.c.trigger_id == trigger.id)
         definition = json.dumps(trigger.model_dump(mode="json", exclude={"description"}), sort_keys=True)
         store = runtime.store()
-        with store.engine.connect() as conn:
+        with store.reads() as conn:
             row = conn.execute(sa.select(triggers.c.next_date, triggers.c.definition).where(*key)).first()
         if row is None or row.definition != definition:
             # New, or changed (cron, dates, zone): it starts from now, as a new schedule does in Kestra.
@@ -136,7 +136,7 @@ def trigger_states(namespace: str | None = None) -> list[dict[str, Any]]:
     query = sa.select(triggers).order_by(triggers.c.namespace, triggers.c.flow_id, triggers.c.trigger_id)
     if namespace:
         query = query.where(triggers.c.namespace == namespace)
-    with runtime.store().engine.connect() as conn:
+    with runtime.store().reads() as conn:
         return [{**row._mapping, "next_date": _utc(row.next_date), "last_date": _utc(row.last_date)}
                 for row in conn.execute(query)]
 

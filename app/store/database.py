@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from app.errors import NotFoundError
 from app.model.records import Attempt, Execution, TaskRun, now
 from app.model.states import TERMINAL, State
-from app.store import ends, statements
+from app.store import ends, statements, step_writes
 from app.store.logs_kv import LogsAndKeyValues
 from app.store.rows import (
     FROZEN_RUN_COLUMNS,
@@ -75,7 +75,9 @@ class Store(LogsAndKeyValues):
         if self.is_sqlite:
             return _sqlite_engine(self.url)
         url = self.url.replace("postgresql://", "postgresql+psycopg://", 1)
-        return sa.create_engine(url, pool_size=5, max_overflow=10, pool_recycle=1800)
+        return sa.create_engine(url, pool_size=5, max_overflow=10, pool_recycle=1800,
+                                # the most recent connection first: its prepared statements are warm
+                                pool_use_lifo=True)
 
     def after_fork(self) -> None:
         """A forked worker process must not share its parent's connections."""
@@ -139,7 +141,7 @@ class Store(LogsAndKeyValues):
             if revision
             else query.order_by(flows.c.revision.desc()).limit(1)
         )
-        with self.engine.connect() as conn:
+        with self.reads() as conn:
             row = conn.execute(query).first()
         if row is None:
             raise NotFoundError(f"Flow {namespace}.{flow_id} is not deployed (celestra flow deploy FILE)")
@@ -152,7 +154,7 @@ class Store(LogsAndKeyValues):
         )
         if namespace:
             latest = latest.where(flows.c.namespace == namespace)
-        with self.engine.connect() as conn:
+        with self.reads() as conn:
             return [dict(row._mapping) for row in conn.execute(latest.order_by(flows.c.namespace, flows.c.id))]
 
     # -- executions and task runs --------------------------------------------------------------------------------
@@ -236,18 +238,25 @@ class Store(LogsAndKeyValues):
         if created:
             conn.execute(statements.INSERT_RUNS, [{**task_run_row(run), "version": version} for run in created])
         if changed:
-            rows = [{**task_run_row(run), "version": version, "row_version": run.row_version + 1,
-                     "b_id": run.id, "b_row_version": run.row_version} for run in changed]
-            for row in rows:
-                for frozen in FROZEN_RUN_COLUMNS:
-                    del row[frozen]
-            result = conn.execute(statements.UPDATE_RUN_IF_UNCHANGED, rows)
-            if result.rowcount != len(rows):
-                raise StaleRun(f"{len(rows) - result.rowcount} of {len(rows)} task runs of execution "
-                               f"{execution_id} changed since they were read")
-            for run in changed:
-                run.row_version += 1
+            rows = _changed_rows(changed, version)
+            _check_unchanged(execution_id, changed, conn.execute(statements.UPDATE_RUN_IF_UNCHANGED, rows).rowcount)
         return version
+
+    def save_step(self, conn: Connection, ex: Execution, *, created: Sequence[TaskRun], changed: Sequence[TaskRun],
+                  log_rows: list[dict[str, Any]], execution: bool, announce_end: bool) -> None:
+        """What a step writes: `write_runs` at the execution's version, `append_logs`, and `update_execution` when
+        `execution`. PostgreSQL takes a small step's writes in one statement (app/store/step_writes.py)."""
+        if self.is_sqlite or not step_writes.fits(len(created), len(changed), len(log_rows)):
+            self.write_runs(conn, ex.id, created=created, changed=changed, version=ex.version)
+            self.append_logs(conn, log_rows)
+            if execution:
+                self.update_execution(conn, ex, announce_end=announce_end)
+            return
+        inserted = [{**task_run_row(run), "version": ex.version} for run in created]
+        updated = _changed_rows(changed, ex.version)
+        statement = step_writes.statement(len(inserted), len(updated), len(log_rows), execution, announce_end)
+        params = step_writes.parameters(inserted, updated, log_rows, execution_row(ex) if execution else None)
+        _check_unchanged(ex.id, changed, conn.execute(statement, params).scalar_one())
 
     def insert_task_runs(self, conn: Connection, runs: list[TaskRun]) -> None:
         """Runs of an execution nobody else can see yet (its first step, in the transaction that stores it)."""
@@ -345,18 +354,18 @@ class Store(LogsAndKeyValues):
         return ex
 
     def flow_source(self, execution_id: str) -> str:
-        with self.engine.connect() as conn:
+        with self.reads() as conn:
             source = conn.execute(sa.select(executions.c.flow_source).where(executions.c.id == execution_id)).scalar()
         if source is None:
             raise NotFoundError(f"Execution {execution_id} not found")
         return str(source)
 
     def get_execution(self, execution_id: str, with_runs: bool = True) -> Execution:
-        with self.engine.connect() as conn:
+        with self.reads() as conn:
             return self.load_execution(conn, execution_id, with_runs)
 
     def execution_state(self, execution_id: str) -> State:
-        with self.engine.connect() as conn:
+        with self.reads() as conn:
             value = conn.execute(sa.select(executions.c.state).where(executions.c.id == execution_id)).scalar()
         if value is None:
             raise NotFoundError(f"Execution {execution_id} not found")
@@ -379,7 +388,7 @@ class Store(LogsAndKeyValues):
             query = query.where(executions.c.flow_id == flow_id)
         if state:
             query = query.where(executions.c.state == state.upper())
-        with self.engine.connect() as conn:
+        with self.reads() as conn:
             ids = [row.id for row in conn.execute(query)]
             return [self.load_execution(conn, i, with_runs) for i in ids]
 
@@ -390,7 +399,7 @@ class Store(LogsAndKeyValues):
             .where(task_runs.c.next_at.is_not(None), task_runs.c.next_at <= moment)
             .distinct()
         )
-        with self.engine.connect() as conn:
+        with self.reads() as conn:
             return [row.execution_id for row in conn.execute(query)]
 
     def stalled_executions(self, older_than: timedelta) -> list[str]:
@@ -398,7 +407,7 @@ class Store(LogsAndKeyValues):
         query = sa.select(executions.c.id).where(
             executions.c.state == State.CREATED.value, executions.c.created <= now() - older_than
         )
-        with self.engine.connect() as conn:
+        with self.reads() as conn:
             return [row.id for row in conn.execute(query)]
 
     def running_on(self, worker: str) -> list[tuple[str, str, int | None]]:
@@ -406,7 +415,7 @@ class Store(LogsAndKeyValues):
         query = sa.select(task_runs.c.execution_id, task_runs.c.id, task_runs.c.worker_pid).where(
             task_runs.c.worker == worker, task_runs.c.state == State.RUNNING.value
         )
-        with self.engine.connect() as conn:
+        with self.reads() as conn:
             return [(row.execution_id, row.id, row.worker_pid) for row in conn.execute(query)]
 
     def ended_children_of_running_subflows(self) -> list[str]:
@@ -417,5 +426,23 @@ class Store(LogsAndKeyValues):
             .join(task_runs, task_runs.c.id == child.c.parent_task_run_id)
             .where(task_runs.c.state == State.RUNNING.value, child.c.state.in_([s.value for s in TERMINAL]))
         )
-        with self.engine.connect() as conn:
+        with self.reads() as conn:
             return [row.id for row in conn.execute(query)]
+
+
+def _changed_rows(changed: Sequence[TaskRun], version: int) -> list[dict[str, Any]]:
+    """UPDATE_RUN_IF_UNCHANGED's rows: what may change, and the row version each copy was read at."""
+    rows = [{**task_run_row(run), "version": version, "row_version": run.row_version + 1,
+             "b_id": run.id, "b_row_version": run.row_version} for run in changed]
+    for row in rows:
+        for frozen in FROZEN_RUN_COLUMNS:
+            del row[frozen]
+    return rows
+
+
+def _check_unchanged(execution_id: str, changed: Sequence[TaskRun], updated: int) -> None:
+    if updated != len(changed):
+        raise StaleRun(f"{len(changed) - updated} of {len(changed)} task runs of execution {execution_id} changed "
+                       "since they were read")
+    for run in changed:
+        run.row_version += 1

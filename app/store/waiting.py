@@ -20,7 +20,7 @@ def waiting_counts(store: Store, sent_before: datetime) -> dict[str | None, int]
     query = (sa.select(task_runs.c.worker_group, sa.func.count())
              .where(task_runs.c.state == State.CREATED.value, task_runs.c.sent_at < sent_before)
              .group_by(task_runs.c.worker_group))
-    with store.engine.connect() as conn:
+    with store.reads() as conn:
         return {row[0]: int(row[1]) for row in conn.execute(query)}
 
 
@@ -35,7 +35,7 @@ def waiting_runs(store: Store, sent_before: datetime, group: str | None, limit: 
         .order_by(task_runs.c.sent_at)
         .limit(limit)
     )
-    with store.engine.connect() as conn:
+    with store.reads() as conn:
         return [dict(row._mapping) for row in conn.execute(query)]
 
 
