@@ -13,9 +13,17 @@ from app.model.states import State
 _ALPHABET = string.ascii_letters + string.digits
 
 
+_ID_SPACE = len(_ALPHABET) ** 22
+
+
 def new_id() -> str:
-    """A 22-character base62 id, the shape Kestra uses."""
-    return "".join(secrets.choice(_ALPHABET) for _ in range(22))
+    """A 22-character base62 id, the shape Kestra uses: one draw from the system's randomness, written in base 62
+    (a draw per character cost a tenth of a millisecond, and a step makes several)."""
+    number, digits = secrets.randbelow(_ID_SPACE), []
+    for _ in range(22):
+        number, digit = divmod(number, 62)
+        digits.append(_ALPHABET[digit])
+    return "".join(digits)
 
 
 def now() -> datetime:
