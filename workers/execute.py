@@ -286,6 +286,9 @@ class _KeyValues:
     def delete(self, namespace: str, key: str) -> bool:
         return until_stored("key-value delete", lambda: self.store.kv_delete(namespace, key), self.retry_for)
 
+    def keys(self, namespace: str, prefix: str = "") -> list[str]:
+        return until_stored("key-value listing", lambda: self.store.kv_keys(namespace, prefix), self.retry_for)
+
 
 def execute(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogBuffer, secrets: SecretResolver,
             working_dir: Path | None = None, worker: str | None = None) -> Outcome:

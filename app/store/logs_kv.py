@@ -77,6 +77,17 @@ class LogsAndKeyValues:
                                                       set_={"value": upsert.excluded.value,
                                                             "expires": upsert.excluded.expires}))
 
+    def kv_keys(self, namespace: str, prefix: str = "") -> list[str]:
+        """The namespace's keys that start with `prefix` and have not expired, in order."""
+        query = sa.select(kv.c.key, kv.c.expires).where(kv.c.namespace == namespace).order_by(kv.c.key)
+        if prefix:  # compared in Python: LIKE would read % and _ in the prefix as wildcards
+            query = query.where(kv.c.key >= prefix)
+        moment = now()
+        with self.reads() as conn:
+            rows = conn.execute(query).all()
+        return [row.key for row in rows if row.key.startswith(prefix)
+                and not ((expires := aware(row.expires)) and expires < moment)]
+
     def kv_delete(self, namespace: str, key: str) -> bool:
         with self.engine.begin() as conn:
             result = conn.execute(kv.delete().where(kv.c.namespace == namespace, kv.c.key == key))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import glob
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
-from app.templating import is_truthy
+from app.model.inputs.values import InvalidValue, format_duration, parse_duration
+from app.templating import TemplateError, is_truthy
 from workers.plugin_api import Duration, RunContext, RunnableTask, TaskFailure, TaskKilled
 
 
@@ -100,6 +102,34 @@ class Labels(RunnableTask):
         return {}
 
 
+class Assert(RunnableTask):
+    """Fails, saying how many, when a condition renders falsy (If's truth rules) or cannot be rendered."""
+
+    type: Literal["io.kestra.plugin.core.execution.Assert", "Assert"]
+    conditions: list[str]
+    errorMessage: str | None = None
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        failed = 0
+        for condition in self.conditions:
+            try:
+                holds = is_truthy(ctx.render_str(condition))
+            except TemplateError as exc:
+                ctx.log("ERROR", f"Assertion `{condition}` failed, failed to render `{exc}`")
+                failed += 1
+                continue
+            if not holds:
+                ctx.log("ERROR", f"Assertion `{condition}` failed!")
+                failed += 1
+        if failed:
+            detail = f"\n{ctx.render_str(self.errorMessage)}" if self.errorMessage is not None else ""
+            raise TaskFailure(f"{failed} assertion{'s' if failed > 1 else ''} failed!{detail}")
+        return {}
+
+
+KVType = Literal["STRING", "NUMBER", "BOOLEAN", "DATETIME", "DATE", "DURATION", "JSON"]
+
+
 class KVSet(RunnableTask):
     type: Literal["io.kestra.plugin.core.kv.Set", "kv.Set"]
     key: str
@@ -107,14 +137,55 @@ class KVSet(RunnableTask):
     namespace: str | None = None
     overwrite: bool = True
     ttl: Duration | None = None
+    kvType: KVType | None = None
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         namespace = ctx.render_str(self.namespace) if self.namespace else ctx.namespace
         key = ctx.render_str(self.key)
         if not self.overwrite and ctx.kv.get(namespace, key) is not None:
             raise TaskFailure(f"The key '{key}' already exists in the namespace '{namespace}'.")
-        ctx.kv.put(namespace, key, ctx.render(self.value), self.ttl)
+        value = ctx.render(self.value)
+        if self.kvType is not None and isinstance(value, str):
+            value = _typed(value, self.kvType)
+        ctx.kv.put(namespace, key, value, self.ttl)
         return {}
+
+
+def _typed(text: str, kv_type: str) -> Any:
+    """A rendered string as the value `kvType` names, as Kestra converts it (a string otherwise). Dates and
+    durations are stored in their ISO-8601 form, which is what reading them back renders."""
+    try:
+        if kv_type == "NUMBER":
+            number = json.loads(text)
+            if isinstance(number, bool) or not isinstance(number, int | float):
+                raise ValueError("not a number")
+            return number
+        if kv_type == "BOOLEAN":
+            return text.strip().lower() == "true"
+        if kv_type in ("DATETIME", "DATE"):  # an instant: a date and time with its offset
+            moment = datetime.fromisoformat(text.strip())
+            if moment.tzinfo is None:
+                raise ValueError("no time zone offset")
+            return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        if kv_type == "DURATION":
+            return format_duration(parse_duration(text))
+        if kv_type == "JSON":
+            return json.loads(text)
+    except (ValueError, InvalidValue) as exc:
+        raise TaskFailure(f"kvType {kv_type}: {text!r} cannot be read as one ({exc})") from None
+    return text
+
+
+class KVGetKeys(RunnableTask):
+    """The keys of a namespace (the flow's by default), optionally only those starting with `prefix`."""
+
+    type: Literal["io.kestra.plugin.core.kv.GetKeys", "kv.GetKeys"]
+    prefix: str | None = None
+    namespace: str | None = None
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        namespace = ctx.render_str(self.namespace) if self.namespace else ctx.namespace
+        return {"keys": ctx.kv.keys(namespace, ctx.render_str(self.prefix) if self.prefix else "")}
 
 
 class KVGet(RunnableTask):
@@ -179,5 +250,5 @@ class LocalFiles(RunnableTask):
 
 
 TASKS: list[type[RunnableTask]] = [  # the `core` family (pyproject.toml)
-    Log, Echo, Return, OutputValues, Sleep, Fail, Exit, Labels, KVSet, KVGet, KVDelete, LocalFiles,
+    Log, Echo, Return, OutputValues, Sleep, Fail, Exit, Labels, Assert, KVSet, KVGet, KVGetKeys, KVDelete, LocalFiles,
 ]

@@ -1,0 +1,184 @@
+"""Core runnable tasks added for Kestra parity: execution.Assert, kv.Set's kvType and kv.GetKeys, each run end to
+end embedded and checked against Kestra's documented behaviour."""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Any
+
+from app.model.states import State
+
+
+def flow(text: str) -> str:
+    return textwrap.dedent(text).strip() + "\n"
+
+
+def run(client: Any, text: str) -> Any:
+    return client.run(flow(text), wait=True, timeout=30)
+
+
+def outputs(ex: Any, task_id: str) -> dict[str, Any]:
+    return next(r for r in ex.task_runs if r.task_id == task_id).outputs
+
+
+def messages(client: Any, ex: Any) -> list[str]:
+    return [row["message"] for row in client.logs(ex.id)]
+
+
+# -- execution.Assert ----------------------------------------------------------------------------------------------
+def test_assert_passes_when_every_condition_is_truthy(client: Any) -> None:
+    ex = run(client, """
+        id: assert_ok
+        namespace: core.tasks
+        inputs:
+          - id: param
+            type: STRING
+            defaults: ok
+        tasks:
+          - id: check
+            type: io.kestra.plugin.core.execution.Assert
+            conditions:
+              - "{{ inputs.param == 'ok' }}"
+              - "{{ 1 + 1 == 2 }}"
+              - "non-empty text is true"
+          - id: after
+            type: io.kestra.plugin.core.debug.Return
+            format: reached
+        """)
+    assert ex.state == State.SUCCESS, ex.to_json()
+    assert outputs(ex, "after") == {"value": "reached"}
+
+
+def test_assert_fails_counting_the_false_conditions_and_adds_the_error_message(client: Any) -> None:
+    ex = run(client, """
+        id: assert_fails
+        namespace: core.tasks
+        tasks:
+          - id: check
+            type: io.kestra.plugin.core.execution.Assert
+            errorMessage: "checked {{ flow.id }}"
+            conditions:
+              - "{{ 1 + 1 == 3 }}"
+              - "{{ 1 == 1 }}"
+              - "0"
+              - "{{ nothing.here }}"
+          - id: never
+            type: io.kestra.plugin.core.debug.Return
+            format: unreachable
+        """)
+    assert ex.state == State.FAILED
+    [check] = [r for r in ex.task_runs if r.task_id == "check"]
+    assert check.state == State.FAILED
+    assert check.error == "3 assertions failed!\nchecked assert_fails"
+    assert "never" not in {r.task_id for r in ex.task_runs}
+    logged = messages(client, ex)
+    assert "Assertion `{{ 1 + 1 == 3 }}` failed!" in logged
+    assert "Assertion `0` failed!" in logged
+    assert any(m.startswith("Assertion `{{ nothing.here }}` failed, failed to render") for m in logged)
+
+
+def test_one_failed_assertion_is_singular(client: Any) -> None:
+    ex = run(client, """
+        id: assert_one
+        namespace: core.tasks
+        tasks:
+          - id: check
+            type: io.kestra.plugin.core.execution.Assert
+            conditions: ["{{ false }}"]
+        """)
+    assert ex.task_runs[0].error == "1 assertion failed!"
+
+
+# -- kv.Set kvType -------------------------------------------------------------------------------------------------
+def test_kv_type_stores_the_rendered_string_as_the_named_type(client: Any) -> None:
+    ex = run(client, """
+        id: kv_types
+        namespace: core.tasks
+        tasks:
+          - {id: n, type: io.kestra.plugin.core.kv.Set, key: number, value: "{{ 40 + 2 }}", kvType: NUMBER}
+          - {id: f, type: io.kestra.plugin.core.kv.Set, key: ratio, value: "0.25", kvType: NUMBER}
+          - {id: b, type: io.kestra.plugin.core.kv.Set, key: flag, value: "TRUE", kvType: BOOLEAN}
+          - {id: nb, type: io.kestra.plugin.core.kv.Set, key: other_flag, value: "yes", kvType: BOOLEAN}
+          - {id: j, type: io.kestra.plugin.core.kv.Set, key: doc, value: '{"a": [1, 2]}', kvType: JSON}
+          - {id: t, type: io.kestra.plugin.core.kv.Set, key: when, value: "2024-01-02T03:04:05+02:00",
+             kvType: DATETIME}
+          - {id: d, type: io.kestra.plugin.core.kv.Set, key: span, value: "P1D", kvType: DURATION}
+          - {id: s, type: io.kestra.plugin.core.kv.Set, key: text, value: "42", kvType: STRING}
+          - {id: u, type: io.kestra.plugin.core.kv.Set, key: untyped, value: "42"}
+          - id: read
+            type: io.kestra.plugin.core.output.OutputValues
+            values:
+              sum: "{{ kv('number') + 1 }}"
+              doc_a: "{{ kv('doc').a[1] }}"
+        """)
+    assert ex.state == State.SUCCESS, ex.to_json()
+    store = client_store(client)
+    assert store.kv_get("core.tasks", "number") == 42
+    assert store.kv_get("core.tasks", "ratio") == 0.25
+    assert store.kv_get("core.tasks", "flag") is True
+    assert store.kv_get("core.tasks", "other_flag") is False  # Java's Boolean.parseBoolean: only "true"
+    assert store.kv_get("core.tasks", "doc") == {"a": [1, 2]}
+    assert store.kv_get("core.tasks", "when") == "2024-01-02T01:04:05Z"
+    assert store.kv_get("core.tasks", "span") == "PT24H"
+    assert store.kv_get("core.tasks", "text") == "42"
+    assert store.kv_get("core.tasks", "untyped") == "42"
+    assert outputs(ex, "read")["values"] == {"sum": "43", "doc_a": "2"}
+
+
+def test_a_value_that_is_not_of_its_kv_type_fails_the_task_saying_so(client: Any) -> None:
+    ex = run(client, """
+        id: kv_bad_type
+        namespace: core.tasks
+        tasks:
+          - {id: n, type: io.kestra.plugin.core.kv.Set, key: not_a_number, value: "forty-two", kvType: NUMBER}
+        """)
+    assert ex.state == State.FAILED
+    assert ex.task_runs[0].error.startswith("kvType NUMBER: 'forty-two' cannot be read as one")
+    assert client_store(client).kv_get("core.tasks", "not_a_number") is None
+
+
+def test_an_unknown_kv_type_is_refused_at_validation(client: Any) -> None:
+    import pytest
+
+    from app.errors import FlowValidationError
+
+    with pytest.raises(FlowValidationError, match="kvType"):
+        client.validate(flow("""
+            id: kv_unknown_type
+            namespace: core.tasks
+            tasks:
+              - {id: n, type: io.kestra.plugin.core.kv.Set, key: k, value: "1", kvType: INTEGER}
+            """))
+
+
+# -- kv.GetKeys ----------------------------------------------------------------------------------------------------
+def test_get_keys_lists_live_keys_by_prefix_and_namespace(client: Any) -> None:
+    store = client_store(client)
+    from datetime import timedelta
+
+    store.kv_put("core.tasks.keys", "gone", "x", ttl=timedelta(milliseconds=1))
+    store.kv_put("core.tasks.elsewhere", "theirs", "x")
+    ex = run(client, """
+        id: kv_keys
+        namespace: core.tasks.keys
+        tasks:
+          - {id: a, type: io.kestra.plugin.core.kv.Set, key: orders_2024, value: "1"}
+          - {id: b, type: io.kestra.plugin.core.kv.Set, key: orders_2025, value: "2"}
+          - {id: c, type: io.kestra.plugin.core.kv.Set, key: "order%", value: "3"}
+          - {id: d, type: io.kestra.plugin.core.kv.Set, key: customers, value: "4"}
+          - {id: all, type: io.kestra.plugin.core.kv.GetKeys}
+          - {id: orders, type: io.kestra.plugin.core.kv.GetKeys, prefix: "{{ 'orders_' }}"}
+          - {id: literal, type: io.kestra.plugin.core.kv.GetKeys, prefix: "order%"}
+          - {id: other, type: io.kestra.plugin.core.kv.GetKeys, namespace: core.tasks.elsewhere}
+        """)
+    assert ex.state == State.SUCCESS, ex.to_json()
+    assert outputs(ex, "all") == {"keys": ["customers", "order%", "orders_2024", "orders_2025"]}
+    assert outputs(ex, "orders") == {"keys": ["orders_2024", "orders_2025"]}
+    assert outputs(ex, "literal") == {"keys": ["order%"]}  # a prefix, not a LIKE pattern
+    assert outputs(ex, "other") == {"keys": ["theirs"]}
+
+
+def client_store(client: Any) -> Any:
+    from app import runtime
+
+    return runtime.store()
