@@ -1,6 +1,6 @@
 """Flow triggers. Schedule and ScheduleOnDates are fired by `celestra server` (app/services/scheduler.py), Flow
-triggers when a watched execution ends (app/engine/flow_triggers.py); other types (Webhook, polling triggers) are
-kept as written and not evaluated yet.
+triggers when a watched execution ends (app/engine/flow_triggers.py). Other types (Webhook, polling triggers) are
+not evaluated yet, so they are refused, saying so, unless `disabled: true` (then they are kept as written).
 
 The fire dates are pure functions of the trigger and a time window, so they are tested without a clock.
 """
@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
 from app.model.flow import Duration
 from app.model.states import State
@@ -213,13 +213,21 @@ def _kind(value: Any) -> str:
     return "other"
 
 
-# Flow.triggers: the two schedule types validated strictly (errors name the field), anything else kept as written.
+def _not_evaluated_yet(value: dict[str, Any]) -> dict[str, Any]:
+    """A trigger nothing would ever fire is refused rather than accepted and ignored; disabled, it is harmless."""
+    if value.get("disabled") is not True:
+        raise ValueError(f"trigger type {value.get('type')!r} is not supported yet (supported: Schedule, "
+                         "ScheduleOnDates, Flow); remove it or set `disabled: true`")
+    return value
+
+
+# Flow.triggers: the supported types validated strictly (errors name the field); another type only when disabled.
 AnyTrigger = Annotated[
     Union[  # noqa: UP007
         Annotated[Schedule, Tag("Schedule")],
         Annotated[ScheduleOnDates, Tag("ScheduleOnDates")],
         Annotated[FlowTrigger, Tag("Flow")],
-        Annotated[dict[str, Any], Tag("other")],
+        Annotated[dict[str, Any], AfterValidator(_not_evaluated_yet), Tag("other")],
     ],
     Discriminator(_kind),
 ]
