@@ -272,8 +272,9 @@ def test_datetime_after_before() -> None:
     decl = {"type": "DATETIME", "after": "2024-01-01T00:00:00Z", "before": "2025-01-01T00:00:00+00:00"}
     assert resolve_one(decl, "2024-06-01T00:00:00Z") == "2024-06-01T00:00:00Z"
     bad(decl, "2023-12-31T23:59:59Z", "must be after 2024-01-01T00:00:00Z")
-    bad(decl, "2024-01-01T00:00:00Z", "must be after")  # bounds are exclusive
-    bad(decl, "2025-01-01T01:00:00+01:00", "must be before 2025-01-01T00:00:00Z")
+    assert resolve_one(decl, "2024-01-01T00:00:00Z") == "2024-01-01T00:00:00Z"  # a bound admits itself (Kestra)
+    assert resolve_one(decl, "2025-01-01T01:00:00+01:00") == "2025-01-01T00:00:00Z"
+    bad(decl, "2025-01-01T01:00:01+01:00", "must be before 2025-01-01T00:00:00Z")
 
 
 def test_date() -> None:
@@ -282,7 +283,8 @@ def test_date() -> None:
     assert resolve_one({"type": "DATE"}, datetime(2024, 3, 1, 10, tzinfo=UTC)) == "2024-03-01"
     bad({"type": "DATE"}, "2023-02-29", "expected a date")
     bad({"type": "DATE"}, "2024-01-01T00:00:00Z", "expected a date")
-    bad({"type": "DATE", "after": "2024-01-01"}, "2024-01-01", "must be after 2024-01-01")
+    bad({"type": "DATE", "after": "2024-01-01"}, "2023-12-31", "must be after 2024-01-01")
+    assert resolve_one({"type": "DATE", "after": "2024-01-01", "before": "2024-01-01"}, "2024-01-01") == "2024-01-01"
 
 
 def test_time() -> None:
@@ -292,6 +294,16 @@ def test_time() -> None:
     bad({"type": "TIME"}, "25:00:00", "expected a time")
     bad({"type": "TIME"}, "10:00:00+02:00", "expected a time")
     bad({"type": "TIME", "before": "12:00:00"}, "12:30:00", "must be before 12:00:00")
+    bad({"type": "TIME", "after": "08:00:00"}, "07:59:59", "must be after 08:00:00")
+    assert resolve_one({"type": "TIME", "after": "08:00", "before": "12:00"}, "12:00") == "12:00:00"
+
+
+def test_duration_min_max() -> None:
+    decl = {"type": "DURATION", "min": "PT1M", "max": "PT1H"}
+    assert resolve_one(decl, "PT30M") == "PT30M"
+    assert resolve_one(decl, "PT1M") == "PT1M" and resolve_one(decl, "PT60M") == "PT1H"  # bounds admit themselves
+    bad(decl, "PT30S", "PT30S must be more than PT1M")
+    bad(decl, "P1D", "PT24H must be less than PT1H")
 
 
 @pytest.mark.parametrize(

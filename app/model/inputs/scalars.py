@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 import re
 from datetime import date, datetime, time, timedelta
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import regex
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from app.model.inputs.values import InvalidValue, describe, format_duration, parse_duration, scalar_str, utc
 
@@ -137,7 +137,8 @@ class BooleanInput(Input):
 
 
 class _Temporal(Input):
-    """Common shape of DATETIME/DATE/TIME: parse, then check strict `after`/`before` bounds."""
+    """Common shape of DATETIME/DATE/TIME: parse, then check the `after`/`before` bounds, which (as Kestra's
+    isBefore/isAfter checks) admit the bound itself."""
 
     what: ClassVar[str]
 
@@ -153,9 +154,9 @@ class _Temporal(Input):
         except (ValueError, TypeError):
             raise InvalidValue(f"expected {self.what}, got {describe(value)}") from None
         after, before = getattr(self, "after", None), getattr(self, "before", None)
-        if after is not None and not parsed > after:
+        if after is not None and parsed < after:
             raise InvalidValue(f"{self.render(parsed)} must be after {self.render(after)}")
-        if before is not None and not parsed < before:
+        if before is not None and parsed > before:
             raise InvalidValue(f"{self.render(parsed)} must be before {self.render(before)}")
         return self.render(parsed)
 
@@ -219,9 +220,27 @@ class TimeInput(_Temporal):
         return str(value.isoformat(timespec="seconds" if not value.microsecond else "auto"))
 
 
+def _duration_bound(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return parse_duration(value)
+    except InvalidValue as exc:
+        raise ValueError(str(exc)) from None
+
+
+_DurationBound = Annotated[timedelta, BeforeValidator(_duration_bound)]
+
+
 class DurationInput(Input):
     type: Literal["DURATION"]
+    min: _DurationBound | None = None  # both bounds admit themselves, as in Kestra
+    max: _DurationBound | None = None
 
     def coerce(self, value: Any) -> Any:
         td = value if isinstance(value, timedelta) else parse_duration(scalar_str(value, "a duration"))
+        if self.min is not None and td < self.min:
+            raise InvalidValue(f"{format_duration(td)} must be more than {format_duration(self.min)}")
+        if self.max is not None and td > self.max:
+            raise InvalidValue(f"{format_duration(td)} must be less than {format_duration(self.max)}")
         return format_duration(td)
