@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from app import runtime, templating
-from app.engine import chains, dispatch, flow_triggers
+from app.engine import chains, concurrency, dispatch, flow_triggers
 from app.engine.liveness import group_is_alive
 from app.engine.memory import Kept, memory
 from app.engine.retries import retry_delay
@@ -141,6 +141,7 @@ def create_and_start(flow: Flow, source: str, inputs: dict[str, Any], *, revisio
     with store.begin() as conn:
         if also is not None:
             also(conn, ex)
+        concurrency.admit(conn, flow, ex)
         result = Step(flow, ex, now(), context_factory(flow, ex), router(flow, ex), group_is_alive).run()
         if ex.state.terminal:
             ex.downstream_checked = not flow_triggers.watchers(ex)
@@ -165,7 +166,10 @@ def _file_storer(flow: Flow, ex: Execution) -> Callable[[str, str, bytes], str]:
 
 
 def start(execution_id: str) -> None:
-    advance(execution_id)
+    def mutate(event: Event) -> None:  # its first step: a flow's concurrency limit may end it at once
+        concurrency.admit(event.conn, event.flow, event.ex)
+
+    advance(execution_id, mutate, full=True)
 
 
 @dataclass

@@ -157,7 +157,15 @@ class PluginDefault(Model):
 
 class Concurrency(Model):
     limit: int = Field(ge=1)
-    behavior: Literal["QUEUE", "CANCEL", "FAIL"] = "QUEUE"
+    behavior: Literal["QUEUE", "CANCEL", "FAIL"] = Field("QUEUE", validate_default=True)
+
+    @field_validator("behavior")
+    @classmethod
+    def _queue_not_yet(cls, value: str, info: ValidationInfo) -> str:
+        if value == "QUEUE" and not (info.context or {}).get("running"):
+            raise ValueError("concurrency behavior QUEUE (the default) is not supported yet: set behavior FAIL "
+                             "or CANCEL")
+        return value
 
 
 if TYPE_CHECKING:
@@ -185,7 +193,7 @@ class Flow(Model):
     pluginDefaults: list[PluginDefault] = Field(default_factory=list)
     workerGroup: WorkerGroup | None = None
     retry: Retry | None = None
-    concurrency: Annotated[Concurrency | None, not_supported_yet("concurrency", None)] = None
+    concurrency: Concurrency | None = None  # app/engine/concurrency.py
     sla: Annotated[list[dict[str, Any]], not_supported_yet("sla", [])] = Field(default_factory=list)
     disabled: bool = False
     deleted: Annotated[bool, not_supported_yet("deleted: true", False, ": delete the flow instead")] = False

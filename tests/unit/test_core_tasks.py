@@ -182,3 +182,51 @@ def client_store(client: Any) -> Any:
     from app import runtime
 
     return runtime.store()
+
+
+# -- flow concurrency ----------------------------------------------------------------------------------------------
+def _concurrent(behavior: str, limit: int = 1) -> str:
+    return flow(f"""
+        id: limited_{behavior.lower()}_{limit}
+        namespace: core.tasks
+        concurrency:
+          limit: {limit}
+          behavior: {behavior}
+        tasks:
+          - id: sleep
+            type: io.kestra.plugin.core.flow.Sleep
+            duration: PT1.5S
+        """)
+
+
+def _wait_running(client: Any, execution_id: str) -> None:
+    import time
+
+    deadline = time.monotonic() + 20
+    while client.state(execution_id) != State.RUNNING:
+        assert time.monotonic() < deadline, client.state(execution_id)
+        time.sleep(0.02)
+
+
+def test_past_the_concurrency_limit_behavior_fail_fails_the_new_execution_at_once(client: Any) -> None:
+    first = client.run(_concurrent("FAIL"), wait=False)
+    _wait_running(client, first.id)
+    second = client.run(_concurrent("FAIL"), wait=True, timeout=10)
+    assert second.state == State.FAILED and second.task_runs == []
+    assert second.error == ("the flow's concurrency limit (1) is reached: 1 execution running; behavior FAIL ends "
+                            "this one FAILED")
+    assert second.error in messages(client, second)
+    assert client.wait(first.id, timeout=20).state == State.SUCCESS
+    third = client.run(_concurrent("FAIL"), wait=True, timeout=20)  # the slot is free again
+    assert third.state == State.SUCCESS
+
+
+def test_behavior_cancel_cancels_the_new_execution_and_a_limit_of_two_admits_two(client: Any) -> None:
+    first = client.run(_concurrent("CANCEL"), wait=False)
+    _wait_running(client, first.id)
+    assert client.run(_concurrent("CANCEL"), wait=True, timeout=10).state == State.CANCELLED
+    pair = [client.run(_concurrent("CANCEL", 2), wait=False) for _ in range(2)]
+    for ex in pair:
+        _wait_running(client, ex.id)
+    assert client.run(_concurrent("CANCEL", 2), wait=True, timeout=10).state == State.CANCELLED
+    assert [client.wait(ex.id, timeout=20).state for ex in [first, *pair]] == [State.SUCCESS] * 3

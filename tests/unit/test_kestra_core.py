@@ -312,7 +312,8 @@ def test_script_tasks_in_a_working_directory_share_its_folder(client: Any) -> No
 
 # -- what Celestra does not do yet is refused, never accepted and ignored --------------------------------------------
 @pytest.mark.parametrize(("snippet", "message"), [
-    ("concurrency:\n  limit: 1\n", "concurrency is not supported yet"),
+    ("concurrency:\n  limit: 1\n", "concurrency behavior QUEUE \\(the default\\) is not supported yet"),
+    ("concurrency:\n  limit: 1\n  behavior: QUEUE\n", "concurrency behavior QUEUE"),
     ("sla:\n  - id: late\n    type: MAX_DURATION\n    duration: PT1H\n", "sla is not supported yet"),
     (f"afterExecution:\n  - id: notify\n    type: {RETURN}\n    format: x\n", "afterExecution is not supported yet"),
     ("deleted: true\n", "deleted: true is not supported yet"),
@@ -434,6 +435,6 @@ def test_the_flow_of_a_running_execution_is_read_as_it_was_accepted() -> None:
 
     source = f"id: old\nnamespace: core\nconcurrency:\n  limit: 1\ntasks:\n  - id: t\n    type: {RETURN}\n" \
              "    format: '{{ outputs.gone.value }}'\n"
-    with pytest.raises(FlowValidationError, match="concurrency is not supported yet"):
+    with pytest.raises(FlowValidationError, match="concurrency behavior QUEUE"):
         parse_flow(source)  # a new execution of it is refused
     assert parse_flow(source, running=True).id == "old"  # one that exists goes on
