@@ -230,3 +230,26 @@ def test_behavior_cancel_cancels_the_new_execution_and_a_limit_of_two_admits_two
         _wait_running(client, ex.id)
     assert client.run(_concurrent("CANCEL", 2), wait=True, timeout=10).state == State.CANCELLED
     assert [client.wait(ex.id, timeout=20).state for ex in [first, *pair]] == [State.SUCCESS] * 3
+
+
+# -- Kestra core types not run yet ---------------------------------------------------------------------------------
+def test_kestra_core_types_not_run_yet_are_named_as_such_even_nested(client: Any) -> None:
+    import pytest
+
+    from app.errors import FlowValidationError
+    from app.model.registry import TYPE_NAMES
+    from app.model.suggestions import NOT_YET
+
+    assert not NOT_YET & set(TYPE_NAMES)  # a type that is implemented is no longer listed
+    for kind in ("io.kestra.plugin.core.flow.LoopUntil", "io.kestra.plugin.core.http.Request"):
+        with pytest.raises(FlowValidationError, match=f"task type '{kind}' is not supported yet"):
+            client.validate(flow(f"""
+                id: not_yet
+                namespace: core.tasks
+                tasks:
+                  - id: outer
+                    type: io.kestra.plugin.core.flow.Sequential
+                    tasks:
+                      - id: inner
+                        type: {kind}
+                """))
