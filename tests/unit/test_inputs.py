@@ -233,6 +233,7 @@ def test_float() -> None:
 )
 def test_boolean(given: Any, expected: bool) -> None:
     assert resolve_one({"type": "BOOLEAN"}, given) is expected
+    assert resolve_one({"type": "BOOL"}, given) is expected  # Kestra's newer name for it
 
 
 @pytest.mark.parametrize("given", ["yes", "1", 1, ""])

@@ -346,8 +346,8 @@ def test_properties_at_their_defaults_are_accepted(client: Any) -> None:
 
 # -- messages: what is wrong, where, and what was probably meant -----------------------------------------------------
 @pytest.mark.parametrize(("snippet", "message"), [
-    ("inputs:\n  - id: flag\n    type: BOOL\n",
-     "inputs[0] (input 'flag'): unknown input type 'BOOL'; did you mean 'BOOLEAN'?"),
+    ("inputs:\n  - id: flag\n    type: BOOLEEN\n",
+     "inputs[0] (input 'flag'): unknown input type 'BOOLEEN'; did you mean 'BOOLEAN'?"),
     ("tasks:\n  - id: t\n    type: io.kestra.plugin.core.debug.Retrun\n    format: x\n",
      "unknown task type 'io.kestra.plugin.core.debug.Retrun'; did you mean 'io.kestra.plugin.core.debug.Return'?"),
     (f"tasks:\n  - id: t\n    type: {RETURN}\n    format: x\n    timeout: 5 minutes\n",

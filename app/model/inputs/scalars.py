@@ -126,7 +126,7 @@ class FloatInput(Input):
 
 
 class BooleanInput(Input):
-    type: Literal["BOOLEAN"]
+    type: Literal["BOOLEAN", "BOOL"]  # BOOL: Kestra's newer name for the same input
 
     def coerce(self, value: Any) -> Any:
         if isinstance(value, bool):
