@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -221,28 +220,12 @@ def execute(
     if wait:
         cli_watch.watch(client, ex, timeout, as_json)
     if client.settings.embedded:  # this process exits now: a process of its own carries the execution on
-        _carry_in_background(client, ex.id, config)
+        cli_watch.carry_in_background(client, ex.id, config)
     if as_json:
         sys.stdout.write(json.dumps(ex.to_json(), default=str) + "\n")
     else:
         out.print(ex.id)
     raise typer.Exit(cli_watch.exit_code(ex) if wait else 0)
-
-
-def _carry_in_background(client: Any, execution_id: str, config: Path | None) -> None:
-    import subprocess
-
-    settings = client.settings
-    logs = Path(settings.home) / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "app.cli", "carry", execution_id, *(["--config", str(config)] if config else [])]
-    env = {**os.environ, "CELESTRA_HOME": str(Path(settings.home).resolve())}  # its state, whatever set it
-    for name in ("database_url", "storage_url"):
-        if getattr(settings, name):
-            env[f"CELESTRA_{name.upper()}"] = str(getattr(settings, name))
-    with (logs / f"carry-{execution_id}.log").open("ab") as sink:
-        subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, env=env,
-                         start_new_session=True)
 
 
 @cli.command(hidden=True)
@@ -298,12 +281,21 @@ def resume(
     if not resumed:
         _fail(f"Execution {execution_id} has no paused task", 1)
     if client.settings.embedded:
-        cli_watch.follow(client, execution_id, None, cli_watch.print_log,
-                         lambda text: err.print(f"[yellow]{escape(text)}[/yellow]", highlight=False),
-                         until_paused=True)
-        ex = client.get(execution_id)
-        out.print(f"Execution [bold]{ex.id}[/bold] {ex.state.value}", highlight=False)
-        raise typer.Exit(cli_watch.exit_code(ex) if ex.state.terminal else 0)
+        cli_watch.run_the_rest(client, execution_id)
+
+
+@cli.command()
+def restart(execution_id: str, config: ConfigOption = None) -> None:
+    """Restart an ended execution from its failed task runs: the same execution, each failed task a new attempt,
+    what succeeded kept. Embedded, this command then runs the rest of it."""
+    client = _client(config)
+    try:
+        client.restart(execution_id)
+    except CelestraError as exc:
+        _fail(str(exc), 1)
+    out.print(f"Execution [bold]{execution_id}[/bold] restarted", highlight=False)
+    if client.settings.embedded:
+        cli_watch.run_the_rest(client, execution_id)
 
 
 @cli.command()

@@ -1,15 +1,18 @@
 """What `celestra run` and `celestra execute` show of an execution: its log lines as they come, a line when it waits
 (paused, a task waiting to be retried, a task waiting for a worker of its group), and its summary, until it ends or
-the command's `--timeout` passes."""
+the command's `--timeout` passes; and, embedded, how a command hands the rest of an execution to this process or to
+a background one."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -29,6 +32,16 @@ out = Console()
 err = Console(stderr=True)
 STATE_STYLE = {"SUCCESS": "green", "WARNING": "yellow", "FAILED": "red", "KILLED": "red", "RUNNING": "cyan"}
 LEVEL_STYLE = {"ERROR": "red", "WARN": "yellow", "DEBUG": "dim", "TRACE": "dim"}
+
+
+def run_the_rest(client: Client, execution_id: str) -> None:
+    """Embedded: run what is left of the execution in this process (nothing else would), showing its logs, until
+    it ends or pauses; exits with the execution's code."""
+    follow(client, execution_id, None, print_log,
+           lambda text: err.print(f"[yellow]{escape(text)}[/yellow]", highlight=False), until_paused=True)
+    ex = client.get(execution_id)
+    out.print(f"Execution [bold]{ex.id}[/bold] {ex.state.value}", highlight=False)
+    raise typer.Exit(exit_code(ex) if ex.state.terminal else 0)
 
 
 def exit_code(ex: Execution) -> int:
@@ -150,3 +163,20 @@ def notices(ex: Execution, seen: set[tuple[str, ...]]) -> Iterator[str]:
         if key not in seen:
             seen.add(key)
             yield text
+
+
+def carry_in_background(client: Client, execution_id: str, config: Path | None) -> None:
+    """Embedded `execute --no-wait`: a `celestra carry ID` process of its own runs the execution to its end."""
+    import subprocess
+
+    settings = client.settings
+    logs = Path(settings.home) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "app.cli", "carry", execution_id, *(["--config", str(config)] if config else [])]
+    env = {**os.environ, "CELESTRA_HOME": str(Path(settings.home).resolve())}  # its state, whatever set it
+    for name in ("database_url", "storage_url"):
+        if getattr(settings, name):
+            env[f"CELESTRA_{name.upper()}"] = str(getattr(settings, name))
+    with (logs / f"carry-{execution_id}.log").open("ab") as sink:
+        subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, env=env,
+                         start_new_session=True)

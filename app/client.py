@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from app import runtime
-from app.engine import dispatch, events, flow_triggers
+from app.engine import dispatch, events, flow_triggers, restart
 from app.engine.routing import static_group_problems
 from app.errors import CelestraError, FlowValidationError
 from app.model.flow import Flow
@@ -191,6 +191,14 @@ class Client:
     def resume(self, execution_id: str, inputs: dict[str, Any] | None = None) -> bool:
         """Resume a paused execution; `inputs` for its Pause's `onResume` (an InputError says which is wrong)."""
         return events.resume(execution_id, inputs)
+
+    def restart(self, execution_id: str, wait: bool = False, timeout: float | None = None) -> Execution:
+        """Restart an ended execution from its failed task runs, as Kestra does: the same execution, each failed
+        task run a new attempt, what succeeded kept (app/engine/restart.py). Embedded, this process runs the
+        rest; `wait` until it ends again."""
+        self._ensure_embedded()
+        restart.restart(execution_id)
+        return self.wait(execution_id, timeout) if wait else self.get(execution_id)
 
     def executions(self, namespace: str | None = None, flow_id: str | None = None, state: str | State | None = None,
                    limit: int = 50) -> list[Execution]:

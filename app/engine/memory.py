@@ -87,7 +87,7 @@ class Memory:
         row = store.lock_execution(conn, execution_id)
         with self.lock:
             kept = self._pop(execution_id)
-        if kept is None or kept.ex.version >= row.version:
+        if kept is None or kept.ex.version >= row.version or kept.ex.restarts != row.restarts:
             row.task_runs = store.task_runs_since(conn, execution_id, -1)
             kept = Kept(row, RunIndex(row))
         else:

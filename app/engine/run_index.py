@@ -31,5 +31,16 @@ class RunIndex:
         self.ex.task_runs.append(run)
         self._index(run)
 
+    def remove(self, ids: set[str]) -> None:
+        """Forget deleted runs (a restart), and what was remembered as settled, which may have counted them."""
+        self.ex.task_runs[:] = [run for run in self.ex.task_runs if run.id not in ids]
+        for run_id in ids:
+            run = self.by_id.pop(run_id, None)
+            if run is not None:
+                self.by_position.pop((run.parent_id, run.task_id, run.value), None)
+                siblings = self.by_parent.get(run.parent_id, [])
+                siblings[:] = [sibling for sibling in siblings if sibling.id != run_id]
+        self.settled.clear()
+
     def children(self, parent_id: str | None) -> list[TaskRun]:
         return self.by_parent.get(parent_id, [])

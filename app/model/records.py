@@ -118,6 +118,7 @@ class Execution:
     started: datetime | None = None
     ended: datetime | None = None
     version: int = 0  # bumped by every locked write of its task runs (app/engine/memory.py)
+    restarts: int = 0  # how many times it was restarted (app/engine/restart.py)
     task_runs: list[TaskRun] = field(default_factory=list)
     secret_inputs: frozenset[str] = frozenset()  # SECRET inputs: never printed
 
@@ -137,5 +138,6 @@ class Execution:
             "error": self.error,
             "startDate": iso(self.started or self.created),
             "endDate": iso(self.ended),
+            "metadata": {"attemptNumber": self.restarts + 1},
             "taskRuns": [run.to_json() for run in self.task_runs],
         }

@@ -43,6 +43,7 @@ def execution_row(ex: Execution) -> dict[str, Any]:
         "started": ex.started,
         "ended": ex.ended,
         "version": ex.version,
+        "restarts": ex.restarts,
     }
 
 
@@ -67,6 +68,7 @@ def execution_from_row(row: Any) -> Execution:
         started=aware(row["started"]),
         ended=aware(row["ended"]),
         version=row["version"],
+        restarts=row["restarts"],
     )
 
 

@@ -42,6 +42,9 @@ executions = sa.Table(
     # Bumped by every transaction that writes the execution's task runs under its lock, and stamped on the rows it
     # wrote: a process holding the execution in memory reads only the rows stamped after the version it holds.
     sa.Column("version", sa.Integer, nullable=False, server_default="0"),
+    # How many times it was restarted (Kestra's attemptNumber - 1): a copy kept from before a restart is dropped,
+    # as the restart deleted runs it still holds.
+    sa.Column("restarts", sa.Integer, nullable=False, server_default="0"),
     sa.UniqueConstraint("namespace", "flow_id", "trigger_key", name="uq_executions_trigger_key"),
 )
 

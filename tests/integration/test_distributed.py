@@ -415,3 +415,44 @@ def test_logs_command_prints_messages_with_brackets_verbatim(cluster: Cluster) -
     result = cluster.celestra("logs", ex.id)
     assert result.returncode == 0, describe(result)
     assert message in result.stdout
+
+
+# -- restart -------------------------------------------------------------------------------------------------------
+RESTARTABLE = """\
+id: restart_on_cluster
+namespace: celestra.it.restart
+tasks:
+  - id: fan
+    type: io.kestra.plugin.core.flow.ForEach
+    values: ["a", "b", "c"]
+    concurrencyLimit: 0
+    tasks:
+      - id: gate
+        type: io.kestra.plugin.core.execution.Fail
+        condition: "{{ taskrun.value == 'b' and kv('go') == null }}"
+  - id: last
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ taskrun.id }}"
+errors:
+  - id: handler
+    type: io.kestra.plugin.core.log.Log
+    message: handled
+"""
+
+
+def test_restart_on_the_cluster_runs_only_the_failed_iteration_again(cluster: Cluster) -> None:
+    """The workers' processes hold copies of the execution from before its restart, which deleted the error
+    handler's run: they must read it whole again, or the handler would look done."""
+    store = Store(cluster.settings.database_url)
+    store.kv_delete("celestra.it.restart", "go")
+    failed = cluster.client.run(RESTARTABLE, wait=True, timeout=60)
+    assert failed.state == State.FAILED, failed.to_json()
+    assert "handler" in runs_by_task(failed)
+    store.kv_put("celestra.it.restart", "go", True)
+    result = cluster.celestra("restart", failed.id)
+    assert result.returncode == 0, describe(result)
+    ex = cluster.client.wait(failed.id, timeout=60)
+    assert ex.state == State.SUCCESS, ex.to_json()
+    gates = {run.value: [a.state for a in run.attempts] for run in ex.task_runs if run.task_id == "gate"}
+    assert gates == {"a": [State.SUCCESS], "b": [State.FAILED, State.SUCCESS], "c": [State.SUCCESS]}
+    assert sorted(run.task_id for run in ex.task_runs) == ["fan", "gate", "gate", "gate", "last"]

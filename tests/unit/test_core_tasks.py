@@ -253,3 +253,74 @@ def test_kestra_core_types_not_run_yet_are_named_as_such_even_nested(client: Any
                       - id: inner
                         type: {kind}
                 """))
+
+
+# -- restart -------------------------------------------------------------------------------------------------------
+RESTARTABLE = """
+    id: restartable
+    namespace: core.restart
+    tasks:
+      - id: before
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ execution.id }}"
+      - id: group
+        type: io.kestra.plugin.core.flow.Sequential
+        tasks:
+          - id: gate
+            type: io.kestra.plugin.core.execution.Fail
+            condition: "{{ kv('restart_go') == null }}"
+          - id: inside_after
+            type: io.kestra.plugin.core.debug.Return
+            format: after
+        errors:
+          - id: local_handler
+            type: io.kestra.plugin.core.log.Log
+            message: local
+      - id: last
+        type: io.kestra.plugin.core.debug.Return
+        format: last
+    errors:
+      - id: global_handler
+        type: io.kestra.plugin.core.log.Log
+        message: handled
+    """
+
+
+def test_restart_runs_the_failed_task_again_as_a_new_attempt_of_the_same_execution(client: Any) -> None:
+    store = client_store(client)
+    store.kv_delete("core.restart", "restart_go")
+    first = run(client, RESTARTABLE)
+    assert first.state == State.FAILED
+    assert {r.task_id: r.state for r in first.task_runs} == {
+        "before": State.SUCCESS, "group": State.FAILED, "gate": State.FAILED, "local_handler": State.SUCCESS,
+        "global_handler": State.SUCCESS}
+    store.kv_put("core.restart", "restart_go", True)  # what made it fail is fixed
+    again = client.restart(first.id, wait=True, timeout=30)
+    assert again.id == first.id and again.state == State.SUCCESS, again.to_json()
+    runs = {r.task_id: r for r in again.task_runs}
+    assert set(runs) == {"before", "group", "gate", "inside_after", "last"}  # the error handlers' runs are gone
+    assert [a.state for a in runs["gate"].attempts] == [State.FAILED, State.SUCCESS]
+    assert [a.state for a in runs["before"].attempts] == [State.SUCCESS]  # what succeeded is not run again
+    assert again.to_json()["metadata"] == {"attemptNumber": 2}
+
+
+def test_restart_refuses_what_it_cannot_restart(client: Any) -> None:
+    import pytest
+
+    from app.errors import CelestraError
+
+    ok = run(client, """
+        id: nothing_failed
+        namespace: core.restart
+        tasks: [{id: t, type: io.kestra.plugin.core.debug.Return, format: x}]
+        """)
+    with pytest.raises(CelestraError, match="no failed task found"):
+        client.restart(ok.id)
+    sleeping = client.run(flow("""
+        id: still_running
+        namespace: core.restart
+        tasks: [{id: s, type: io.kestra.plugin.core.flow.Sleep, duration: PT1S}]
+        """), wait=False)
+    with pytest.raises(CelestraError, match="must be terminated to be restarted, current state is"):
+        client.restart(sleeping.id)
+    assert client.wait(sleeping.id, timeout=20).state == State.SUCCESS
