@@ -683,3 +683,31 @@ def test_an_embedded_execution_left_by_a_killed_process_is_taken_up_by_the_next_
     ex = store.get_execution(execution_id)
     assert ex.state.value == "SUCCESS", ex.to_json()
     assert [a.state.value for a in ex.task_runs[0].attempts] == ["KILLED", "SUCCESS"]
+
+
+@NEEDS_CELESTRA
+def test_restart_embedded_runs_the_failed_task_again_and_exits_with_the_new_outcome(tmp_path: Path) -> None:
+    flow = write(tmp_path, "gate.yaml", """
+        id: gate
+        namespace: unit.cli
+        tasks:
+          - id: gate
+            type: io.kestra.plugin.core.execution.Fail
+            condition: "{{ kv('open') == null }}"
+          - id: after
+            type: io.kestra.plugin.core.debug.Return
+            format: through
+    """)
+    first = celestra(tmp_path, "run", str(flow), "--json")
+    assert first.returncode == 1, first.stderr
+    execution_id = json.loads(first.stdout)["id"]
+    store = embedded_store(tmp_path)
+    store.kv_put("unit.cli", "open", True)
+    again = celestra(tmp_path, "restart", execution_id)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"Execution {execution_id} SUCCESS" in again.stdout
+    ex = store.get_execution(execution_id)
+    assert [(r.task_id, [a.state.value for a in r.attempts]) for r in ex.task_runs] == [
+        ("gate", ["FAILED", "SUCCESS"]), ("after", ["SUCCESS"])]
+    refused = celestra(tmp_path, "restart", execution_id)  # nothing failed any more
+    assert refused.returncode == 1 and "no failed task found" in refused.stderr
