@@ -28,7 +28,7 @@ def message(error: Any, path: PathKey, data: Any) -> str:
     if kind == "union_tag_invalid":
         given = error["input"].get("type") if isinstance(error["input"], dict) else None
         what = "input" if path[:1] == ("inputs",) or "onResume" in path else "task"
-        if what == "task" and given in NOT_YET:
+        if what == "task" and isinstance(given, str) and given in NOT_YET:
             return f"task type {given!r} is not supported yet"
         expected = _QUOTED.findall(str(error.get("ctx", {}).get("expected_tags", "")))
         return f"unknown {what} type {given!r}{_did_you_mean(given, expected)}" if given else str(error["msg"])
