@@ -8,9 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
 from app import runtime
+from app.model.registry import registry
 
 RUN_TASK = "celestra.run_task"
 START_EXECUTION = "celestra.start_execution"
@@ -56,6 +57,13 @@ def reset() -> None:
     """Forget the app (tests and the CLI reconfigure settings before first use)."""
     global _celery
     _celery = None
+
+
+@worker_init.connect
+def _before_the_pool(**_: Any) -> None:
+    """Build the task registry in the worker's main process before it forks its pool: built later, by its heartbeat
+    thread, a pool process forked meanwhile would start with the registry's lock held and never run a task."""
+    registry()
 
 
 @worker_process_init.connect

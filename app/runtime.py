@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,14 @@ if TYPE_CHECKING:
 _lock = threading.Lock()
 _store: Store | None = None
 _storage: Storage | None = None
+
+
+def _after_fork() -> None:
+    global _lock
+    _lock = threading.Lock()  # a thread of the parent may have held it: the child has no such thread
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def configure(settings: Settings) -> None:

@@ -44,7 +44,7 @@ class Heartbeat:
         server would never resend its run, and Celery may give its message to another worker, whose claim finds it
         RUNNING here. The run is sent again from here (a delivery back to this worker takes it over at once)."""
         for execution_id, task_run_id, pid in runtime.store().running_on(self.worker_id):
-            if pid is not None and pid != os.getpid() and not attempts.process_alive(pid):
+            if pid is not None and pid != os.getpid() and not attempts.runs_for_this_worker(pid):
                 attempts.resend(execution_id, task_run_id, self.worker_id, dead_pid=pid)
 
     def _run(self) -> None:

@@ -55,12 +55,27 @@ def _take_over(conn: Connection, task_run_id: str, worker: str) -> TaskRun | Non
     store = runtime.store()
     run = store.load_task_run(conn, task_run_id)
     if run is None or run.state != State.RUNNING or run.worker != worker or run.worker_pid in (None, os.getpid()) \
-            or process_alive(run.worker_pid):
+            or runs_for_this_worker(run.worker_pid):
         return None
     moment = now()
     message = f"The process of worker {worker} running this task ended abruptly; it runs again"
     store.append_logs(conn, [events.log_row(run.execution_id, run, "WARN", message)])
     return store.take_over(conn, run, Attempt(State.KILLED, run.started, moment))
+
+
+def runs_for_this_worker(pid: int | None) -> bool:
+    """Whether `pid` is a live process of this worker instance: its main process, or a pool process of it. A pool
+    process left running by an earlier instance that was killed (an orphan) is not: nothing would ever deliver
+    its outcome or notice it hang, so its run is taken over like a dead process's."""
+    if not process_alive(pid) or pid is None:
+        return False
+    ours = {os.getpid(), os.getppid()}  # called in the main process (heartbeat) or in a pool process
+    if pid in ours:
+        return True
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) in ours
+    except (OSError, IndexError, ValueError):
+        return True  # cannot tell: count it as alive, as before
 
 
 def process_alive(pid: int | None) -> bool:

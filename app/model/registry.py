@@ -13,6 +13,7 @@ cannot be imported is an error naming it, never a silent gap: its task types wou
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -105,6 +106,16 @@ def _bind(classes: list[type[Task]]) -> None:
 
 _lock = threading.Lock()
 _registry: TaskRegistry | None = None
+
+
+def _after_fork() -> None:
+    # A process forked while another thread was building the registry starts with the lock held and the registry
+    # unbuilt: it builds its own.
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def registry() -> TaskRegistry:

@@ -193,7 +193,25 @@ class FaultCluster:
                     runs += [f"  {r.task_id}[{r.value}] {r.state.value} worker={r.worker} pid={r.worker_pid} "
                              f"attempts={[a.state.value for a in r.attempts]} sent={r.sent_at} v={r.row_version}"
                              for r in self.client.get(execution_id).task_runs]
-            return f"{len(waiting)} not ended ({counts}); first: {waiting[:3]}\n" + "\n".join(runs)
+            summary = f"{len(waiting)} not ended ({counts}); first: {waiting[:3]}\n"
+            return summary + "\n".join(runs) + stacks(waiting[:3])
+
+        def stacks(waiting: list[str]) -> str:
+            """Where the live processes holding RUNNING runs are (py-spy, when installed): a hang is found there."""
+            import shutil
+            import subprocess
+
+            pids = {r.worker_pid for i in waiting for r in self.client.get(i).task_runs
+                    if r.state.value == "RUNNING" and r.worker_pid}
+            found = []
+            for pid in sorted(pids):
+                alive = os.path.exists(f"/proc/{pid}")
+                found.append(f"\n-- pid {pid}: {'alive' if alive else 'gone'}")
+                if alive and shutil.which("py-spy"):
+                    dump = subprocess.run(["py-spy", "dump", "--pid", str(pid)], capture_output=True, text=True,
+                                          timeout=30, check=False)
+                    found.append(dump.stdout + dump.stderr)
+            return "".join(found)
 
         return wait_until(ended, timeout, f"{len(execution_ids)} executions to end", poll=0.5, on_timeout=details)
 
