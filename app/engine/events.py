@@ -105,6 +105,7 @@ def new_execution(flow: Flow, source: str, inputs: dict[str, Any], *, revision: 
                   labels: dict[str, str] | None = None, parent: tuple[str, str] | None = None,
                   trigger: dict[str, Any] | None = None, trigger_key: str | None = None) -> Execution:
     """An execution with validated inputs, not stored yet (a bad input raises before anything is written)."""
+    flow.refuse_if_disabled()
     ex = Execution(id=new_id(), namespace=flow.namespace, flow_id=flow.id, flow_revision=revision,
                    flow_source=source, labels={**flow.label_map, **(labels or {})}, trigger=trigger,
                    trigger_key=trigger_key)

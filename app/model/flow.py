@@ -21,6 +21,8 @@ from pydantic import (
     field_validator,
 )
 
+from app.errors import CelestraError
+
 ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"
 WORKER_GROUP_KEY_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
 TEMPLATE_MARKERS = ("{{", "{%")
@@ -204,6 +206,11 @@ class Flow(Model):
         if isinstance(self.labels, list):
             return {label.key: label.value for label in self.labels}
         return dict(self.labels or {})
+
+    def refuse_if_disabled(self) -> None:
+        """A disabled flow is not executed, by hand, by a Subflow or by a trigger (as in Kestra)."""
+        if self.disabled:
+            raise CelestraError(f"Flow {self.namespace}.{self.id} is disabled: it cannot be executed")
 
     def task(self, task_id: str) -> Task:
         """A task by id. The index is built once: parsed flows are cached, and this is on the per-task path."""

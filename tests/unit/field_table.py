@@ -81,6 +81,7 @@ DAG = FF + "test_dag_starts_a_task_only_after_its_dependencies_ended"
 PAUSE_BEHAVIOR = KC + "test_a_pause_that_reaches_its_duration_ends_as_its_behavior_says"
 
 TABLE: dict[str, str] = {
+    "Flow.disabled": "tests/unit/test_core_tasks.py::test_a_disabled_flow_is_not_executed_by_hand_or_by_a_subflow",
     "Flow.id": SUBFLOW, "Flow.namespace": SUBFLOW, "Flow.description": DOCS,
     "Flow.labels": FF + "test_labels_task_sets_execution_labels", "Flow.inputs": FF + "test_flow_outputs_are_rendered",
     "Flow.variables": DOCS,

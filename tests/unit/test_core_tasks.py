@@ -324,3 +324,32 @@ def test_restart_refuses_what_it_cannot_restart(client: Any) -> None:
     with pytest.raises(CelestraError, match="must be terminated to be restarted, current state is"):
         client.restart(sleeping.id)
     assert client.wait(sleeping.id, timeout=20).state == State.SUCCESS
+
+
+# -- a disabled flow -----------------------------------------------------------------------------------------------
+def test_a_disabled_flow_is_not_executed_by_hand_or_by_a_subflow(client: Any) -> None:
+    import pytest
+
+    from app.errors import CelestraError
+
+    disabled = flow("""
+        id: switched_off
+        namespace: core.disabled
+        disabled: true
+        tasks: [{id: t, type: io.kestra.plugin.core.debug.Return, format: x}]
+        """)
+    with pytest.raises(CelestraError, match="Flow core.disabled.switched_off is disabled: it cannot be executed"):
+        client.run(disabled)
+    client.deploy(disabled)
+    parent = run(client, """
+        id: calls_it
+        namespace: core.disabled
+        tasks:
+          - id: child
+            type: io.kestra.plugin.core.flow.Subflow
+            namespace: core.disabled
+            flowId: switched_off
+        """)
+    assert parent.state == State.FAILED
+    assert "is disabled: it cannot be executed" in (parent.task_runs[0].error or "")
+    assert client.executions("core.disabled", "switched_off") == []

@@ -68,7 +68,6 @@ RUNNER_UNTESTED = "implemented in runners/, but no test against the real engine 
 TABLE = {name: entry for name, entry in LISTED.items() if entry != UNTESTED}
 SILENT_GAPS: dict[str, str] = {name: RUNNER_UNTESTED for name, entry in LISTED.items() if entry == UNTESTED} | {
     "Flow.revision": "the revision comes from the store; one written in the flow is ignored (Kestra manages it too)",
-    "Flow.disabled": "only triggers honour it: a run or a Subflow still starts the flow (Kestra refuses)",
     "Sequential.timeout": FLOWABLE_TIMEOUT, "Sequential.workerGroup": FLOWABLE_WORKER_GROUP,
     "Sequential.logLevel": FLOWABLE_LOG_LEVEL, "AllowFailure.timeout": FLOWABLE_TIMEOUT,
     "AllowFailure.workerGroup": FLOWABLE_WORKER_GROUP, "AllowFailure.logLevel": FLOWABLE_LOG_LEVEL,
