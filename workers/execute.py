@@ -21,7 +21,7 @@ from celery.worker import state as worker_state
 from app import runtime, templating
 from app.engine import attempts, chains, events
 from app.engine.step import allowed
-from app.engine.variables import LazyOutputs, build_context
+from app.engine.variables import LazyOutputs, build_context, executor_functions
 from app.errors import ConfigError, TaskFailure, TaskKilled
 from app.model.flow import Flow, Task
 from app.model.flowables import WorkingDirectory
@@ -218,7 +218,7 @@ def make_context(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogB
                  secrets: SecretResolver, working_dir: Path | None, outcome: Outcome) -> RunContext:
     settings = runtime.settings()
     store = runtime.store()
-    functions = events.executor_functions(ex, retry_for=settings.store_retry_for)
+    functions = executor_functions(ex, retry_for=settings.store_retry_for)
     functions["secret"] = secrets
 
     def read(uri: str) -> str:

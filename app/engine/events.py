@@ -21,7 +21,7 @@ from app.engine.memory import Kept, memory
 from app.engine.retries import retry_delay
 from app.engine.routing import Route, route_task
 from app.engine.step import Step, StepResult, allowed
-from app.engine.variables import build_context, secret_inputs_masker, without_secret_inputs
+from app.engine.variables import build_context, executor_functions, secret_inputs_masker, without_secret_inputs
 from app.errors import ConfigError
 from app.model.flow import Flow, Task
 from app.model.flowables import Pause, Subflow
@@ -32,7 +32,6 @@ from app.model.states import State
 from app.store import encryption, ends
 from app.store.database import StaleRun
 from app.store.masking import MIN_LINE
-from app.store.outage import until_stored
 
 log = logging.getLogger("celestra.engine")
 
@@ -65,29 +64,6 @@ def context_factory(flow: Flow, ex: Execution) -> Callable[[TaskRun | None, Task
                              functions=functions)
 
     return make
-
-
-def executor_functions(ex: Execution, retry_for: float = 0) -> dict[str, Callable[..., Any]]:
-    """Template functions that read the store; a worker rendering a task waits `retry_for` through an outage."""
-    store = runtime.store()
-
-    def kv(key: str, namespace: str | None = None, error_on_missing: bool = False) -> Any:
-        value = until_stored("kv()", lambda: store.kv_get(namespace or ex.namespace, key), retry_for)
-        if value is None and error_on_missing:
-            raise templating.TemplateError(
-                f"The key '{key}' does not exist in the namespace '{namespace or ex.namespace}'."
-            )
-        return value
-
-    def error_logs() -> list[dict[str, Any]]:
-        return [{"taskId": row["task_id"], "taskRunId": row["task_run_id"], "level": row["level"],
-                 "message": row["message"], "timestamp": row["timestamp"].isoformat()}
-                for row in store.logs(ex.id) if row["level"] == "ERROR"]
-
-    def secret(name: str) -> str:
-        raise templating.TemplateError(f"secret('{name}') is only available in tasks run by a worker")
-
-    return {"kv": kv, "errorLogs": error_logs, "secret": secret}
 
 
 def router(flow: Flow, ex: Execution) -> Callable[[Task, TaskRun], Route]:
@@ -289,6 +265,8 @@ def _after_commit(flow: Flow, ex: Execution, result: StepResult, ended_now: bool
     except Exception as exc:  # noqa: BLE001 - whatever the transport raises, the store holds what is due
         log.warning("execution %s: %d messages not sent (%s); the server sends them again", ex.id,
                     len(result.dispatch) + len(children), exc)
+    if ended_now:
+        concurrency.release(flow)
     if ended_now and ex.parent_execution_id:
         child_ended(runtime.store().get_execution(ex.id))
     if ended_now and not ex.downstream_checked:

@@ -80,7 +80,7 @@ class Step:
     def run(self, touched: list[TaskRun] | None = None) -> StepResult:
         """Advance the execution; with `touched` (the runs the event changed), only where they can make a change."""
         ex = self.ex
-        if ex.state.terminal:
+        if ex.state.terminal or ex.state == State.QUEUED:  # QUEUED: waiting for its flow's concurrency limit
             return self.result
         self.full = touched is None or ex.state == State.CREATED or self.killing
         if ex.state == State.CREATED:

@@ -6,13 +6,14 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from app import templating
+from app import runtime, templating
 from app.errors import ConfigError
 from app.model.flow import Flow, Task
 from app.model.records import Execution, TaskRun, iso
 from app.model.states import State
 from app.store import encryption
 from app.store.masking import Masker
+from app.store.outage import until_stored
 
 OUTPUT_STATES = frozenset({State.SUCCESS, State.WARNING, State.FAILED, State.RUNNING, State.KILLED})
 
@@ -138,3 +139,26 @@ def build_context(
         context.update(functions)
     context.setdefault("render", templating.make_render_function(context))
     return context
+
+
+def executor_functions(ex: Execution, retry_for: float = 0) -> dict[str, Callable[..., Any]]:
+    """Template functions that read the store; a worker rendering a task waits `retry_for` through an outage."""
+    store = runtime.store()
+
+    def kv(key: str, namespace: str | None = None, error_on_missing: bool = False) -> Any:
+        value = until_stored("kv()", lambda: store.kv_get(namespace or ex.namespace, key), retry_for)
+        if value is None and error_on_missing:
+            raise templating.TemplateError(
+                f"The key '{key}' does not exist in the namespace '{namespace or ex.namespace}'."
+            )
+        return value
+
+    def error_logs() -> list[dict[str, Any]]:
+        return [{"taskId": row["task_id"], "taskRunId": row["task_run_id"], "level": row["level"],
+                 "message": row["message"], "timestamp": row["timestamp"].isoformat()}
+                for row in store.logs(ex.id) if row["level"] == "ERROR"]
+
+    def secret(name: str) -> str:
+        raise templating.TemplateError(f"secret('{name}') is only available in tasks run by a worker")
+
+    return {"kv": kv, "errorLogs": error_logs, "secret": secret}

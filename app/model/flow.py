@@ -159,15 +159,7 @@ class PluginDefault(Model):
 
 class Concurrency(Model):
     limit: int = Field(ge=1)
-    behavior: Literal["QUEUE", "CANCEL", "FAIL"] = Field("QUEUE", validate_default=True)
-
-    @field_validator("behavior")
-    @classmethod
-    def _queue_not_yet(cls, value: str, info: ValidationInfo) -> str:
-        if value == "QUEUE" and not (info.context or {}).get("running"):
-            raise ValueError("concurrency behavior QUEUE (the default) is not supported yet: set behavior FAIL "
-                             "or CANCEL")
-        return value
+    behavior: Literal["QUEUE", "CANCEL", "FAIL"] = "QUEUE"
 
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ import time
 from datetime import timedelta
 
 from app import runtime
-from app.engine import attempts, events, redelivery
+from app.engine import attempts, concurrency, events, redelivery
 from app.model.records import now
 from app.services.scheduler import Scheduler
 from app.store import outage
@@ -47,8 +47,9 @@ class TimerLoop:
                 events.advance(execution_id)
             except Exception:
                 log.exception("timer of execution %s failed; retried next tick", execution_id)
-        # An execution whose start message was lost (broker restart, server down) is started again.
-        for execution_id in store.stalled_executions(timedelta(seconds=30)):
+        # An execution whose start message was lost (broker restart, server down) is started again; so is the
+        # oldest queued one of each flow, should the message of the end that freed its slot be lost.
+        for execution_id in [*store.stalled_executions(timedelta(seconds=30)), *concurrency.queued_heads()]:
             events.start(execution_id)
         self.resend_from_dead_workers()
         if runtime.settings().embedded:

@@ -353,3 +353,28 @@ def test_a_disabled_flow_is_not_executed_by_hand_or_by_a_subflow(client: Any) ->
     assert parent.state == State.FAILED
     assert "is disabled: it cannot be executed" in (parent.task_runs[0].error or "")
     assert client.executions("core.disabled", "switched_off") == []
+
+
+def test_behavior_queue_holds_new_executions_queued_and_starts_them_in_order_as_slots_free(client: Any) -> None:
+    import time
+
+    source = flow("""
+        id: queued_flow
+        namespace: core.tasks
+        concurrency:
+          limit: 1
+        tasks:
+          - id: sleep
+            type: io.kestra.plugin.core.flow.Sleep
+            duration: PT1S
+        """)
+    first = client.run(source, wait=False)
+    _wait_running(client, first.id)
+    second, third = client.run(source, wait=False), client.run(source, wait=False)
+    time.sleep(0.3)
+    assert (client.state(second.id), client.state(third.id)) == (State.QUEUED, State.QUEUED)
+    assert client.get(second.id).task_runs == []
+    assert any("queued until one ends" in m for m in messages(client, second))
+    ended = [client.wait(ex.id, timeout=30) for ex in (first, second, third)]
+    assert [ex.state for ex in ended] == [State.SUCCESS] * 3
+    assert ended[0].ended <= ended[1].started and ended[1].ended <= ended[2].started  # one at a time, in order
