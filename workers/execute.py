@@ -30,7 +30,7 @@ from app.model.states import State
 from app.store import encryption
 from app.store.database import Store
 from app.store.outage import is_outage, until_stored
-from app.store.storage import execution_uri
+from app.store.storage import NamespaceStorage, StorageError, execution_uri
 from workers import files
 from workers.plugin_api import AttemptInfo, RunContext, RunnableTask
 from workers.secrets import SecretResolver
@@ -221,8 +221,13 @@ def make_context(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogB
     functions = executor_functions(ex, retry_for=settings.store_retry_for)
     functions["secret"] = secrets
 
+    files = NamespaceStorage(runtime.storage(), ex.namespace)  # a task sees its own namespace's files only
+
     def read(uri: str) -> str:
-        return runtime.storage().get(uri).decode()
+        try:
+            return files.get(uri).decode()
+        except StorageError as exc:
+            raise templating.TemplateError(f"read(): {exc}") from None
 
     functions["read"] = read
     retry_for = settings.store_retry_for
@@ -259,7 +264,7 @@ def make_context(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogB
 
     attempt = len(run.attempts)
     return RunContext(
-        variables=variables, log=logs, storage=runtime.storage(), kv=_KeyValues(store, settings.store_retry_for),
+        variables=variables, log=logs, storage=files, kv=_KeyValues(store, settings.store_retry_for),
         attempt=AttemptInfo(
             name=f"celestra-{run.id}-{attempt}".lower(),
             labels={"celestra.execution": ex.id, "celestra.taskrun": run.id, "celestra.attempt": str(attempt)}),

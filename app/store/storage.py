@@ -109,6 +109,20 @@ def namespace_files_prefix(namespace: str) -> str:
     return key_to_uri("/".join([*_namespace_segments(namespace), "_files"]))
 
 
+def owned_by(uri: str, namespace: str, *, area: bool = False) -> str | None:
+    """`uri`, normalized, when it names a file of `namespace`: an execution file of one of its flows
+    (`<ns>/<flowId>/executions/<id>/...`) or one of its namespace files (`<ns>/_files/...`); with `area`, any
+    prefix inside the namespace (a listing). None otherwise, also for a URI that is not one."""
+    try:
+        segments, own = uri_to_key(str(uri).strip(), allow_root=area).split("/"), _namespace_segments(namespace)
+    except StorageError:
+        return None
+    rest = segments[len(own):]
+    ours = segments[:len(own)] == own and (area or (len(rest) >= 2 and rest[0] == "_files")  # no flow id has '_'
+                                           or (len(rest) >= 4 and rest[1] == "executions"))
+    return key_to_uri("/".join(segments)) if ours else None
+
+
 def _key_matches(key: str, prefix: str) -> bool:
     # Prefixes are directory-like: "executions/ab" must not match "executions/abc/...".
     return not prefix or key == prefix or key.startswith(prefix + "/")
@@ -352,3 +366,36 @@ def storage_from_url(url: str | None, default_root: Path) -> Storage:
     if scheme == "s3":
         return S3Storage(parts.netloc, unquote(parts.path))
     raise StorageError(f"Unsupported storage URL {url!r}: use a path, file:///path or s3://bucket/prefix")
+
+
+class NamespaceStorage(Storage):
+    """The internal storage as a task sees it: the execution files and namespace files of its own namespace, and
+    nothing else (a task of one team cannot read, overwrite or delete another's files)."""
+
+    def __init__(self, inner: Storage, namespace: str) -> None:
+        self.inner, self.namespace = inner, namespace
+
+    def _own(self, uri: str, area: bool = False) -> str:
+        owned = owned_by(uri, self.namespace, area=area)
+        if owned is None:
+            raise StorageError(f"'{uri}' is not a file of the namespace '{self.namespace}': a task may only use the "
+                               "execution files and namespace files of its own namespace")
+        return owned
+
+    def put(self, uri: str, data: bytes | BinaryIO) -> str:
+        return self.inner.put(self._own(uri), data)
+
+    def get(self, uri: str) -> bytes:
+        return self.inner.get(self._own(uri))
+
+    def open(self, uri: str) -> BinaryIO:
+        return self.inner.open(self._own(uri))
+
+    def exists(self, uri: str) -> bool:
+        return self.inner.exists(self._own(uri))
+
+    def delete(self, uri: str) -> bool:
+        return self.inner.delete(self._own(uri))
+
+    def list(self, prefix_uri: str) -> list[str]:
+        return self.inner.list(self._own(prefix_uri, area=True))

@@ -378,3 +378,31 @@ def test_behavior_queue_holds_new_executions_queued_and_starts_them_in_order_as_
     ended = [client.wait(ex.id, timeout=30) for ex in (first, second, third)]
     assert [ex.state for ex in ended] == [State.SUCCESS] * 3
     assert ended[0].ended <= ended[1].started and ended[1].ended <= ended[2].started  # one at a time, in order
+
+
+# -- a task sees its own namespace's files only ----------------------------------------------------------------
+def test_tasks_read_files_of_their_own_namespace_only(client: Any) -> None:
+    writer = run(client, """
+        id: writer
+        namespace: team.alpha
+        tasks:
+          - {id: secret_file, type: io.kestra.plugin.core.storage.Write, content: "alpha's data"}
+          - {id: same_namespace, type: io.kestra.plugin.core.debug.Return,
+             format: "{{ read(outputs.secret_file.uri) }}"}
+        """)
+    assert writer.state == State.SUCCESS, writer.to_json()
+    assert outputs(writer, "same_namespace") == {"value": "alpha's data"}
+    uri = outputs(writer, "secret_file")["uri"]
+    for task in (f'{{id: t, type: io.kestra.plugin.core.debug.Return, format: "{{{{ read(\'{uri}\') }}}}"}}',
+                 "{id: t, type: io.kestra.plugin.scripts.shell.Commands, commands: [cat staged.txt], "
+                 f"inputFiles: {{staged.txt: '{uri}'}}}}",
+                 f"{{id: t, type: io.kestra.plugin.core.storage.Size, uri: '{uri}'}}"):
+        reader = run(client, f"""
+            id: reader
+            namespace: team.beta
+            tasks:
+              - {task}
+            """)
+        assert reader.state == State.FAILED, task
+        assert "is not a file of the namespace 'team.beta'" in (reader.task_runs[0].error or ""), reader.to_json()
+        assert "alpha's data" not in str([row["message"] for row in client.logs(reader.id)])

@@ -27,8 +27,7 @@ from app.store.storage import (
     StorageError,
     StorageNotFoundError,
     execution_uri,
-    key_to_uri,
-    namespace_files_prefix,
+    owned_by,
     uri_to_key,
 )
 from app.templating import is_truthy
@@ -44,18 +43,14 @@ def _checked(ctx: RunContext, uri: Any) -> str:
     """The normalized URI of a file of the task's own namespace, or a TaskFailure naming `uri`."""
     text = str(uri).strip()
     try:
-        segments = uri_to_key(text).split("/")
-        namespace = uri_to_key(namespace_files_prefix(ctx.namespace)).split("/")[:-1]
+        uri_to_key(text)
     except StorageError as exc:
         raise TaskFailure(f"Invalid storage URI '{text}': {exc}") from exc
-    rest = segments[len(namespace):]
-    ours = segments[:len(namespace)] == namespace and (
-        (len(rest) >= 2 and rest[0] == "_files")  # a namespace file (no flow id starts with '_')
-        or (len(rest) >= 4 and rest[1] == "executions"))  # <flowId>/executions/<executionId>/<file...>
-    if not ours:
+    owned = owned_by(text, ctx.namespace)
+    if owned is None:
         raise TaskFailure(f"'{text}' is not a file of the namespace '{ctx.namespace}': a task may only read or delete "
                           "the execution files and namespace files of its own namespace")
-    return key_to_uri("/".join(segments))
+    return owned
 
 
 @contextlib.contextmanager
