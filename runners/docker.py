@@ -31,14 +31,8 @@ from runners.base import CommandSpec, LogSink, RunControl, RunnerError, RunResul
 log = logging.getLogger("celestra.runners.docker")
 _clients: dict[str, docker.DockerClient] = {}
 _clients_lock = threading.Lock()
-
-
-def _after_fork() -> None:
-    global _clients_lock
-    _clients_lock = threading.Lock()  # held by a thread of the parent at fork time, it would never be released
-
-
-os.register_at_fork(after_in_child=_after_fork)
+# Held by a thread of the parent at fork time, it would never be released in the child.
+os.register_at_fork(after_in_child=lambda: globals().update(_clients_lock=threading.Lock()))
 WORKDIR = "/celestra/work"
 PULL_ATTEMPTS = 3
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)

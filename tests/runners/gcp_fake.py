@@ -56,6 +56,7 @@ class GcpFake:
         self.lock = threading.Lock()
         self.jobs: dict[str, dict[str, Any]] = {}  # job name -> Job JSON as served
         self.containers: dict[str, Any] = {}  # job name -> its container
+        self.runners: dict[str, threading.Thread] = {}  # job name -> the thread that starts and waits for it
         self.operations: dict[str, dict[str, Any]] = {}
         self.logs = FakeLogStore()
         self.requests: list[tuple[str, str]] = []  # (method, path): what the clients called
@@ -98,7 +99,10 @@ class GcpFake:
             self.jobs[name] = job
             self.created.append(json.loads(json.dumps(body)))
             reply = json.loads(json.dumps(job))
-        threading.Thread(target=self._run_job, args=(name,), daemon=True, name=f"fake-job-{job_id}").start()
+        runner = threading.Thread(target=self._run_job, args=(name,), daemon=True, name=f"fake-job-{job_id}")
+        with self.lock:
+            self.runners[name] = runner
+        runner.start()
         return 200, reply
 
     def get_job(self, name: str) -> tuple[int, Any]:
@@ -120,6 +124,12 @@ class GcpFake:
             self.operations[op_name] = operation
 
         def finish() -> None:
+            self._kill(name)
+            # A cancel that came while the job's container was being created: the job's thread removes that
+            # container when it sees the job ending; Batch says CANCELLED only once the task has stopped.
+            runner = self.runners.get(name)
+            if runner is not None:
+                runner.join(60)
             self._kill(name)
             with self.lock:
                 if delete:
