@@ -67,15 +67,13 @@ def runs_for_this_worker(pid: int | None) -> bool:
     """Whether `pid` is a live process of this worker instance: its main process, or a pool process of it. A pool
     process left running by an earlier instance that was killed (an orphan) is not: nothing would ever deliver
     its outcome or notice it hang, so its run is taken over like a dead process's."""
-    if not process_alive(pid) or pid is None:
+    if pid is None or not process_alive(pid):
         return False
     ours = {os.getpid(), os.getppid()}  # called in the main process (heartbeat) or in a pool process
     if pid in ours:
         return True
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) in ours
-    except (OSError, IndexError, ValueError):
-        return True  # cannot tell: count it as alive, as before
+    stat = _stat(pid)
+    return stat is None or int(stat[1]) in ours  # cannot tell: count it as alive, as before
 
 
 def process_alive(pid: int | None) -> bool:
@@ -88,10 +86,18 @@ def process_alive(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
+    stat = _stat(pid)
+    return stat is None or stat[0] != "Z"
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state, ppid, ...); None when they cannot be read."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        int(fields[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return fields
 
 
 def finish_attempt(execution_id: str, task_run_id: str, state: State, outputs: dict[str, Any],

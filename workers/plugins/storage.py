@@ -42,12 +42,12 @@ _UNITS = {None: 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}  # as Kestra reads 
 def _checked(ctx: RunContext, uri: Any) -> str:
     """The normalized URI of a file of the task's own namespace, or a TaskFailure naming `uri`."""
     text = str(uri).strip()
-    try:
-        uri_to_key(text)
-    except StorageError as exc:
-        raise TaskFailure(f"Invalid storage URI '{text}': {exc}") from exc
     owned = owned_by(text, ctx.namespace)
     if owned is None:
+        try:
+            uri_to_key(text)  # not a URI at all: say so
+        except StorageError as exc:
+            raise TaskFailure(f"Invalid storage URI '{text}': {exc}") from exc
         raise TaskFailure(f"'{text}' is not a file of the namespace '{ctx.namespace}': a task may only read or delete "
                           "the execution files and namespace files of its own namespace")
     return owned
