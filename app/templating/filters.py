@@ -263,9 +263,25 @@ def distinct(value: Iterable[Any]) -> list[Any]:
 
 
 def merge(value: Any, other: Any) -> Any:
+    """Pebble's `merge`: the left side decides the result's type; a map takes a map's entries or a list's items
+    (each its own key), a list takes a list's items or a map's entries; anything else is an error, as in Kestra."""
+    if value is None or other is None:
+        if value is None and other is None:
+            raise ValueError("merge: the two values to merge are null")
+        return other if value is None else value
     if isinstance(value, Mapping):
-        return {**value, **other}
-    return [*value, *(other if isinstance(other, list | tuple) else [other])]
+        if isinstance(other, Mapping):
+            return {**value, **other}
+        if isinstance(other, list | tuple):
+            return {**value, **{item: item for item in other}}
+        raise ValueError(f"merge: only a map or a list can be merged into a map, not {type(other).__name__}")
+    if isinstance(value, list | tuple):
+        if isinstance(other, Mapping):
+            return [*value, *(MapEntry(key, item) for key, item in other.items())]
+        if isinstance(other, list | tuple):
+            return [*value, *other]
+        raise ValueError(f"merge: only a map or a list can be merged into a list, not {type(other).__name__}")
+    raise ValueError(f"merge: the value filtered is a {type(value).__name__}, not a map or a list")
 
 
 def pebble_slice(value: Any, fromIndex: int = 0, toIndex: int | None = None) -> Any:

@@ -256,6 +256,31 @@ def test_filters(ctx: dict[str, Any], template: str, expected: str) -> None:
     assert render(template, ctx) == expected
 
 
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{{ {'a': 1} | merge({'b': 2}) }}", '{"a":1,"b":2}'),
+        ("{{ {'a': 1} | merge(['x']) }}", '{"a":1,"x":"x"}'),
+        ("{{ [1] | merge([2, 3]) }}", "[1,2,3]"),
+        ("{{ ([1] | merge({'k': 2}) | last).value }}", "2"),
+        ("{{ null | merge([1]) }} {{ [1] | merge(null) }}", "[1] [1]"),
+    ],
+)
+def test_merge_follows_pebble(template: str, expected: str) -> None:
+    assert render(template, {}) == expected
+
+
+@pytest.mark.parametrize(("template", "message"), [
+    ("{{ 'abc' | merge({'b': 2}) }}", "the value filtered is a str, not a map or a list"),
+    ("{{ [1] | merge(3) }}", "only a map or a list can be merged into a list, not int"),
+    ("{{ {'a': 1} | merge('x') }}", "only a map or a list can be merged into a map, not str"),
+    ("{{ null | merge(null) }}", "the two values to merge are null"),
+])
+def test_merge_refuses_what_pebble_refuses(template: str, message: str) -> None:
+    with pytest.raises(TemplateError, match=message):
+        render(template, {})
+
+
 def test_jq_returns_list_of_results(ctx: dict[str, Any]) -> None:
     assert evaluate("{{ outputs.fetch.body | jq('.items[].id') }}", ctx) == [1, 2]
     assert evaluate("{{ m | jq('.a') }}", ctx) == [1]
