@@ -15,11 +15,13 @@ from croniter import croniter
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
 from app.model.flow import Duration
+from app.model.schedule_conditions import ScheduleCondition, conditions_hold
 from app.model.states import State
 
 SCHEDULE_TYPES = ("io.kestra.plugin.core.trigger.Schedule", "io.kestra.core.models.triggers.types.Schedule")
 DATES_TYPES = ("io.kestra.plugin.core.trigger.ScheduleOnDates",)
 FLOW_TYPES = ("io.kestra.plugin.core.trigger.Flow", "io.kestra.core.models.triggers.types.Flow")
+MATCH_LOOKAHEAD = 2000  # schedule dates searched for the next/previous one the conditions let fire
 MAX_RECOVERED = 1000  # fire dates recovered in one go after a long outage (recoverMissedSchedules: ALL)
 
 
@@ -34,6 +36,7 @@ class _Timed(BaseModel):
     inputs: dict[str, Any] = Field(default_factory=dict)
     recoverMissedSchedules: Literal["ALL", "LAST", "NONE"] = "ALL"
     lateMaximumDelay: Duration | None = None
+    conditions: list[ScheduleCondition] = Field(default_factory=list)
 
     @field_validator("timezone")
     @classmethod
@@ -75,6 +78,27 @@ class _Timed(BaseModel):
         """`{{ trigger.* }}` of the execution fired for `date`."""
         return {"id": self.id, "type": self.type_name, "date": _iso(date), "next": _iso(following),
                 "previous": _iso(previous)}
+
+    def previous_before(self, moment: datetime) -> datetime | None:
+        raise NotImplementedError
+
+    def holds(self, date: datetime, scope: dict[str, Any]) -> bool:
+        """Every condition holds for `date`; `scope` adds `flow` and functions such as `kv` to its dates."""
+        if not self.conditions:
+            return True
+        dates = {**self.variables(date, self.previous_before(date), self.next_after(date))}
+        return conditions_hold(self.conditions, {**scope, "trigger": dates, "schedule": dates}, self.zone)
+
+    def matching(self, date: datetime, scope: dict[str, Any], forward: bool) -> datetime | None:
+        """The nearest date after (or before) `date` that fires with the conditions: Kestra's `trigger.next` and
+        `trigger.previous` under conditions. Bounded: no such date within MATCH_LOOKAHEAD schedule dates is None."""
+        step = self.next_after if forward else self.previous_before
+        moment = step(date)
+        for _ in range(MATCH_LOOKAHEAD):
+            if moment is None or self.holds(moment, scope):
+                return moment
+            moment = step(moment)
+        return None
 
     type_name: ClassVar[str] = ""
 

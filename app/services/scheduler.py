@@ -90,9 +90,24 @@ class Scheduler:
             if moved.rowcount != 1:
                 raise _AlreadyFired
 
-        previous = trigger.previous_before(date)
-        variables = trigger.variables(date, previous, following.astimezone(trigger.zone) if following else None)
-        scope = {"trigger": variables, "flow": {"id": deployed.flow_id, "namespace": deployed.namespace}}
+        flow = {"id": deployed.flow_id, "namespace": deployed.namespace}
+        previous, shown_next = trigger.previous_before(date), following.astimezone(trigger.zone) if following else None
+        if trigger.conditions:
+            try:
+                conditions_scope = {"flow": flow, "kv": _kv(deployed.namespace)}
+                if not trigger.holds(date, conditions_scope):
+                    log.info("trigger %s of %s.%s: conditions not met for %s, not fired", trigger.id,
+                             deployed.namespace, deployed.flow_id, date.isoformat())
+                    return "skipped" if self._move(key, current, following) else "lost"
+                # Under conditions, trigger.previous/next are the nearest dates that fire (Kestra's).
+                previous = trigger.matching(date, conditions_scope, forward=False)
+                shown_next = trigger.matching(date, conditions_scope, forward=True)
+            except (ValueError, templating.TemplateError) as exc:
+                log.error("trigger %s of %s.%s: its conditions cannot be evaluated for %s (%s); date skipped",
+                          trigger.id, deployed.namespace, deployed.flow_id, date.isoformat(), exc)
+                return "skipped" if self._move(key, current, following) else "lost"
+        variables = trigger.variables(date, previous, shown_next)
+        scope = {"trigger": variables, "flow": flow}
         try:
             inputs = templating.render_value(trigger.inputs, scope)  # Kestra renders them: "{{ trigger.date }}"
             ex = events.create_and_start(deployed.flow, deployed.source, inputs, revision=deployed.revision,
@@ -129,6 +144,17 @@ class Scheduler:
                                                           trigger_id=trigger.id, **values))
             except IntegrityError:
                 pass  # another scheduler created it in the meantime
+
+
+def _kv(namespace: str) -> Any:
+    """`kv()` for conditions: a key of the flow's namespace (or another one named)."""
+    def kv(key: str, namespace_: str | None = None, error_on_missing: bool = False) -> Any:
+        value = runtime.store().kv_get(namespace_ or namespace, key)
+        if value is None and error_on_missing:
+            raise templating.TemplateError(f"The key '{key}' does not exist in the namespace "
+                                           f"'{namespace_ or namespace}'.")
+        return value
+    return kv
 
 
 def trigger_states(namespace: str | None = None) -> list[dict[str, Any]]:

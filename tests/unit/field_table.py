@@ -14,6 +14,7 @@ IN = "tests/unit/test_inputs.py::"
 ST = "tests/unit/test_storage_tasks.py::"
 SC = "tests/runners/test_scripts.py::"
 SCH = "tests/unit/test_schedule_triggers.py::"
+SCC = "tests/unit/test_schedule_conditions.py::"
 FT = "tests/unit/test_flow_triggers.py::"
 DK = "tests/runners/test_docker.py::"
 AW = "tests/runners/test_aws_batch.py::"
@@ -442,4 +443,33 @@ TABLE: dict[str, str] = {
     "ExecutionNamespaceCondition.type": CONDITIONS, "ExecutionNamespaceCondition.namespace": CONDITIONS,
     "ExecutionNamespaceCondition.comparison": CONDITIONS, "ExecutionNamespaceCondition.prefix": WATCHERS,
     "Request.cpu": AWS_OPTIONS, "Request.memory": AWS_OPTIONS,
+    "Schedule.conditions": SCC + "test_only_the_dates_the_conditions_let_through_fire",
+    "ScheduleOnDates.conditions": SCC + "test_schedule_on_dates_takes_conditions_too",
+    "DayWeek.type": SCC + "test_day_of_week_weekend_and_day_in_month",
+    "DayWeek.dayOfWeek": SCC + "test_day_of_week_weekend_and_day_in_month",
+    "DayWeek.date": SCC + "test_a_condition_that_cannot_be_evaluated_skips_its_date_and_says_why",
+    "DayWeekInMonth.type": SCC + "test_day_of_week_weekend_and_day_in_month",
+    "DayWeekInMonth.dayOfWeek": SCC + "test_day_of_week_weekend_and_day_in_month",
+    "DayWeekInMonth.dayInMonth": SCC + "test_day_of_week_weekend_and_day_in_month",
+    "DayWeekInMonth.date": SCC + "test_the_date_is_taken_in_the_triggers_time_zone",
+    "Weekend.type": SCC + "test_day_of_week_weekend_and_day_in_month",
+    "Weekend.date": SCC + "test_the_date_is_taken_in_the_triggers_time_zone",
+    "PublicHoliday.type": SCC + "test_public_holidays_of_a_country_and_of_a_subdivision",
+    "PublicHoliday.country": SCC + "test_public_holidays_of_a_country_and_of_a_subdivision",
+    "PublicHoliday.subDivision": SCC + "test_public_holidays_of_a_country_and_of_a_subdivision",
+    "PublicHoliday.date": SCC + "test_the_date_is_taken_in_the_triggers_time_zone",
+    "TimeBetween.type": SCC + "test_time_between_is_strict_and_compares_instants",
+    "TimeBetween.after": SCC + "test_time_between_is_strict_and_compares_instants",
+    "TimeBetween.before": SCC + "test_time_between_is_strict_and_compares_instants",
+    "TimeBetween.date": SCC + "test_the_date_is_taken_in_the_triggers_time_zone",
+    "DateTimeBetween.type": SCC + "test_date_time_between_is_inclusive",
+    "DateTimeBetween.after": SCC + "test_date_time_between_is_inclusive",
+    "DateTimeBetween.before": SCC + "test_date_time_between_is_inclusive",
+    "DateTimeBetween.date": SCC + "test_date_time_between_is_inclusive",
+    "Expression.type": SCC + "test_or_not_and_expression",
+    "Expression.expression": SCC + "test_an_expression_condition_reads_the_namespaces_kv_store",
+    "Not.type": SCC + "test_or_not_and_expression",
+    "Not.conditions": SCC + "test_public_holidays_of_a_country_and_of_a_subdivision",
+    "Or.type": SCC + "test_or_not_and_expression",
+    "Or.conditions": SCC + "test_or_not_and_expression",
 }
