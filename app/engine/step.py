@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from app import templating
-from app.engine import fan_outs
+from app.engine import fan_outs, loop_until, waits
 from app.engine.chains import Next
 from app.engine.retries import retry_delay
 from app.engine.routing import Route
@@ -86,7 +86,7 @@ class Step:
         if ex.state == State.CREATED:
             ex.state, ex.started = State.RUNNING, self.now
             self.result.execution_changed = True
-        self._wake_timers(self.ex.task_runs if self.full or touched is None else touched)
+        waits.wake(self, self.ex.task_runs if self.full or touched is None else touched)
         state = None
         if self.full or self._mark_dirty(touched or []):
             state = self._group(self.flow.tasks, self.flow.errors, self.flow.finally_, None, None, [])
@@ -172,51 +172,22 @@ class Step:
         ex.state, ex.ended = state, self.now
         self.result.execution_changed = self.result.ended = True
 
-    def _wake_timers(self, runs: list[TaskRun]) -> None:
-        for run in runs:
-            if run.next_at is None or run.next_at > self.now:
-                continue
-            run.next_at = None
-            task = self.flow.task(run.task_id)
-            if run.state == State.RETRYING and isinstance(task, fl.Subflow):
-                run.state, run.ended = State.RUNNING, None
-                run.attempts.append(Attempt(State.RUNNING, self.now))
-                self.result.subflows.append((task, run))
-            elif run.state == State.RETRYING:
-                run.state, run.ended = State.CREATED, None
-                self.result.dispatch.append(run)
-            elif run.state == State.CREATED and run.worker_group:  # WAIT fallback ran out of time
-                self._fail(run, f"No worker of group '{run.worker_group}' came up within the task's timeout")
-                continue
-            elif run.state == State.PAUSED and isinstance(task, fl.Pause):
-                self._pause_elapsed(task, run)
-            self._changed(run)
-
-    def _pause_elapsed(self, task: fl.Pause, run: TaskRun) -> None:
-        """Kestra: a pause resumed by hand always succeeds (events.resume); one that reaches its pauseDuration ends
-        as its `behavior` says; one that reaches its timeout (without a pauseDuration) fails."""
-        if task.wait is None:
-            self._fail(run, f"The pause was not resumed within its timeout ({task.timeout})")
-        elif task.behavior == "RESUME":
-            self._finish(run, State.SUCCESS)
-        elif task.behavior == "WARN":
-            self._finish(run, State.WARNING)
-        elif task.behavior == "FAIL":
-            self._fail(run, f"The pause was not resumed within {task.wait} (behavior FAIL)")
-        else:  # CANCEL: the execution ends CANCELLED once what still runs has stopped
-            self._finish(run, State.CANCELLED)
-            self.result.logs.append((run, "WARN", f"The pause was not resumed within {task.wait}: execution "
-                                                  "cancelled (behavior CANCEL)"))
-            self.ex.state, self.killing = State.KILLING, True
-            self.result.execution_changed = True
-
     # -- bookkeeping --------------------------------------------------------------------------------------------
     def _changed(self, run: TaskRun) -> None:
         if run not in self.result.created:
             self.result.changed[run.id] = run
 
     def find(self, parent: TaskRun | None, task: Task, value: str | None) -> TaskRun | None:
-        return self.by_position.get((parent.id if parent else None, task.id, value))
+        """The run at this position; inside a LoopUntil, the current iteration's (an earlier one's is not it)."""
+        run = self.by_position.get((parent.id if parent else None, task.id, value))
+        if run is not None and run.iteration is not None and run.iteration != self._iteration(parent, run.iteration):
+            return None
+        return run
+
+    def _iteration(self, parent: TaskRun | None, otherwise: int | None = None) -> int | None:
+        if parent is None or not isinstance(self.flow.task(parent.task_id), fl.LoopUntil):
+            return otherwise
+        return loop_until.iteration_of(parent)
 
     def _create(self, task: Task, parent: TaskRun | None, value: str | None, values: list[str],
                 iteration: int | None = None) -> TaskRun:
@@ -261,11 +232,8 @@ class Step:
                 self._fail(run, f"No worker of group '{route.group}' is alive (fallback FAIL)")
                 return
             if route.fallback == "CANCEL":
-                self._finish(run, State.KILLED)
-                self.result.logs.append((run, "WARN", f"No worker of group '{route.group}' is alive: "
-                                                      "execution cancelled (fallback CANCEL)"))
-                self.ex.state, self.killing = State.KILLING, True
-                self.result.execution_changed = True
+                self._cancel(run, State.KILLED, f"No worker of group '{route.group}' is alive: execution "
+                                                "cancelled (fallback CANCEL)")
                 return
             if task.timeout is not None:  # WAIT, but not longer than the task may take
                 run.next_at = self.now + task.timeout
@@ -273,10 +241,17 @@ class Step:
 
     def _fail(self, run: TaskRun, message: str) -> None:
         self._finish(run, State.FAILED, message)
-        self.result.logs.append((run, "ERROR", message))
+        self.log(run, "ERROR", message)
+
+    def _cancel(self, run: TaskRun, state: State, message: str) -> None:
+        """End `run` and the execution with it: the kill path stops what still runs."""
+        self._finish(run, state)
+        self.log(run, "WARN", message)
+        self.ex.state, self.killing = State.KILLING, True
+        self.result.execution_changed = True
 
     def _finish(self, run: TaskRun, state: State, error: str | None = None) -> None:
-        run.state, run.ended = state, self.now
+        run.state, run.ended, run.next_at = state, self.now, None  # an ended run waits for no timer
         if error:
             run.error = error
         if run.attempts and not run.attempts[-1].state.terminal:
@@ -291,7 +266,7 @@ class Step:
         if run is None:
             if not may_start or self.killing:
                 return None
-            return self._create(task, parent, value, values, iteration)
+            return self._create(task, parent, value, values, self._iteration(parent, iteration))
         if run.state == State.RUNNING and is_flowable(task) and not isinstance(task, fl.Subflow | fl.Pause) \
                 and (self.full or run.id in self.dirty):
             self._advance(task, run)  # subflows and pauses end by events (child ended, timer, resume)
@@ -305,7 +280,10 @@ class Step:
         ended without failing are remembered (`RunIndex.settled`) and not visited again: a run that ended stays
         ended (only a failed one runs again, by a flowable's retry), so a step of the 1,000th task of a sequence
         does not walk the 999 before it."""
-        key = (parent.id if parent else None, value, tasks[0].id) if tasks else None
+        scope = parent.id if parent else None
+        if (loop := self._iteration(parent)) is not None:
+            scope = f"{scope}@{loop}"  # each LoopUntil iteration is a sequence of its own
+        key = (scope, value, tasks[0].id) if tasks else None
         settled, known = self.runs.settled.get(key, (0, ())) if key else (0, ())
         last = tasks[settled - 1] if settled else None
         last_run = self.find(parent, last, value) if last is not None and not last.disabled else None
@@ -382,6 +360,8 @@ class Step:
             if task.wait is not None or task.timeout is not None:
                 run.next_at = self.now + (task.wait or task.timeout or timedelta())
             return
+        if isinstance(task, fl.LoopUntil):
+            loop_until.start(run)
         if isinstance(task, fl.Subflow):
             self.result.subflows.append((task, run))
             if not task.wait:
@@ -423,6 +403,8 @@ class Step:
             return self._group(task.cases.get(key, task.defaults), task.errors, task.finally_, run, v, vs)
         if isinstance(task, fl.Dag):
             return self._group([], task.errors, task.finally_, run, v, vs, lambda: fan_outs.dag(self, task, run))
+        if isinstance(task, fl.LoopUntil):
+            return self._group([], task.errors, task.finally_, run, v, vs, lambda: loop_until.body(self, task, run))
         if isinstance(task, fl.ForEach | fl.EachSequential | fl.EachParallel):
             return self._group([], task.errors, task.finally_, run, v, vs, lambda: fan_outs.loop(self, task, run))
         raise NotImplementedError(f"flowable {type(task).__name__}")
@@ -443,6 +425,12 @@ class Step:
         run.attempts.append(Attempt(State.RUNNING, self.now))
         self._changed(run)
         return True
+
+    # what app/engine/loop_until.py and app/engine/waits.py need of the step
+    sequence, changed, finish, fail, cancel = _sequential, _changed, _finish, _fail, _cancel
+
+    def log(self, run: TaskRun, level: str, message: str) -> None:
+        self.result.logs.append((run, level, message))
 
     def evaluate(self, expression: Any, run: TaskRun, task: Task) -> Any:
         if not isinstance(expression, str):

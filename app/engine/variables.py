@@ -21,17 +21,32 @@ OUTPUT_STATES = frozenset({State.SUCCESS, State.WARNING, State.FAILED, State.RUN
 def outputs_tree(runs: list[TaskRun]) -> dict[str, Any]:
     """outputs.<taskId> for plain runs, outputs.<taskId>[<loop value>]... for runs inside loops."""
     tree: dict[str, Any] = {}
-    for run in runs:
-        if not run.outputs or run.state not in OUTPUT_STATES:
+    for run in runs:  # in creation order: a LoopUntil iteration's run comes after the earlier iterations' runs
+        current = bool(run.outputs) and run.state in OUTPUT_STATES
+        if not current and run.iteration is None:
             continue
         if not run.values:
-            tree[run.task_id] = run.outputs
+            if current:
+                tree[run.task_id] = run.outputs
+            else:  # a new iteration's run without outputs yet: the previous iteration's are not its outputs
+                tree.pop(run.task_id, None)
+            continue
+        if not current:
+            _forget(tree, [run.task_id, *run.values])
             continue
         node = tree.setdefault(run.task_id, {})
         for value in run.values[:-1]:
             node = node.setdefault(value, {})
         node[run.values[-1]] = run.outputs
     return tree
+
+
+def _forget(tree: dict[str, Any], path: list[str]) -> None:
+    node: Any = tree
+    for key in path[:-1]:
+        node = node.get(key) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        node.pop(path[-1], None)
 
 
 class LazyOutputs(Mapping[str, Any]):

@@ -110,6 +110,34 @@ class EachParallel(FlowableTask):
         return [self.tasks, *super().child_lists()]
 
 
+class CheckFrequency(Model):
+    maxIterations: int | None = Field(None, gt=0, description="Iterations at most; none means no limit.")
+    maxDuration: Duration | None = Field(None, description="How long the loop may go on; none means no limit.")
+    interval: Duration = Field(timedelta(minutes=1), description="The wait between two iterations.")
+
+    @field_validator("maxDuration", "interval")
+    @classmethod
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta():
+            raise ValueError("must be a positive duration")
+        return value
+
+
+class LoopUntil(FlowableTask):
+    """Runs `tasks` again and again, `checkFrequency.interval` apart, until `condition` (rendered after each
+    iteration, with that iteration's outputs) is true; `outputs.<id>.iterationCount` counts from 1."""
+
+    type: Literal["io.kestra.plugin.core.flow.LoopUntil", "io.kestra.plugin.core.flow.WaitFor"]
+    condition: str
+    tasks: list[AnyTask] = Field(min_length=1)
+    failOnMaxReached: bool = Field(
+        False, description="End FAILED when maxIterations or maxDuration stop the loop before the condition held.")
+    checkFrequency: CheckFrequency = Field(default_factory=CheckFrequency)
+
+    def child_lists(self) -> list[list[Task]]:
+        return [self.tasks, *super().child_lists()]
+
+
 class DagTask(Model):
     task: AnyTask
     dependsOn: list[str] = Field(default_factory=list)
@@ -200,7 +228,7 @@ class WorkingDirectory(FlowableTask):
 
 FLOWABLE_TASKS: list[type[FlowableTask]] = [
     Sequential, AllowFailure, Parallel, If, Switch, ForEach, EachSequential, EachParallel, Dag, Pause, Subflow,
-    WorkingDirectory,
+    WorkingDirectory, LoopUntil,
 ]
 LOOPS = (ForEach, EachSequential, EachParallel)
 AnyTask = Any  # resolved to the union of every registered task type by app/model/registry.py

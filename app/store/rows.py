@@ -82,6 +82,7 @@ def task_run_row(run: TaskRun) -> dict[str, Any]:
         "has_value": run.value is not None,
         "loop_values": run.values,
         "iteration": run.iteration,
+        "loop_round": run.iteration or 0,
         "state": run.state.value,
         "attempts": [a.to_json() for a in run.attempts],
         "outputs": run.outputs,

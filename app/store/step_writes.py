@@ -22,9 +22,9 @@ from app.store.tables import executions, logs, task_runs
 MAX_ROWS = 8  # per kind; above it the step writes table by table
 # The columns each kind of row writes, in a fixed order (the keys of rows.task_run_row, rows.execution_row and
 # events.log_row, with what a step adds or leaves out).
-RUN_INSERT = ("id", "execution_id", "task_id", "parent_id", "value", "has_value", "loop_values", "iteration", "state",
-              "attempts", "outputs", "worker_group", "worker", "worker_pid", "claim_token", "external_id", "error",
-              "created", "started", "ended", "next_at", "sent_at", "sent_by", "version")
+RUN_INSERT = ("id", "execution_id", "task_id", "parent_id", "value", "has_value", "loop_values", "iteration",
+              "loop_round", "state", "attempts", "outputs", "worker_group", "worker", "worker_pid", "claim_token",
+              "external_id", "error", "created", "started", "ended", "next_at", "sent_at", "sent_by", "version")
 RUN_UPDATE = ("loop_values", "iteration", "state", "attempts", "outputs", "worker_group", "worker", "worker_pid",
               "claim_token", "error", "started", "ended", "next_at", "sent_at", "sent_by", "version", "row_version")
 LOG = ("execution_id", "task_run_id", "task_id", "attempt", "timestamp", "level", "message")

@@ -60,6 +60,9 @@ task_runs = sa.Table(
     sa.Column("has_value", sa.Boolean, nullable=False),
     sa.Column("loop_values", sa.JSON),
     sa.Column("iteration", sa.Integer),
+    # Part of a run's position: the LoopUntil iteration (or loop index) it belongs to, 0 outside loops. Each
+    # iteration of a LoopUntil has runs of its own at the same (parent, task, value).
+    sa.Column("loop_round", sa.Integer, nullable=False, server_default="0"),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("attempts", sa.JSON),
     sa.Column("outputs", sa.JSON),
@@ -83,7 +86,7 @@ task_runs = sa.Table(
     sa.Index("ix_task_runs_execution_version", "execution_id", "version"),
     sa.Index("ix_task_runs_state_sent_at", "state", "sent_at"),
     # A task run is unique by where it sits: this is what makes a replayed executor step unable to duplicate it.
-    sa.UniqueConstraint("execution_id", "parent_id", "task_id", "value", name="uq_task_run_position"),
+    sa.UniqueConstraint("execution_id", "parent_id", "task_id", "value", "loop_round", name="uq_task_run_position"),
 )
 
 logs = sa.Table(

@@ -15,6 +15,7 @@ ST = "tests/unit/test_storage_tasks.py::"
 SC = "tests/runners/test_scripts.py::"
 SCH = "tests/unit/test_schedule_triggers.py::"
 SCC = "tests/unit/test_schedule_conditions.py::"
+LU = "tests/unit/test_loop_until.py::"
 FT = "tests/unit/test_flow_triggers.py::"
 DK = "tests/runners/test_docker.py::"
 AW = "tests/runners/test_aws_batch.py::"
@@ -189,7 +190,19 @@ TABLE: dict[str, str] = {
     "EachParallel.tasks": FAN_OUTS, "Dag.id": DAG, "Dag.type": DAG, "Dag.description": DOCS, "Dag.disabled": OFF,
     "Dag.allowFailure": FLOWABLE_ERRORS, "Dag.allowWarning": FLOWABLE_WARN, "Dag.retry": FLOWABLE_RETRY,
     "Dag.logToFile": REFUSED, "Dag.runIf": SKIP, "Dag.errors": FLOWABLE_ERRORS, "Dag.finally_": FLOWABLE_ERRORS,
-    "Dag.tasks": DAG, "Dag.concurrent": FAN_OUTS, "Pause.id": FF + "test_pause_without_delay_waits_for_resume",
+    "Dag.tasks": DAG, "Dag.concurrent": FAN_OUTS,
+    "LoopUntil.id": LU + "test_it_loops_until_the_condition_holds_with_a_run_per_iteration",
+    "LoopUntil.type": LU + "test_a_condition_true_at_once_runs_one_iteration_and_wait_for_is_the_same_task",
+    "LoopUntil.condition": LU + "test_it_loops_until_the_condition_holds_with_a_run_per_iteration",
+    "LoopUntil.tasks": LU + "test_a_nested_loop_starts_afresh_in_each_outer_iteration",
+    "LoopUntil.failOnMaxReached": LU + "test_max_iterations_stops_the_loop_and_fails_it_when_asked",
+    "LoopUntil.checkFrequency": LU + "test_max_duration_stops_the_loop",
+    "CheckFrequency.maxIterations": LU + "test_max_iterations_stops_the_loop_and_fails_it_when_asked",
+    "CheckFrequency.maxDuration": LU + "test_max_duration_stops_the_loop",
+    "CheckFrequency.interval": LU + "test_it_loops_until_the_condition_holds_with_a_run_per_iteration",
+    "LoopUntil.description": DOCS, "LoopUntil.disabled": OFF, "LoopUntil.allowFailure": FLOWABLE_ERRORS,
+    "LoopUntil.allowWarning": FLOWABLE_WARN, "LoopUntil.retry": FLOWABLE_RETRY, "LoopUntil.logToFile": REFUSED,
+    "LoopUntil.runIf": SKIP, "LoopUntil.errors": FLOWABLE_ERRORS, "LoopUntil.finally_": FLOWABLE_ERRORS, "Pause.id": FF + "test_pause_without_delay_waits_for_resume",
     "Pause.type": FF + "test_pause_without_delay_waits_for_resume", "Pause.description": DOCS, "Pause.disabled": OFF,
     "Pause.timeout": KC + "test_a_pause_with_a_timeout_and_no_duration_fails_when_it_passes",
     "Pause.logToFile": REFUSED, "Pause.runIf": SKIP, "Pause.delay": FF + "test_pause_with_delay_resumes_by_itself",

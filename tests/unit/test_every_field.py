@@ -80,6 +80,8 @@ SILENT_GAPS: dict[str, str] = {name: RUNNER_UNTESTED for name, entry in LISTED.i
     "EachSequential.logLevel": FLOWABLE_LOG_LEVEL, "EachParallel.timeout": FLOWABLE_TIMEOUT,
     "EachParallel.workerGroup": FLOWABLE_WORKER_GROUP, "EachParallel.logLevel": FLOWABLE_LOG_LEVEL,
     "Dag.timeout": FLOWABLE_TIMEOUT, "Dag.workerGroup": FLOWABLE_WORKER_GROUP, "Dag.logLevel": FLOWABLE_LOG_LEVEL,
+    "LoopUntil.timeout": FLOWABLE_TIMEOUT, "LoopUntil.workerGroup": FLOWABLE_WORKER_GROUP,
+    "LoopUntil.logLevel": FLOWABLE_LOG_LEVEL,
     "Pause.allowFailure": "a pause that fails (behavior FAIL, timeout) ends FAILED all the same",
     "Pause.allowWarning": "a pause that ends WARNING (behavior WARN) stays WARNING",
     "Pause.retry": "a failed pause is never retried", "Pause.workerGroup": FLOWABLE_WORKER_GROUP,

@@ -81,7 +81,8 @@ def flowables(child: dict[str, Any], **properties: Any) -> list[dict[str, Any]]:
         ("fe", "ForEach", {"values": ["v"], "tasks": c("fe")}),
         ("es", "EachSequential", {"value": ["v"], "tasks": c("es")}),
         ("ep", "EachParallel", {"value": ["v"], "tasks": c("ep")}), ("dag", "Dag", {"tasks": [{"task": c("dag")[0]}]}),
-        ("wd", "WorkingDirectory", {"tasks": c("wd")})]]
+        ("wd", "WorkingDirectory", {"tasks": c("wd")}),
+        ("lu", "LoopUntil", {"condition": "{{ true }}", "tasks": c("lu")})]]
 
 
 def test_every_flowable_runs_its_errors_then_finally_and_may_be_allowed_to_fail(client: Any) -> None:

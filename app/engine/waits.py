@@ -1,0 +1,70 @@
+"""What a due timer (`TaskRun.next_at`) does in a step: a retry's wait ends, a WAIT fallback runs out of time, a
+Pause's duration passes, a LoopUntil's next iteration begins. `celestra server` finds the executions with a due
+timer (Store.due_timers) and steps them; the step calls `wake` first."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from app.engine import loop_until
+from app.model import flowables as fl
+from app.model.flow import Flow
+from app.model.records import Attempt, TaskRun
+from app.model.states import State
+
+
+class Walk(Protocol):
+    flow: Flow
+    now: datetime
+    result: Any  # app.engine.step.StepResult
+
+    def changed(self, run: TaskRun) -> None: ...
+
+    def finish(self, run: TaskRun, state: State, error: str | None = None) -> None: ...
+
+    def fail(self, run: TaskRun, message: str) -> None: ...
+
+    def cancel(self, run: TaskRun, state: State, message: str) -> None: ...
+
+
+def wake(step: Walk, runs: list[TaskRun]) -> None:
+    for run in runs:
+        if run.next_at is None or run.next_at > step.now:
+            continue
+        run.next_at = None
+        task = step.flow.task(run.task_id)
+        if run.state == State.RETRYING and isinstance(task, fl.Subflow):
+            run.state, run.ended = State.RUNNING, None
+            run.attempts.append(Attempt(State.RUNNING, step.now))
+            step.result.subflows.append((task, run))
+        elif run.state == State.RETRYING:
+            run.state, run.ended = State.CREATED, None
+            step.result.dispatch.append(run)
+        elif run.state == State.CREATED and run.worker_group:  # WAIT fallback ran out of time
+            step.fail(run, f"No worker of group '{run.worker_group}' came up within the task's timeout")
+            continue
+        elif run.state == State.PAUSED and isinstance(task, fl.Pause):
+            _pause_elapsed(step, task, run)
+        elif run.state == State.RUNNING and isinstance(task, fl.LoopUntil):
+            loop_until.next_iteration(run)
+        step.changed(run)
+
+
+def _pause_elapsed(step: Walk, task: fl.Pause, run: TaskRun) -> None:
+    """Kestra: a pause resumed by hand always succeeds (events.resume); one that reaches its pauseDuration ends
+    as its `behavior` says; one that reaches its timeout (without a pauseDuration) fails."""
+    if task.wait is None:
+        step.fail(run, f"The pause was not resumed within its timeout ({task.timeout})")
+    elif task.behavior == "RESUME":
+        step.finish(run, State.SUCCESS)
+    elif task.behavior == "WARN":
+        step.finish(run, State.WARNING)
+    elif task.behavior == "FAIL":
+        step.fail(run, f"The pause was not resumed within {task.wait} (behavior FAIL)")
+    else:  # CANCEL: the execution ends CANCELLED once what still runs has stopped
+        step.cancel(run, State.CANCELLED, f"The pause was not resumed within {task.wait}: execution cancelled "
+                                          "(behavior CANCEL)")
+
+
+__all__ = ["wake"]
