@@ -456,3 +456,41 @@ def test_restart_on_the_cluster_runs_only_the_failed_iteration_again(cluster: Cl
     gates = {run.value: [a.state for a in run.attempts] for run in ex.task_runs if run.task_id == "gate"}
     assert gates == {"a": [State.SUCCESS], "b": [State.FAILED, State.SUCCESS], "c": [State.SUCCESS]}
     assert sorted(run.task_id for run in ex.task_runs) == ["fan", "gate", "gate", "gate", "last"]
+
+
+LOOP_UNTIL = """\
+id: polling
+namespace: celestra.it.loops
+tasks:
+  - id: poll
+    type: io.kestra.plugin.core.flow.LoopUntil
+    condition: "{{ outputs.check.value == '3' }}"
+    checkFrequency:
+      interval: PT0.2S
+      maxIterations: 10
+    tasks:
+      - id: fan
+        type: io.kestra.plugin.core.flow.ForEach
+        values: ["a", "b"]
+        concurrencyLimit: 0
+        tasks:
+          - id: probe
+            type: io.kestra.plugin.core.debug.Return
+            format: "{{ taskrun.value }}{{ outputs.poll.iterationCount }}"
+      - id: check
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ outputs.poll.iterationCount }}"
+"""
+
+
+def test_loop_until_runs_each_iteration_on_the_workers(cluster: Cluster) -> None:
+    """Each iteration's runs are new rows at the same positions (PostgreSQL's unique position includes the
+    loop round); the ForEach inside starts afresh every time."""
+    ids = [cluster.client.run(LOOP_UNTIL, wait=False).id for _ in range(3)]
+    for execution_id in ids:
+        ex = cluster.client.wait(execution_id, timeout=60)
+        assert ex.state == State.SUCCESS, ex.to_json()
+        assert [r.outputs["value"] for r in ex.task_runs if r.task_id == "check"] == ["1", "2", "3"]
+        probes = Counter(r.outputs["value"] for r in ex.task_runs if r.task_id == "probe")
+        assert probes == Counter(f"{v}{i}" for v in "ab" for i in (1, 2, 3))
+        assert {r.worker for r in ex.task_runs if r.task_id == "probe"} == {WORKER}
