@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from app import runtime
-from app.engine import dispatch, events, flow_triggers, restart
+from app.engine import dispatch, events, flow_triggers, restart, retried
 from app.engine.routing import static_group_problems
 from app.errors import CelestraError, FlowValidationError
 from app.model.flow import Flow
@@ -107,7 +107,19 @@ class Client:
         return _with_secrets_marked(runtime.store().get_execution(execution_id))
 
     def wait(self, execution_id: str, timeout: float | None = None) -> Execution:
-        """Block until the execution ends; polls fast at first (most flows end in milliseconds), then backs off."""
+        """Block until the execution ends; polls fast at first (most flows end in milliseconds), then backs off.
+        One that ends RETRIED (retry behavior CREATE_NEW_EXECUTION) goes on as a new execution: that one is waited
+        for, and so on to the last try, which is returned."""
+        deadline = time.monotonic() + timeout if timeout is not None else None
+        ended = self._wait_one(execution_id, timeout)
+        while ended.state == State.RETRIED:
+            following = retried.retry_of(ended)
+            if following is None:  # written in the same transaction as the RETRIED end: cannot be missing
+                return ended
+            ended = self._wait_one(following, deadline - time.monotonic() if deadline is not None else None)
+        return ended
+
+    def _wait_one(self, execution_id: str, timeout: float | None) -> Execution:
         self._ensure_embedded()
         store = runtime.store()
         deadline = time.monotonic() + timeout if timeout is not None else None

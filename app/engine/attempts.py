@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from app import runtime
 from app.engine import chains, events
-from app.engine.retries import retry_delay
+from app.engine.retries import next_try
 from app.engine.step import StepResult
 from app.model.records import Attempt, Execution, TaskRun, now
 from app.model.states import State
@@ -132,9 +132,11 @@ def finish_attempt(execution_id: str, task_run_id: str, state: State, outputs: d
         task = flow.task(run.task_id)
         policy = task.retry or flow.retry
         if state == State.FAILED and ex.state != State.KILLING:
-            delay = retry_delay(policy, run, moment)
+            delay = next_try(policy, run, ex, moment)
             if delay is not None:
                 run.state, run.next_at, run.error = State.RETRYING, moment + delay, error
+                if policy is not None and policy.behavior == "CREATE_NEW_EXECUTION":
+                    run.attempts[-1].state = State.RETRIED  # the wait ends in a new execution (waits.wake)
                 return
             if task.allowFailure:
                 final = State.WARNING

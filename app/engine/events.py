@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from app import runtime, templating
-from app.engine import chains, concurrency, dispatch, flow_triggers
+from app.engine import chains, concurrency, dispatch, flow_triggers, retried
 from app.engine.liveness import group_is_alive
 from app.engine.memory import Kept, memory
-from app.engine.retries import retry_delay
+from app.engine.retries import next_try
 from app.engine.routing import Route, route_task
 from app.engine.step import Step, StepResult, allowed
 from app.engine.variables import build_context, executor_functions, secret_inputs_masker, without_secret_inputs
@@ -232,6 +232,7 @@ def _advance(execution_id: str, mutate: Mutate | None, about: str | None, known:
                 result.changed.setdefault(run.id, run)
             created = {run.id for run in result.created}
             changed = [run for run in {**event.touched, **result.changed}.values() if run.id not in created]
+            again = retried.create(conn, ex) if result.retry_execution else None
             ending = ex.state.terminal and not before_state.terminal
             if ending:
                 ex.downstream_checked = not flow_triggers.watchers(ex)  # written with the end: nobody waits on it
@@ -243,7 +244,11 @@ def _advance(execution_id: str, mutate: Mutate | None, about: str | None, known:
         if taken is not None:
             result.taken = chains.for_worker(ex, taken, now())
         memory.keep(kept)
-    _after_commit(flow, ex, result, ended_now=ex.state.terminal and not before_state.terminal)
+    if again is not None:
+        _flows_by_execution[again.id] = flow
+        log.info("execution %s ended RETRIED: its flow runs again as execution %s", ex.id, again.id)
+    _after_commit(flow, ex, result, ended_now=ex.state.terminal and not before_state.terminal,
+                  also_start=[again] if again is not None else [])
     return result
 
 
@@ -252,10 +257,12 @@ def _execution_fields(ex: Execution) -> tuple[Any, ...]:
     return (ex.state, ex.inputs, ex.outputs, ex.labels, ex.error, ex.started, ex.ended, ex.downstream_checked)
 
 
-def _after_commit(flow: Flow, ex: Execution, result: StepResult, ended_now: bool) -> None:
+def _after_commit(flow: Flow, ex: Execution, result: StepResult, ended_now: bool,
+                  also_start: list[Execution] | None = None) -> None:
     """Messages only point at rows that exist, and no second transaction waits on our lock. A message that cannot
     be sent now (the broker is away) is not lost: its run is stored as due, and the server sends it again."""
-    children = [start_child(flow, ex, task, run) for task, run in result.subflows]
+    children: list[Execution | None] = [start_child(flow, ex, task, run) for task, run in result.subflows]
+    children += also_start or []
     try:
         for child in children:
             if child is not None:
@@ -344,6 +351,8 @@ def child_ended(child: Execution) -> None:
     """A subflow execution ended: finish the parent's Subflow task run with its outcome."""
     assert child.parent_execution_id and child.parent_task_run_id
     task_run_id = child.parent_task_run_id
+    if child.state == State.RETRIED:
+        return  # its retry, a new execution of the same parent task run, ends that task run
 
     def mutate(event: Event) -> None:
         ex, flow = event.ex, event.flow
@@ -356,9 +365,11 @@ def child_ended(child: Execution) -> None:
         state = child.state
         moment = now()
         if state.failed:
-            delay = retry_delay(task.retry or flow.retry, run, moment)
+            policy = task.retry or flow.retry
+            delay = next_try(policy, run, ex, moment)
             if delay is not None:
-                run.attempts[-1].state, run.attempts[-1].end = state, moment
+                retried = policy is not None and policy.behavior == "CREATE_NEW_EXECUTION"
+                run.attempts[-1].state, run.attempts[-1].end = State.RETRIED if retried else state, moment
                 run.state, run.next_at = State.RETRYING, moment + delay
                 return
         if state.failed and not task.transmitFailed:

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from app.errors import CelestraError
 from app.model.flow import Flow, Task
-from app.model.flowables import Subflow, WorkingDirectory
+from app.model.flowables import Subflow, WorkingDirectory, is_flowable
 from app.model.records import TaskRun
 from app.model.states import State
 from app.store.tables import executions, task_runs
 
 from . import events
-from .step import is_flowable
 
 
 def restart(execution_id: str) -> list[str]:

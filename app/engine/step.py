@@ -19,9 +19,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from app import templating
-from app.engine import fan_outs, loop_until, waits
+from app.engine import fan_outs, flowable_retries, loop_until, waits
 from app.engine.chains import Next
-from app.engine.retries import retry_delay
 from app.engine.routing import Route
 from app.engine.run_index import RunIndex
 from app.engine.variables import secret_inputs_masker, without_secret_inputs
@@ -44,6 +43,7 @@ class StepResult:
     execution_changed: bool = False
     ended: bool = False
     taken: Next | None = None  # the run claimed for the process that ended the event's run (app/engine/chains.py)
+    retry_execution: bool = False  # it ends RETRIED: the caller creates the new execution (app/engine/retried.py)
 
 
 def allowed(task: Task, state: State) -> State:
@@ -54,9 +54,7 @@ def allowed(task: Task, state: State) -> State:
     return State.SUCCESS if state == State.WARNING and task.allowWarning else state
 
 
-def is_flowable(task: Task) -> bool:
-    # WorkingDirectory is a flowable in Kestra's model but runs on one worker as a whole.
-    return task.kind == "flowable" and not isinstance(task, fl.WorkingDirectory)
+is_flowable = fl.is_flowable
 
 
 class Step:
@@ -87,6 +85,12 @@ class Step:
             ex.state, ex.started = State.RUNNING, self.now
             self.result.execution_changed = True
         waits.wake(self, self.ex.task_runs if self.full or touched is None else touched)
+        if self.result.retry_execution:  # what still runs stops; the flow runs again as a new execution
+            for run in self.ex.task_runs:
+                if not run.state.terminal:
+                    self._finish(run, State.KILLED)
+            self._end(State.RETRIED)
+            return self.result
         state = None
         if self.full or self._mark_dirty(touched or []):
             state = self._group(self.flow.tasks, self.flow.errors, self.flow.finally_, None, None, [])
@@ -380,7 +384,7 @@ class Step:
             state = State.KILLED  # being killed, it starts nothing more: once what it started has ended, so has it
         if state is None:
             return
-        if state == State.FAILED and not self.killing and self._retry_children(task, run):
+        if state == State.FAILED and not self.killing and flowable_retries.retry(self, task, run):
             return
         self._finish(run, allowed(task, state))
 
@@ -409,24 +413,7 @@ class Step:
             return self._group([], task.errors, task.finally_, run, v, vs, lambda: fan_outs.loop(self, task, run))
         raise NotImplementedError(f"flowable {type(task).__name__}")
 
-    def _retry_children(self, task: Task, run: TaskRun) -> bool:
-        """A flowable's own retry policy: its failed children run again, as a new attempt of the flowable."""
-        delay = retry_delay(task.retry, run, self.now)
-        if delay is None:
-            return False
-        failed = [r for r in self.runs.children(run.id)
-                  if r.state == State.FAILED and not is_flowable(self.flow.task(r.task_id))]
-        if not failed:
-            return False
-        for child in failed:
-            child.state, child.next_at, child.ended = State.RETRYING, self.now + delay, None
-            self._changed(child)
-        run.attempts[-1].state, run.attempts[-1].end = State.FAILED, self.now
-        run.attempts.append(Attempt(State.RUNNING, self.now))
-        self._changed(run)
-        return True
-
-    # what app/engine/loop_until.py and app/engine/waits.py need of the step
+    # what app/engine/loop_until.py, waits.py and flowable_retries.py need of the step
     sequence, changed, finish, fail, cancel = _sequential, _changed, _finish, _fail, _cancel
 
     def log(self, run: TaskRun, level: str, message: str) -> None:

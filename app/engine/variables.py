@@ -116,7 +116,7 @@ def build_context(
         "execution": {
             "id": ex.id,
             "startDate": iso(ex.started or ex.created),
-            "originalId": ex.id,
+            "originalId": ex.original_id or ex.id,
             "state": ex.state.value,
         },
         "inputs": _plain_inputs(ex),

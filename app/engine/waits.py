@@ -1,6 +1,6 @@
 """What a due timer (`TaskRun.next_at`) does in a step: a retry's wait ends, a WAIT fallback runs out of time, a
-Pause's duration passes, a LoopUntil's next iteration begins. `celestra server` finds the executions with a due
-timer (Store.due_timers) and steps them; the step calls `wake` first."""
+Pause's duration passes, a LoopUntil's next iteration begins, a retry as a new execution is due. `celestra server`
+finds the executions with a due timer (Store.due_timers) and steps them; the step calls `wake` first."""
 
 from __future__ import annotations
 
@@ -34,6 +34,10 @@ def wake(step: Walk, runs: list[TaskRun]) -> None:
             continue
         run.next_at = None
         task = step.flow.task(run.task_id)
+        if run.state == State.RETRYING and run.attempts and run.attempts[-1].state == State.RETRIED:
+            step.finish(run, State.RETRIED)  # retry behavior CREATE_NEW_EXECUTION: the step ends the execution
+            step.result.retry_execution = True
+            continue
         if run.state == State.RETRYING and isinstance(task, fl.Subflow):
             run.state, run.ended = State.RUNNING, None
             run.attempts.append(Attempt(State.RUNNING, step.now))

@@ -87,9 +87,9 @@ class Retry(Model):
     maxAttempt: int | None = Field(None, ge=1, description="Total attempts, the first one included.")
     maxAttempts: int | None = Field(None, ge=1, description="Alias of maxAttempt.")
     maxDuration: Duration | None = None
-    behavior: Annotated[Literal["RETRY_FAILED_TASK", "CREATE_NEW_EXECUTION"],
-                        not_supported_yet("retry behavior CREATE_NEW_EXECUTION", "RETRY_FAILED_TASK")] = \
-        "RETRY_FAILED_TASK"
+    behavior: Literal["RETRY_FAILED_TASK", "CREATE_NEW_EXECUTION"] = Field(
+        "RETRY_FAILED_TASK", description="RETRY_FAILED_TASK: a new attempt of the failed task; CREATE_NEW_EXECUTION: "
+                                         "the execution ends RETRIED and the flow runs again as a new execution.")
     warningOnRetry: bool = False
 
     def delay(self, attempt: int) -> float:

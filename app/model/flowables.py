@@ -226,6 +226,12 @@ class WorkingDirectory(FlowableTask):
         return [self.tasks, *super().child_lists()]
 
 
+def is_flowable(task: Task) -> bool:
+    """Its children's runs are created by the executor step. WorkingDirectory is a flowable in Kestra's model but
+    runs on one worker as a whole."""
+    return task.kind == "flowable" and not isinstance(task, WorkingDirectory)
+
+
 FLOWABLE_TASKS: list[type[FlowableTask]] = [
     Sequential, AllowFailure, Parallel, If, Switch, ForEach, EachSequential, EachParallel, Dag, Pause, Subflow,
     WorkingDirectory, LoopUntil,

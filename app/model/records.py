@@ -119,6 +119,11 @@ class Execution:
     ended: datetime | None = None
     version: int = 0  # bumped by every locked write of its task runs (app/engine/memory.py)
     restarts: int = 0  # how many times it was restarted (app/engine/restart.py)
+    # A retry as a new execution (retry behavior CREATE_NEW_EXECUTION, app/engine/retried.py): the first
+    # execution of the chain, which try this is (1 for the first), and when the first was created.
+    original_id: str | None = None
+    retry_attempt: int = 1
+    original_created: datetime | None = None
     task_runs: list[TaskRun] = field(default_factory=list)
     secret_inputs: frozenset[str] = frozenset()  # SECRET inputs: never printed
 
@@ -134,6 +139,7 @@ class Execution:
             "outputs": self.outputs,
             "labels": self.labels,
             "parentExecutionId": self.parent_execution_id,
+            "originalId": self.original_id or self.id,
             "trigger": self.trigger,
             "error": self.error,
             "startDate": iso(self.started or self.created),

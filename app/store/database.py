@@ -166,7 +166,7 @@ class Store(LogsAndKeyValues):
         PostgreSQL is told in the same statement."""
         row = execution_row(ex)
         for frozen in ("id", "flow_source", "namespace", "flow_id", "flow_revision", "created", "trigger",
-                       "trigger_key", "restarts"):
+                       "trigger_key", "restarts", "original_id", "retry_attempt", "original_created"):
             del row[frozen]  # never change after creation; the source alone can be large
         update = executions.update().where(executions.c.id == ex.id).values(**row)
         if announce_end and not self.is_sqlite:

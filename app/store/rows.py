@@ -44,6 +44,9 @@ def execution_row(ex: Execution) -> dict[str, Any]:
         "ended": ex.ended,
         "version": ex.version,
         "restarts": ex.restarts,
+        "original_id": ex.original_id,
+        "retry_attempt": ex.retry_attempt,
+        "original_created": ex.original_created,
     }
 
 
@@ -69,6 +72,9 @@ def execution_from_row(row: Any) -> Execution:
         ended=aware(row["ended"]),
         version=row["version"],
         restarts=row["restarts"],
+        original_id=row["original_id"],
+        retry_attempt=row["retry_attempt"],
+        original_created=aware(row["original_created"]),
     )
 
 

@@ -45,7 +45,13 @@ executions = sa.Table(
     # How many times it was restarted (Kestra's attemptNumber - 1): a copy kept from before a restart is dropped,
     # as the restart deleted runs it still holds.
     sa.Column("restarts", sa.Integer, nullable=False, server_default="0"),
+    # Retried as a new execution (retry behavior CREATE_NEW_EXECUTION): the chain's first execution, this try's
+    # number, and when the first was created (what maxAttempt and maxDuration count from).
+    sa.Column("original_id", sa.String(32)),
+    sa.Column("retry_attempt", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("original_created", TS),
     sa.UniqueConstraint("namespace", "flow_id", "trigger_key", name="uq_executions_trigger_key"),
+    sa.Index("ix_executions_original_id", "original_id"),
 )
 
 task_runs = sa.Table(

@@ -16,6 +16,8 @@ SC = "tests/runners/test_scripts.py::"
 SCH = "tests/unit/test_schedule_triggers.py::"
 SCC = "tests/unit/test_schedule_conditions.py::"
 LU = "tests/unit/test_loop_until.py::"
+RNE = ("tests/unit/test_retry_new_execution.py::"
+       "test_the_flow_runs_again_as_a_new_execution_with_its_inputs_until_it_succeeds")
 FT = "tests/unit/test_flow_triggers.py::"
 DK = "tests/runners/test_docker.py::"
 AW = "tests/runners/test_aws_batch.py::"
@@ -202,7 +204,8 @@ TABLE: dict[str, str] = {
     "CheckFrequency.interval": LU + "test_it_loops_until_the_condition_holds_with_a_run_per_iteration",
     "LoopUntil.description": DOCS, "LoopUntil.disabled": OFF, "LoopUntil.allowFailure": FLOWABLE_ERRORS,
     "LoopUntil.allowWarning": FLOWABLE_WARN, "LoopUntil.retry": FLOWABLE_RETRY, "LoopUntil.logToFile": REFUSED,
-    "LoopUntil.runIf": SKIP, "LoopUntil.errors": FLOWABLE_ERRORS, "LoopUntil.finally_": FLOWABLE_ERRORS, "Pause.id": FF + "test_pause_without_delay_waits_for_resume",
+    "LoopUntil.runIf": SKIP, "LoopUntil.errors": FLOWABLE_ERRORS, "LoopUntil.finally_": FLOWABLE_ERRORS,
+    "Pause.id": FF + "test_pause_without_delay_waits_for_resume",
     "Pause.type": FF + "test_pause_without_delay_waits_for_resume", "Pause.description": DOCS, "Pause.disabled": OFF,
     "Pause.timeout": KC + "test_a_pause_with_a_timeout_and_no_duration_fails_when_it_passes",
     "Pause.logToFile": REFUSED, "Pause.runIf": SKIP, "Pause.delay": FF + "test_pause_with_delay_resumes_by_itself",
@@ -432,7 +435,7 @@ TABLE: dict[str, str] = {
     "WorkerGroup.key": GROUP, "WorkerGroup.fallback": WG + "test_fallback_fail_fails_the_task_run_naming_the_group",
     "Retry.type": RETRY_EXP, "Retry.interval": RETRY, "Retry.maxInterval": RETRY_DURATIONS,
     "Retry.minInterval": RETRY_DURATIONS, "Retry.delayFactor": RETRY_EXP, "Retry.maxAttempt": RETRY,
-    "Retry.maxAttempts": RETRY_OPTIONS, "Retry.maxDuration": RETRY_DURATIONS, "Retry.behavior": REFUSED,
+    "Retry.maxAttempts": RETRY_OPTIONS, "Retry.maxDuration": RETRY_DURATIONS, "Retry.behavior": RNE,
     "Retry.warningOnRetry": RETRY_OPTIONS, "Concurrency.limit": CONCURRENCY, "Concurrency.behavior": CONCURRENCY,
     "DagTask.task": DAG, "DagTask.dependsOn": DAG,
     "NamespaceFiles.enabled": SC + "test_namespace_files_include_exclude",

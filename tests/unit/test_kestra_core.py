@@ -324,8 +324,6 @@ def test_flow_properties_not_supported_yet_are_refused(client: Any, snippet: str
 
 @pytest.mark.parametrize(("task", "message"), [
     (f"type: {RETURN}\n    format: x\n    logToFile: true", "logToFile is not supported yet"),
-    (f"type: {RETURN}\n    format: x\n    retry:\n      type: constant\n      interval: PT1S\n      maxAttempt: 2\n"
-     "      behavior: CREATE_NEW_EXECUTION", "retry behavior CREATE_NEW_EXECUTION is not supported yet"),
     ("type: io.kestra.plugin.core.flow.Subflow\n    namespace: core\n    flowId: child\n"
      "    scheduleDate: \"2030-01-01T00:00:00Z\"", "Subflow scheduleDate is not supported yet"),
     (f"type: io.kestra.plugin.core.flow.WorkingDirectory\n    cache:\n      patterns: ['x']\n    tasks:\n"
