@@ -494,3 +494,27 @@ def test_loop_until_runs_each_iteration_on_the_workers(cluster: Cluster) -> None
         probes = Counter(r.outputs["value"] for r in ex.task_runs if r.task_id == "probe")
         assert probes == Counter(f"{v}{i}" for v in "ab" for i in (1, 2, 3))
         assert {r.worker for r in ex.task_runs if r.task_id == "probe"} == {WORKER}
+
+
+RETRIED_FLOW = """\
+id: retried
+namespace: celestra.it.retried
+retry:
+  behavior: CREATE_NEW_EXECUTION
+  type: constant
+  interval: PT0.2S
+  maxAttempt: 3
+tasks:
+  - id: fail
+    type: io.kestra.plugin.core.execution.Fail
+"""
+
+
+def test_a_retry_as_a_new_execution_runs_on_the_cluster(cluster: Cluster) -> None:
+    """The new execution is started by a message the worker that ended the old one RETRIED sends."""
+    last = cluster.client.run(RETRIED_FLOW, wait=True, timeout=60)
+    assert last.state == State.FAILED and last.retry_attempt == 3, last.to_json()
+    store = Store(cluster.settings.database_url)
+    tries = [e for e in store.list_executions(namespace="celestra.it.retried", limit=50)
+             if e.id == last.original_id or e.original_id == last.original_id]
+    assert sorted((e.retry_attempt, e.state.value) for e in tries) == [(1, "RETRIED"), (2, "RETRIED"), (3, "FAILED")]
