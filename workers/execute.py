@@ -121,7 +121,7 @@ class KillWatch:
                 state = runtime.store().execution_state(self.execution_id)
             except Exception:  # the store is briefly unreachable: keep running, check again
                 continue
-            if state in (State.KILLING, State.KILLED):
+            if state == State.KILLING or state.terminal:  # killed, or ended by an sla, a retry, an Exit task
                 self.kill_event.set()
                 return
 

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from app import templating
-from app.engine import fan_outs, flowable_retries, loop_until, waits
+from app.engine import fan_outs, flowable_retries, loop_until, sla, waits
 from app.engine.chains import Next
 from app.engine.routing import Route
 from app.engine.run_index import RunIndex
@@ -39,7 +39,7 @@ class StepResult:
     changed: dict[str, TaskRun] = field(default_factory=dict)
     dispatch: list[TaskRun] = field(default_factory=list)
     subflows: list[tuple[fl.Subflow, TaskRun]] = field(default_factory=list)
-    logs: list[tuple[TaskRun, str, str]] = field(default_factory=list)  # (run, level, message)
+    logs: list[tuple[TaskRun | None, str, str]] = field(default_factory=list)  # (run or none, level, message)
     execution_changed: bool = False
     ended: bool = False
     taken: Next | None = None  # the run claimed for the process that ended the event's run (app/engine/chains.py)
@@ -85,12 +85,10 @@ class Step:
             ex.state, ex.started = State.RUNNING, self.now
             self.result.execution_changed = True
         waits.wake(self, self.ex.task_runs if self.full or touched is None else touched)
-        if self.result.retry_execution:  # what still runs stops; the flow runs again as a new execution
-            for run in self.ex.task_runs:
-                if not run.state.terminal:
-                    self._finish(run, State.KILLED)
-            self._end(State.RETRIED)
-            return self.result
+        if self.result.retry_execution:  # the flow runs again as a new execution (app/engine/retried.py)
+            return self._stop(State.RETRIED)
+        if (breached := sla.check(self)) is not None:
+            return self._stop(breached)
         state = None
         if self.full or self._mark_dirty(touched or []):
             state = self._group(self.flow.tasks, self.flow.errors, self.flow.finally_, None, None, [])
@@ -105,6 +103,15 @@ class Step:
                 ex.state = wanted
                 self.result.execution_changed = True
         self._mask_secret_inputs()
+        return self.result
+
+    def _stop(self, state: State) -> StepResult:
+        """End the execution now in `state`: what still waits or runs ends KILLED (a worker running one stops it,
+        workers/execute.py KillWatch)."""
+        for run in self.ex.task_runs:
+            if not run.state.terminal:
+                self._finish(run, State.KILLED)
+        self._end(state)
         return self.result
 
     def _killed_state(self) -> State:
@@ -416,7 +423,7 @@ class Step:
     # what app/engine/loop_until.py, waits.py and flowable_retries.py need of the step
     sequence, changed, finish, fail, cancel = _sequential, _changed, _finish, _fail, _cancel
 
-    def log(self, run: TaskRun, level: str, message: str) -> None:
+    def log(self, run: TaskRun | None, level: str, message: str) -> None:
         self.result.logs.append((run, level, message))
 
     def evaluate(self, expression: Any, run: TaskRun, task: Task) -> Any:

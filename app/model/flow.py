@@ -19,6 +19,7 @@ from pydantic import (
     PrivateAttr,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from app.errors import CelestraError
@@ -151,6 +152,33 @@ class Label(Model):
     value: str
 
 
+class SLA(Model):
+    """What an execution must meet (Kestra's flow `sla`): end within `duration` (MAX_DURATION), or keep `assert`
+    true (EXECUTION_ASSERTION, checked at every step). A breach adds `labels` and ends the execution FAILED or
+    CANCELLED (`behavior`), or only labels it (NONE)."""
+
+    id: str
+    type: Literal["MAX_DURATION", "EXECUTION_ASSERTION"]
+    behavior: Literal["FAIL", "CANCEL", "NONE"] = "FAIL"
+    labels: dict[str, str] | list[Label] = Field(default_factory=dict)
+    duration: Duration | None = None
+    assert_: str | None = Field(None, alias="assert")
+
+    @model_validator(mode="after")
+    def _what_it_checks(self) -> SLA:
+        if self.type == "MAX_DURATION" and self.duration is None:
+            raise ValueError("a MAX_DURATION sla needs `duration`")
+        if self.type == "EXECUTION_ASSERTION" and not self.assert_:
+            raise ValueError("an EXECUTION_ASSERTION sla needs `assert`")
+        return self
+
+    @property
+    def label_map(self) -> dict[str, str]:
+        if isinstance(self.labels, list):
+            return {label.key: label.value for label in self.labels}
+        return dict(self.labels)
+
+
 class PluginDefault(Model):
     type: str
     values: dict[str, Any] = Field(default_factory=dict)
@@ -188,7 +216,7 @@ class Flow(Model):
     workerGroup: WorkerGroup | None = None
     retry: Retry | None = None
     concurrency: Concurrency | None = None  # app/engine/concurrency.py
-    sla: Annotated[list[dict[str, Any]], not_supported_yet("sla", [])] = Field(default_factory=list)
+    sla: list[SLA] = Field(default_factory=list)  # app/engine/sla.py
     disabled: bool = False
     deleted: Annotated[bool, not_supported_yet("deleted: true", False, ": delete the flow instead")] = False
     _index: dict[str, Task] | None = PrivateAttr(default=None)

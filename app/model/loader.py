@@ -234,7 +234,8 @@ def _task_ids(data: Any, path: PathKey = ()) -> Iterator[tuple[PathKey, str]]:
         if "id" in data and "type" in data and isinstance(data["id"], str):
             yield path, data["id"]
         for key, value in data.items():
-            if key not in ("inputs", "outputs", "triggers", "taskDefaults", "pluginDefaults", "labels", "onResume"):
+            if key not in ("inputs", "outputs", "triggers", "taskDefaults", "pluginDefaults", "labels", "onResume",
+                           "sla"):
                 yield from _task_ids(value, (*path, key))
     elif isinstance(data, list):
         for index, value in enumerate(data):

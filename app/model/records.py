@@ -124,6 +124,7 @@ class Execution:
     original_id: str | None = None
     retry_attempt: int = 1
     original_created: datetime | None = None
+    sla_due: datetime | None = None  # when its next MAX_DURATION sla falls due (app/engine/sla.py)
     task_runs: list[TaskRun] = field(default_factory=list)
     secret_inputs: frozenset[str] = frozenset()  # SECRET inputs: never printed
 

@@ -393,14 +393,13 @@ class Store(LogsAndKeyValues):
             return [self.load_execution(conn, i, with_runs) for i in ids]
 
     def due_timers(self, moment: datetime) -> list[str]:
-        """Executions with a retry, pause or wait that is due."""
-        query = (
-            sa.select(task_runs.c.execution_id)
-            .where(task_runs.c.next_at.is_not(None), task_runs.c.next_at <= moment)
-            .distinct()
-        )
+        """Executions with a retry, pause or wait that is due, or a MAX_DURATION sla to check."""
+        runs = sa.select(task_runs.c.execution_id).where(task_runs.c.next_at.is_not(None),
+                                                         task_runs.c.next_at <= moment)
+        slas = sa.select(executions.c.id).where(executions.c.sla_due.is_not(None), executions.c.sla_due <= moment,
+                                                executions.c.state.not_in([s.value for s in TERMINAL]))
         with self.reads() as conn:
-            return [row.execution_id for row in conn.execute(query)]
+            return [row[0] for row in conn.execute(sa.union(runs, slas))]
 
     def stalled_executions(self, older_than: timedelta) -> list[str]:
         """Executions stuck in CREATED (their start message was lost, e.g. the server was down)."""

@@ -47,6 +47,7 @@ def execution_row(ex: Execution) -> dict[str, Any]:
         "original_id": ex.original_id,
         "retry_attempt": ex.retry_attempt,
         "original_created": ex.original_created,
+        "sla_due": ex.sla_due,
     }
 
 
@@ -75,6 +76,7 @@ def execution_from_row(row: Any) -> Execution:
         original_id=row["original_id"],
         retry_attempt=row["retry_attempt"],
         original_created=aware(row["original_created"]),
+        sla_due=aware(row["sla_due"]),
     )
 
 

@@ -26,7 +26,7 @@ MANIFEST = json.loads((CORPUS / "manifest.json").read_text()) if CORPUS.exists()
 # Scenarios this harness does not drive yet (a restart, a second run using the first's cache); a concurrency
 # scenario, a kill while running and retries that create new executions are driven (`_scenario`).
 MULTI_EXECUTION = {"restart", "second_run"}
-UNSUPPORTED_FEATURES = {"sla"}
+UNSUPPORTED_FEATURES: set[str] = set()
 
 
 def _out_of_scope(entry: dict[str, Any], expected: dict[str, Any]) -> str | None:

@@ -16,6 +16,7 @@ SC = "tests/runners/test_scripts.py::"
 SCH = "tests/unit/test_schedule_triggers.py::"
 SCC = "tests/unit/test_schedule_conditions.py::"
 LU = "tests/unit/test_loop_until.py::"
+SLA = "tests/unit/test_sla.py::"
 RNE = ("tests/unit/test_retry_new_execution.py::"
        "test_the_flow_runs_again_as_a_new_execution_with_its_inputs_until_it_succeeds")
 FT = "tests/unit/test_flow_triggers.py::"
@@ -96,7 +97,8 @@ TABLE: dict[str, str] = {
     "Flow.pluginDefaults": LD + "test_forced_plugin_defaults_override_the_task",
     "Flow.workerGroup": WG + "test_namespace_default_is_inherited_and_overridden", "Flow.retry": RETRY_OPTIONS,
     "Flow.concurrency": CT + "test_past_the_concurrency_limit_behavior_fail_fails_the_new_execution_at_once",
-    "Flow.sla": REFUSED, "Flow.deleted": REFUSED, "Log.id": LOG, "Log.type": LOG, "Log.description": DOCS,
+    "Flow.sla": SLA + "test_max_duration_cancels_a_long_execution_and_labels_it",
+    "Flow.deleted": REFUSED, "Log.id": LOG, "Log.type": LOG, "Log.description": DOCS,
     "Log.disabled": OFF, "Log.allowFailure": MAY_FAIL, "Log.allowWarning": MAY_WARN, "Log.retry": RETRY,
     "Log.timeout": TIMEOUT, "Log.workerGroup": GROUP, "Log.logLevel": LOGS, "Log.logToFile": REFUSED,
     "Log.runIf": SKIP, "Log.message": LOG, "Log.level": LOGS, "Echo.id": LOGS, "Echo.type": LOGS,
@@ -459,6 +461,12 @@ TABLE: dict[str, str] = {
     "ExecutionNamespaceCondition.type": CONDITIONS, "ExecutionNamespaceCondition.namespace": CONDITIONS,
     "ExecutionNamespaceCondition.comparison": CONDITIONS, "ExecutionNamespaceCondition.prefix": WATCHERS,
     "Request.cpu": AWS_OPTIONS, "Request.memory": AWS_OPTIONS,
+    "SLA.id": SLA + "test_max_duration_cancels_a_long_execution_and_labels_it",
+    "SLA.type": SLA + "test_an_assertion_on_outputs_fails_the_execution_at_the_step_it_breaks",
+    "SLA.behavior": SLA + "test_a_breach_with_behavior_none_only_labels_the_execution",
+    "SLA.labels": SLA + "test_a_breach_with_behavior_none_only_labels_the_execution",
+    "SLA.duration": SLA + "test_max_duration_cancels_a_long_execution_and_labels_it",
+    "SLA.assert_": SLA + "test_an_assertion_on_outputs_fails_the_execution_at_the_step_it_breaks",
     "Schedule.conditions": SCC + "test_only_the_dates_the_conditions_let_through_fire",
     "ScheduleOnDates.conditions": SCC + "test_schedule_on_dates_takes_conditions_too",
     "DayWeek.type": SCC + "test_day_of_week_weekend_and_day_in_month",

@@ -48,7 +48,6 @@ RUNNER_OPTIONS: dict[str, str | None] = {
 # A value other than the default for each REFUSED property that is not a boolean (booleans are set to true).
 REFUSED_VALUES: dict[str, Any] = {
     "Flow.afterExecution": [{"id": "after", "type": RETURN, "format": "x"}],
-    "Flow.sla": [{"id": "late", "type": "MAX_DURATION", "duration": "PT1H"}],
     "Subflow.scheduleDate": "2030-01-01T00:00:00Z",
     "WorkingDirectory.cache": {"patterns": ["*.txt"]},
     "FlowTrigger.preconditions": {"id": "both", "flows": []},
