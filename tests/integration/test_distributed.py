@@ -518,3 +518,33 @@ def test_a_retry_as_a_new_execution_runs_on_the_cluster(cluster: Cluster) -> Non
     tries = [e for e in store.list_executions(namespace="celestra.it.retried", limit=50)
              if e.id == last.original_id or e.original_id == last.original_id]
     assert sorted((e.retry_attempt, e.state.value) for e in tries) == [(1, "RETRIED"), (2, "RETRIED"), (3, "FAILED")]
+
+
+SLA_FLOW = """\
+id: sla_cancel
+namespace: celestra.it.sla
+sla:
+  - id: maxDuration
+    type: MAX_DURATION
+    duration: PT2S
+    behavior: CANCEL
+    labels:
+      sla: miss
+tasks:
+  - id: sleepyhead
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands:
+      - sleep 60
+"""
+
+
+def test_a_max_duration_sla_stops_the_script_on_the_worker(cluster: Cluster) -> None:
+    """The server's timer ends the execution CANCELLED; the worker running the script sees it and stops it."""
+    started = time.monotonic()
+    ex = cluster.client.run(SLA_FLOW, wait=True, timeout=60)
+    assert ex.state == State.CANCELLED and ex.labels.get("sla") == "miss", ex.to_json()
+    assert time.monotonic() - started < 30
+    deadline = time.monotonic() + 30
+    while subprocess.run(["pgrep", "-f", "sleep 60"], capture_output=True).returncode == 0:
+        assert time.monotonic() < deadline, "the script still runs on the worker"
+        time.sleep(0.2)
