@@ -31,7 +31,7 @@ from app.store import encryption
 from app.store.database import Store
 from app.store.outage import is_outage, until_stored
 from app.store.storage import NamespaceStorage, StorageError, execution_uri
-from workers import files
+from workers import files, wd_cache
 from workers.plugin_api import AttemptInfo, RunContext, RunnableTask
 from workers.secrets import SecretResolver
 
@@ -346,8 +346,13 @@ def run_working_directory(flow: Flow, ex: Execution, parent: TaskRun, task: Work
     Like a Sequential: the first failure stops `tasks`, then `errors` run, then `finally`. The folder starts with
     the namespace and input files; what matches `outputFiles` is kept when the children are done."""
     folder = Path(tempfile.mkdtemp(prefix="celestra-wd-"))
+    cached = wd_cache.cache_uri(ex.namespace, ex.flow_id, task.id, parent.value) if task.cache else None
     try:
         paths = {"workingDir": str(folder)}
+        if task.cache and cached:
+            restored = wd_cache.restore(cached, task.cache, folder)
+            if restored:
+                ctx.log("INFO", f"Cache restored: {len(restored)} file(s)")
         files.stage(ctx, folder, task.inputFiles, task.namespaceFiles, paths)
         states = _run_children(flow, ex, parent, task.tasks, secrets, folder, worker, stop_on_failure=True)
         failed = any(state.failed for state in states)
@@ -355,6 +360,8 @@ def run_working_directory(flow: Flow, ex: Execution, parent: TaskRun, task: Work
             _run_children(flow, ex, parent, task.errors, secrets, folder, worker, stop_on_failure=True)
         _run_children(flow, ex, parent, task.finally_, secrets, folder, worker, stop_on_failure=False)
         outcome.state = State.FAILED if failed else (State.WARNING if State.WARNING in states else State.SUCCESS)
+        if task.cache and cached and not failed:  # a failed run's files are not worth keeping
+            wd_cache.save(cached, task.cache, folder, [ctx.render_str(p, paths) for p in task.cache.patterns])
         if task.outputFiles:
             outcome.outputs["outputFiles"] = files.collect(ctx, folder, [ctx.render_str(p, paths)
                                                                          for p in task.outputFiles])

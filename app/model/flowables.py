@@ -207,6 +207,11 @@ class Subflow(FlowableTask):
     scheduleDate: Annotated[str | None, not_supported_yet("Subflow scheduleDate", None)] = None
 
 
+class Cache(Model):
+    patterns: list[str] = Field(min_length=1, description="Globs of the files to keep, relative to the folder.")
+    ttl: Duration | None = Field(None, description="How long the kept files stay valid; none means for ever.")
+
+
 class WorkingDirectory(FlowableTask):
     """Children run one after another on one worker, sharing a temporary folder."""
 
@@ -220,7 +225,8 @@ class WorkingDirectory(FlowableTask):
     outputFiles: list[str] = Field(
         default_factory=list, description="Globs of files kept when the last child ended: `outputs.outputFiles`.")
     namespaceFiles: NamespaceFiles | None = None
-    cache: Annotated[dict[str, Any] | None, not_supported_yet("WorkingDirectory cache", None)] = None
+    cache: Cache | None = Field(
+        None, description="Files kept at the end, put back into the next execution's folder (workers/wd_cache.py).")
 
     def child_lists(self) -> list[list[Task]]:
         return [self.tasks, *super().child_lists()]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,9 +24,9 @@ from app.store.masking import MASK
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "kestra"
 MANIFEST = json.loads((CORPUS / "manifest.json").read_text()) if CORPUS.exists() else []
-# Scenarios this harness does not drive yet (a restart, a second run using the first's cache); a concurrency
-# scenario, a kill while running and retries that create new executions are driven (`_scenario`).
-MULTI_EXECUTION = {"restart", "second_run"}
+# Scenarios this harness does not drive yet (a restart); a concurrency scenario, a kill while running, retries that
+# create new executions (`_scenario`) and a second run using the first's cache (`_second_run`) are driven.
+MULTI_EXECUTION = {"restart"}
 UNSUPPORTED_FEATURES: set[str] = set()
 
 
@@ -228,6 +229,8 @@ def test_kestra_flow(client: Any, tmp_path: Path, entry: dict, inputs: dict, exp
             value = runs[value[len("$taskrun.id(") : -1]].id
         assert ex.labels.get(key) == value
     _check_logs(client, ex, expected.get("log_checks", []))
+    if "second_run" in expected:
+        _second_run(client, entry, resolved, expected["second_run"])
     for spec in expected.get("child_executions", []):
         assert child is not None, "no child execution"
         assert child.flow_id == spec["flow_id"]
@@ -235,6 +238,19 @@ def test_kestra_flow(client: Any, tmp_path: Path, entry: dict, inputs: dict, exp
             assert child.state.value == spec["state"]
         if "task_run_count" in spec:
             assert len(child.task_runs) == spec["task_run_count"]
+
+
+def _second_run(client: Any, entry: dict[str, Any], inputs: dict[str, Any], expected: dict[str, Any]) -> None:
+    """The same flow again: what the first run left (a WorkingDirectory cache) shows in the second."""
+    again = client.run(_as_kestra_test_runs_it(entry, inputs), inputs, wait=True, timeout=60)
+    assert again.state.value == expected["state"], again.error
+    if "task_run_count" in expected:
+        assert len(again.task_runs) == expected["task_run_count"]
+    found = re.search(r'task "(\w+)" outputs\.(\w+) contains key (\S+)', expected.get("notes", ""))
+    if found:
+        task_id, output, key = found.groups()
+        run = next(r for r in again.task_runs if r.task_id == task_id)
+        assert key in run.outputs[output], run.outputs
 
 
 def _child(ex: Execution) -> Execution | None:

@@ -17,6 +17,7 @@ SCH = "tests/unit/test_schedule_triggers.py::"
 SCC = "tests/unit/test_schedule_conditions.py::"
 LU = "tests/unit/test_loop_until.py::"
 SLA = "tests/unit/test_sla.py::"
+WDC = "tests/unit/test_wd_cache.py::"
 RNE = ("tests/unit/test_retry_new_execution.py::"
        "test_the_flow_runs_again_as_a_new_execution_with_its_inputs_until_it_succeeds")
 FT = "tests/unit/test_flow_triggers.py::"
@@ -228,7 +229,9 @@ TABLE: dict[str, str] = {
     "WorkingDirectory.logToFile": REFUSED, "WorkingDirectory.runIf": SKIP, "WorkingDirectory.errors": FLOWABLE_ERRORS,
     "WorkingDirectory.finally_": FLOWABLE_ERRORS, "WorkingDirectory.tasks": WORKING_DIRECTORY,
     "WorkingDirectory.inputFiles": WD_FILES, "WorkingDirectory.outputFiles": WD_FILES,
-    "WorkingDirectory.namespaceFiles": WD_FILES, "WorkingDirectory.cache": REFUSED, "PythonCommands.id": SCRIPT_TYPES,
+    "WorkingDirectory.namespaceFiles": WD_FILES,
+    "WorkingDirectory.cache": WDC + "test_the_next_execution_finds_the_kept_files_of_its_own_loop_value",
+    "PythonCommands.id": SCRIPT_TYPES,
     "PythonCommands.type": SCRIPT_TYPES, "PythonCommands.description": DOCS, "PythonCommands.disabled": OFF,
     "PythonCommands.allowFailure": MAY_FAIL, "PythonCommands.allowWarning": MAY_WARN, "PythonCommands.retry": RETRY,
     "PythonCommands.timeout": SCRIPT_TIMEOUT, "PythonCommands.workerGroup": GROUP, "PythonCommands.logLevel": LOGS,
@@ -461,6 +464,8 @@ TABLE: dict[str, str] = {
     "ExecutionNamespaceCondition.type": CONDITIONS, "ExecutionNamespaceCondition.namespace": CONDITIONS,
     "ExecutionNamespaceCondition.comparison": CONDITIONS, "ExecutionNamespaceCondition.prefix": WATCHERS,
     "Request.cpu": AWS_OPTIONS, "Request.memory": AWS_OPTIONS,
+    "Cache.patterns": WDC + "test_the_next_execution_finds_the_kept_files_of_its_own_loop_value",
+    "Cache.ttl": WDC + "test_an_expired_cache_and_a_failed_run_give_nothing",
     "SLA.id": SLA + "test_max_duration_cancels_a_long_execution_and_labels_it",
     "SLA.type": SLA + "test_an_assertion_on_outputs_fails_the_execution_at_the_step_it_breaks",
     "SLA.behavior": SLA + "test_a_breach_with_behavior_none_only_labels_the_execution",

@@ -49,7 +49,6 @@ RUNNER_OPTIONS: dict[str, str | None] = {
 REFUSED_VALUES: dict[str, Any] = {
     "Flow.afterExecution": [{"id": "after", "type": RETURN, "format": "x"}],
     "Subflow.scheduleDate": "2030-01-01T00:00:00Z",
-    "WorkingDirectory.cache": {"patterns": ["*.txt"]},
     "FlowTrigger.preconditions": {"id": "both", "flows": []},
 }
 

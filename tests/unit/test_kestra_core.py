@@ -325,8 +325,6 @@ def test_flow_properties_not_supported_yet_are_refused(client: Any, snippet: str
     (f"type: {RETURN}\n    format: x\n    logToFile: true", "logToFile is not supported yet"),
     ("type: io.kestra.plugin.core.flow.Subflow\n    namespace: core\n    flowId: child\n"
      "    scheduleDate: \"2030-01-01T00:00:00Z\"", "Subflow scheduleDate is not supported yet"),
-    (f"type: io.kestra.plugin.core.flow.WorkingDirectory\n    cache:\n      patterns: ['x']\n    tasks:\n"
-     f"      - id: c\n        type: {RETURN}\n        format: x", "WorkingDirectory cache is not supported yet"),
 ])
 def test_task_properties_not_supported_yet_are_refused_at_their_line(client: Any, task: str, message: str) -> None:
     with pytest.raises(FlowValidationError, match=message) as refused:
