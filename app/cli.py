@@ -12,27 +12,17 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from app import cli_watch
-from app.cli_watch import err, out
+from app import cli_files, cli_watch
+from app.cli_watch import ConfigOption, err, out
 from app.errors import CelestraError, FlowValidationError, NotFoundError
 from app.model.inputs import InputError
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Kestra-style YAML flows on Celery.")
 flow_cli = typer.Typer(no_args_is_help=True, help="Deployed flows.")
 cli.add_typer(flow_cli, name="flow")
-ns_files_cli = typer.Typer(no_args_is_help=True, help="Files shared by the flows of a namespace.")
-cli.add_typer(ns_files_cli, name="namespace-files")
-files_cli = typer.Typer(no_args_is_help=True, help="Files in internal storage (outputs, inputs).")
-cli.add_typer(files_cli, name="files")
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="Settings file (YAML).", envvar="CELESTRA_CONFIG")
-]
-
-
-def _client(config: Path | None) -> Any:
-    from app.client import Client
-
-    return Client(config=config) if config else Client()
+cli.add_typer(cli_files.ns_files_cli, name="namespace-files")
+cli.add_typer(cli_files.files_cli, name="files")
+_client, _fail = cli_watch.client_for, cli_watch.fail
 
 
 def _parse_inputs(pairs: list[str]) -> dict[str, Any]:
@@ -43,11 +33,6 @@ def _parse_inputs(pairs: list[str]) -> dict[str, Any]:
             raise typer.BadParameter(f"input {pair!r} must be key=value", param_hint="-i")
         inputs[key] = value
     return inputs
-
-
-def _fail(message: str, code: int) -> None:
-    err.print(f"[red]{escape(message)}[/red]", highlight=False)
-    raise typer.Exit(code)
 
 
 @cli.command()
@@ -168,37 +153,6 @@ def flow_list(namespace: Annotated[str | None, typer.Option()] = None, config: C
         out.print(f"{row['namespace']}.{row['id']}  revision {row['revision']}", highlight=False)
 
 
-@ns_files_cli.command("upload")
-def ns_files_upload(namespace: str, folder: Path, config: ConfigOption = None) -> None:
-    """Upload a folder's files as NAMESPACE's namespace files."""
-    try:
-        uris = _client(config).upload_namespace_files(namespace, folder)
-    except CelestraError as exc:
-        _fail(str(exc), 2)
-    for uri in uris:
-        out.print(uri, highlight=False)
-
-
-@ns_files_cli.command("list")
-def ns_files_list(namespace: str, config: ConfigOption = None) -> None:
-    for uri in _client(config).namespace_files(namespace):
-        out.print(uri, highlight=False)
-
-
-@files_cli.command("get")
-def files_get(uri: str, output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
-              config: ConfigOption = None) -> None:
-    """Download a file from internal storage (to stdout, or to --output)."""
-    try:
-        data = _client(config).download(uri)
-    except Exception as exc:
-        _fail(str(exc), 2)
-    if output:
-        output.write_bytes(data)
-    else:
-        sys.stdout.buffer.write(data)
-
-
 @cli.command()
 def execute(
     namespace: str,
@@ -296,6 +250,22 @@ def restart(execution_id: str, config: ConfigOption = None) -> None:
     out.print(f"Execution [bold]{execution_id}[/bold] restarted", highlight=False)
     if client.settings.embedded:
         cli_watch.run_the_rest(client, execution_id)
+
+
+@cli.command()
+def replay(execution_id: str, task: Annotated[str | None, typer.Option(
+               "--task", "-t", help="Replay from this task (a task id, or a task run id); default: from the start.")]
+           = None, config: ConfigOption = None) -> None:
+    """Replay an ended execution as a new one: what came before the task is reused, the flow runs again from
+    there. Prints the new execution's id; embedded, this command then runs it."""
+    client = _client(config)
+    try:
+        new = client.replay(execution_id, task)
+    except CelestraError as exc:
+        _fail(str(exc), 1)
+    out.print(f"Execution [bold]{execution_id}[/bold] replayed as [bold]{new.id}[/bold]", highlight=False)
+    if client.settings.embedded:
+        cli_watch.run_the_rest(client, new.id)
 
 
 @cli.command()

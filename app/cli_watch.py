@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -23,6 +23,22 @@ from rich.table import Table
 from app.client import Client, ExecutionTimeout
 from app.model.records import Execution, now
 from app.model.states import State
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="Settings file (YAML).", envvar="CELESTRA_CONFIG")
+]
+
+
+def client_for(config: Path | None) -> Client:
+    """The Client every command uses: from --config, else from the environment and the defaults."""
+    return Client(config=config) if config else Client()
+
+
+def fail(message: str, code: int) -> None:
+    """Say what went wrong, in red on stderr, and exit with `code`."""
+    err.print(f"[red]{escape(message)}[/red]", highlight=False)
+    raise typer.Exit(code)
+
 
 POLL = 0.05  # seconds between reads of new log lines and of the execution's state
 CHECK_EVERY = 0.5  # seconds between looks at what the execution waits for

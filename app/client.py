@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from app import runtime
-from app.engine import dispatch, events, flow_triggers, restart, retried
+from app.engine import dispatch, events, flow_triggers, replay, restart, retried
 from app.engine.routing import static_group_problems
 from app.errors import CelestraError, FlowValidationError
 from app.model.flow import Flow
@@ -211,6 +211,15 @@ class Client:
         self._ensure_embedded()
         restart.restart(execution_id)
         return self.wait(execution_id, timeout) if wait else self.get(execution_id)
+
+    def replay(self, execution_id: str, task: str | None = None, wait: bool = False,
+               timeout: float | None = None) -> Execution:
+        """Replay an ended execution as a new one (app/engine/replay.py): what came before `task` (a task id, or a
+        task run id) is reused, the flow runs again from there; without `task`, from the start. Returns the new
+        execution (ended, with `wait`)."""
+        self._ensure_embedded()
+        new = replay.replay(execution_id, task)
+        return self.wait(new.id, timeout) if wait else self.get(new.id)
 
     def executions(self, namespace: str | None = None, flow_id: str | None = None, state: str | State | None = None,
                    limit: int = 50) -> list[Execution]:
