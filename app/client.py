@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from app import runtime
-from app.engine import dispatch, events, flow_triggers, replay, restart, retried
+from app.engine import asked, dispatch, events, flow_triggers, replay, restart, retried
 from app.engine.routing import static_group_problems
 from app.errors import CelestraError, FlowValidationError
 from app.model.flow import Flow
@@ -198,11 +198,11 @@ class Client:
     def cancel(self, execution_id: str) -> None:
         """Kill a running execution: running tasks are stopped, nothing new starts; it ends KILLED."""
         # A conflict with a claim, or a deadlock the database broke, is retried rather than shown.
-        until_stored(f"kill of execution {execution_id}", lambda: events.kill(execution_id), 30)
+        until_stored(f"kill of execution {execution_id}", lambda: asked.kill(execution_id), 30)
 
     def resume(self, execution_id: str, inputs: dict[str, Any] | None = None) -> bool:
         """Resume a paused execution; `inputs` for its Pause's `onResume` (an InputError says which is wrong)."""
-        return events.resume(execution_id, inputs)
+        return asked.resume(execution_id, inputs)
 
     def restart(self, execution_id: str, wait: bool = False, timeout: float | None = None) -> Execution:
         """Restart an ended execution from its failed task runs, as Kestra does: the same execution, each failed

@@ -22,7 +22,7 @@ from app import runtime, templating
 from app.engine import attempts, chains, events
 from app.engine.step import allowed
 from app.engine.variables import LazyOutputs, build_context, executor_functions
-from app.errors import ConfigError, TaskFailure, TaskKilled
+from app.errors import ConfigError, NotFoundError, TaskFailure, TaskKilled
 from app.model.flow import Flow, Task
 from app.model.flowables import WorkingDirectory
 from app.model.records import Attempt, Execution, TaskRun, new_id, now
@@ -271,8 +271,23 @@ def make_context(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogB
         store_output=store_output, working_dir=working_dir,
         set_labels=outcome.labels.update,
         set_state=lambda state: setattr(outcome, "exit_state", State(state)),
-        set_external_id=set_external_id,
+        set_external_id=set_external_id, logs=_Logs(store),
     )
+
+
+@dataclass(frozen=True)
+class _Logs:
+    store: Store
+
+    def flow_of(self, execution_id: str) -> tuple[str, str] | None:
+        try:
+            ex = self.store.get_execution(execution_id, with_runs=False)
+        except NotFoundError:
+            return None
+        return ex.namespace, ex.flow_id
+
+    def rows(self, execution_id: str) -> list[dict[str, Any]]:
+        return self.store.logs(execution_id)
 
 
 @dataclass(frozen=True)

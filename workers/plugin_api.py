@@ -28,8 +28,8 @@ from app.errors import TaskFailure, TaskKilled
 from app.model.flow import Duration, Task
 from app.store.storage import Storage
 
-__all__ = ["AttemptInfo", "Duration", "KeyValueStore", "LogSink", "RunContext", "RunnableTask", "TaskFailure",
-           "TaskKilled"]
+__all__ = ["AttemptInfo", "Duration", "KeyValueStore", "LogReader", "LogSink", "RunContext", "RunnableTask",
+           "TaskFailure", "TaskKilled"]
 
 
 class LogSink(Protocol):
@@ -43,6 +43,13 @@ class KeyValueStore(Protocol):
     def put(self, namespace: str, key: str, value: Any, ttl: timedelta | None = None) -> None: ...
     def delete(self, namespace: str, key: str) -> bool: ...
     def keys(self, namespace: str, prefix: str = "") -> list[str]: ...
+
+
+class LogReader(Protocol):
+    """The stored logs of executions (log.Fetch): the caller checks the execution is of its own namespace."""
+
+    def flow_of(self, execution_id: str) -> tuple[str, str] | None: ...  # (namespace, flow id); None: no such one
+    def rows(self, execution_id: str) -> list[dict[str, Any]]: ...  # oldest first
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,7 @@ class RunContext:
     # A runner's container / job / process id: stored at once, so cancel, timeout and a restart can find it.
     set_external_id: Callable[[str], None] = _no_external_id
     warning: bool = False  # set it: the task succeeded with warnings (e.g. it wrote to stderr)
+    logs: LogReader | None = None  # the store's logs, where the worker has a store
 
     def render(self, value: Any, extra: Mapping[str, Any] | None = None) -> Any:
         """Every string inside `value` rendered; `extra` adds variables (e.g. workingDir inside a container)."""

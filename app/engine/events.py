@@ -15,23 +15,24 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from app import runtime, templating
-from app.engine import chains, concurrency, dispatch, flow_triggers, retried
+from app.engine import chains, concurrency, dispatch, flow_triggers, for_each_item, retried
 from app.engine.liveness import group_is_alive
 from app.engine.memory import Kept, memory
 from app.engine.retries import next_try
 from app.engine.routing import Route, route_task
 from app.engine.step import Step, StepResult, allowed
-from app.engine.variables import build_context, executor_functions, secret_inputs_masker, without_secret_inputs
-from app.errors import ConfigError
+from app.engine.variables import build_context, executor_functions, refuse_secrets_in_clear, without_secret_inputs
 from app.model.flow import Flow, Task
-from app.model.flowables import Pause, Subflow
+from app.model.flowables import Subflow
+from app.model.for_each_item import ForEachItemExecutable
 from app.model.inputs import resolve_inputs
 from app.model.loader import parse_flow
 from app.model.records import Execution, TaskRun, new_id, now
 from app.model.states import State
 from app.store import encryption, ends
+from app.store.children import mark_told
 from app.store.database import StaleRun
-from app.store.masking import MIN_LINE
+from app.store.rows import log_row
 
 log = logging.getLogger("celestra.engine")
 
@@ -262,7 +263,12 @@ def _after_commit(flow: Flow, ex: Execution, result: StepResult, ended_now: bool
                   also_start: list[Execution] | None = None) -> None:
     """Messages only point at rows that exist, and no second transaction waits on our lock. A message that cannot
     be sent now (the broker is away) is not lost: its run is stored as due, and the server sends it again."""
-    children: list[Execution | None] = [start_child(flow, ex, task, run) for task, run in result.subflows]
+    children: list[Execution | None] = []
+    for task, run in result.subflows:
+        if isinstance(task, ForEachItemExecutable):
+            children += start_batches(flow, ex, task, run)
+        else:
+            children.append(start_child(flow, ex, task, run))
     children += also_start or []
     try:
         for child in children:
@@ -299,21 +305,61 @@ def start_child(flow: Flow, ex: Execution, task: Subflow, run: TaskRun) -> Execu
     store = runtime.store()
     try:
         scope = context_factory(flow, ex)(run, task)
-        revision, source = store.get_flow(templating.render(task.namespace, scope),
-                                          templating.render(task.flowId, scope), task.revision)
-        child_flow = parse_flow(source)
-        labels = dict(ex.labels) if task.inheritLabels else {}
-        raw_labels = task.labels if isinstance(task.labels, dict) else {x["key"]: x["value"] for x in task.labels}
-        labels.update({k: str(templating.render_value(v, scope)) for k, v in raw_labels.items()})
-        inputs = templating.render_value(task.inputs, scope)
-        _refuse_secrets_in_clear(flow, scope, child_flow, inputs)
-        child = create_execution(child_flow, source, inputs, revision=revision,
-                                 labels=without_secret_inputs(flow, scope, labels), parent=(ex.id, run.id))
+        child = _new_child(flow, ex, task, run, scope, _subflow(task, scope))
+        with store.begin() as conn:
+            store.insert_execution(conn, child)
     except Exception as exc:  # missing flow, bad inputs: the Subflow task fails, saying why
         _fail_subflow(ex.id, run.id, str(exc))
         return None
     _set_outputs(ex.id, run.id, {"executionId": child.id})
     return child
+
+
+def start_batches(flow: Flow, ex: Execution, task: ForEachItemExecutable, run: TaskRun) -> list[Execution]:
+    """ForEachItem: one child per batch, stored with the run's outputs in one transaction (app/engine/for_each_item)."""
+    made: list[Execution] = []
+
+    def mutate(event: Event) -> None:
+        fresh = event.run(run.id)
+        if fresh is None or fresh.state.terminal or "numberOfBatches" in fresh.outputs:
+            return  # done already (a step repeated)
+        scope = context_factory(flow, ex)(fresh, task)
+        try:
+            subflow = _subflow(task, scope)
+            children = [_new_child(flow, ex, task, fresh, for_each_item.batch_scope(scope, uri, i), subflow,
+                                   trigger=for_each_item.batch_trigger(ex, fresh, i))
+                        for i, uri in enumerate(for_each_item.batches(task, fresh, event.kept.runs))]
+        except Exception as exc:  # missing flow, bad inputs, unreadable splits: the task fails, saying why
+            fresh.state, fresh.ended, fresh.error = allowed(task, State.FAILED), now(), str(exc)
+            runtime.store().append_logs(event.conn, [log_row(ex.id, fresh, "ERROR", str(exc))])
+        else:
+            for child in children:
+                runtime.store().insert_execution(event.conn, child)
+            for_each_item.started(task, fresh, len(children))
+            made[:] = children
+        event.touch(fresh)
+
+    advance(ex.id, mutate, about=run.id)
+    return made
+
+
+def _subflow(task: Subflow | ForEachItemExecutable, scope: dict[str, Any]) -> tuple[int, str, Flow]:
+    revision, source = runtime.store().get_flow(templating.render(task.namespace, scope),
+                                                templating.render(task.flowId, scope), task.revision)
+    return revision, source, parse_flow(source)
+
+
+def _new_child(flow: Flow, ex: Execution, task: Subflow | ForEachItemExecutable, run: TaskRun,
+               scope: dict[str, Any], subflow: tuple[int, str, Flow],
+               trigger: dict[str, Any] | None = None) -> Execution:
+    revision, source, child_flow = subflow
+    labels = dict(ex.labels) if task.inheritLabels else {}
+    raw_labels = task.labels if isinstance(task.labels, dict) else {x["key"]: x["value"] for x in task.labels}
+    labels.update({k: str(templating.render_value(v, scope)) for k, v in raw_labels.items()})
+    inputs = templating.render_value(task.inputs, scope)
+    refuse_secrets_in_clear(flow, scope, child_flow, inputs)
+    return new_execution(child_flow, source, inputs, revision=revision,
+                         labels=without_secret_inputs(flow, scope, labels), parent=(ex.id, run.id), trigger=trigger)
 
 
 def _fail_subflow(execution_id: str, task_run_id: str, error: str) -> None:
@@ -337,17 +383,6 @@ def _set_outputs(execution_id: str, task_run_id: str, outputs: dict[str, Any]) -
     advance(execution_id, mutate, about=task_run_id)
 
 
-def _refuse_secrets_in_clear(flow: Flow, scope: dict[str, Any], child_flow: Flow, inputs: dict[str, Any]) -> None:
-    """A SECRET input passed on to a subflow stays encrypted only if the child declares it SECRET too; an input of
-    another type would store it in clear text, so the Subflow task fails instead, saying what to change."""
-    masker = secret_inputs_masker(flow, scope, min_length=MIN_LINE)  # a 1-character secret is in every text
-    secret_ids = {inp.id for inp in child_flow.inputs if inp.type == "SECRET"}
-    for name, value in inputs.items():
-        if name not in secret_ids and masker.mask_value(value) != value:
-            raise ConfigError(f"Input '{name}' of {child_flow.namespace}.{child_flow.id} would receive the value of a "
-                              f"SECRET input and store it in clear text: declare it `type: SECRET` in that flow")
-
-
 def child_ended(child: Execution) -> None:
     """A subflow execution ended: finish the parent's Subflow task run with its outcome."""
     assert child.parent_execution_id and child.parent_task_run_id
@@ -358,10 +393,13 @@ def child_ended(child: Execution) -> None:
     def mutate(event: Event) -> None:
         ex, flow = event.ex, event.flow
         run = event.run(task_run_id)
-        if run is None or run.state.terminal:
+        if run is None or run.state.terminal or not mark_told(event.conn, child.id):
             return
         event.touch(run)
         task = flow.task(run.task_id)
+        if isinstance(task, ForEachItemExecutable):
+            for_each_item.child_ended(task, run, ex, child, allowed)
+            return
         assert isinstance(task, Subflow)
         state = child.state
         moment = now()
@@ -395,46 +433,3 @@ def child_ended(child: Execution) -> None:
             run.attempts[-1].state, run.attempts[-1].end = state, run.ended
 
     advance(child.parent_execution_id, mutate, about=task_run_id)
-
-
-def kill(execution_id: str) -> None:
-    def mutate(event: Event) -> None:
-        if not event.ex.state.terminal:
-            event.ex.state = State.KILLING
-            event.end_waiting(State.KILLED)
-
-    advance(execution_id, mutate, full=True)
-
-
-def resume(execution_id: str, inputs: dict[str, Any] | None = None) -> bool:
-    """End every paused task SUCCESS; a Pause's `onResume` inputs are validated from `inputs` (an InputError leaves
-    the execution paused) and become its `onResume` output."""
-    resumed = False
-
-    def mutate(event: Event) -> None:
-        nonlocal resumed
-        for run in event.ex.task_runs:
-            if run.state == State.PAUSED:
-                task = event.flow.task(run.task_id)
-                if isinstance(task, Pause) and task.onResume:
-                    run.outputs = {"onResume": resolve_inputs(task.onResume, inputs or {})}
-                run.state, run.ended, run.next_at = State.SUCCESS, now(), None
-                if run.attempts and not run.attempts[-1].state.terminal:
-                    run.attempts[-1].state, run.attempts[-1].end = State.SUCCESS, run.ended
-                event.touch(run)
-                resumed = True
-
-    advance(execution_id, mutate, full=True)
-    return resumed
-
-
-def log_row(execution_id: str, run: TaskRun | None, level: str, message: str) -> dict[str, Any]:
-    return {
-        "execution_id": execution_id,
-        "task_run_id": run.id if run else None,
-        "task_id": run.task_id if run else None,
-        "attempt": max(len(run.attempts) - 1, 0) if run else None,
-        "timestamp": now(),
-        "level": level,
-        "message": message,
-    }

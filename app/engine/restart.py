@@ -13,6 +13,7 @@ from __future__ import annotations
 from app.errors import CelestraError
 from app.model.flow import Flow, Task
 from app.model.flowables import Subflow, WorkingDirectory, is_flowable
+from app.model.for_each_item import ForEachItemExecutable
 from app.model.records import TaskRun
 from app.model.states import State
 from app.store.tables import executions, task_runs
@@ -36,10 +37,11 @@ def restart(execution_id: str) -> list[str]:
         failed = [run for run in ex.task_runs if run.state == State.FAILED]
         if not failed:
             raise CelestraError(f"Execution {ex.id}: no failed task found to restart it from")
-        subflows = [run.task_id for run in failed if isinstance(flow.task(run.task_id), Subflow)]
+        subflows = [run.task_id for run in failed
+                    if isinstance(flow.task(run.task_id), Subflow | ForEachItemExecutable)]
         if subflows:
-            raise CelestraError(f"Execution {ex.id}: restarting a failed Subflow task ({', '.join(subflows)}) is "
-                                "not supported yet")
+            raise CelestraError(f"Execution {ex.id}: restarting a failed Subflow or ForEachItem task "
+                                f"({', '.join(subflows)}) is not supported yet")
         again: dict[str, TaskRun] = {}
         for run in failed:  # each failed run and the flowables around it
             current: TaskRun | None = run

@@ -26,9 +26,12 @@ from app.engine.run_index import RunIndex
 from app.engine.variables import secret_inputs_masker, without_secret_inputs
 from app.model import flowables as fl
 from app.model.flow import Flow, Task
+from app.model.for_each_item import ForEachItem, ForEachItemExecutable
 from app.model.inputs import InputError, coerce_output
 from app.model.records import Attempt, Execution, TaskRun, new_id
 from app.model.states import State, worst
+
+WAITS_FOR_EVENTS = (fl.Subflow, fl.Pause, ForEachItemExecutable)  # end by a child's end, a timer or a resume
 
 ContextFactory = Callable[[TaskRun | None, Task | None], dict[str, Any]]
 
@@ -38,7 +41,7 @@ class StepResult:
     created: list[TaskRun] = field(default_factory=list)
     changed: dict[str, TaskRun] = field(default_factory=dict)
     dispatch: list[TaskRun] = field(default_factory=list)
-    subflows: list[tuple[fl.Subflow, TaskRun]] = field(default_factory=list)
+    subflows: list[tuple[fl.Subflow | ForEachItemExecutable, TaskRun]] = field(default_factory=list)
     logs: list[tuple[TaskRun | None, str, str]] = field(default_factory=list)  # (run or none, level, message)
     execution_changed: bool = False
     ended: bool = False
@@ -278,7 +281,7 @@ class Step:
             if not may_start or self.killing:
                 return None
             return self._create(task, parent, value, values, self._iteration(parent, iteration))
-        if run.state == State.RUNNING and is_flowable(task) and not isinstance(task, fl.Subflow | fl.Pause) \
+        if run.state == State.RUNNING and is_flowable(task) and not isinstance(task, WAITS_FOR_EVENTS) \
                 and (self.full or run.id in self.dirty):
             self._advance(task, run)  # subflows and pauses end by events (child ended, timer, resume)
         elif self.killing and run.state in (State.CREATED, State.PAUSED, State.RETRYING):
@@ -373,6 +376,9 @@ class Step:
             return
         if isinstance(task, fl.LoopUntil):
             loop_until.start(run)
+        if isinstance(task, ForEachItemExecutable):
+            self.result.subflows.append((task, run))  # its children are made after commit (events.start_batches)
+            return
         if isinstance(task, fl.Subflow):
             self.result.subflows.append((task, run))
             if not task.wait:
@@ -397,7 +403,7 @@ class Step:
 
     def _resolve(self, task: Task, run: TaskRun) -> State | None:
         v, vs = run.value, run.values
-        if isinstance(task, fl.AllowFailure | fl.Sequential):
+        if isinstance(task, fl.AllowFailure | fl.Sequential | ForEachItem):
             return self._group(task.tasks, task.errors, task.finally_, run, v, vs)
         if isinstance(task, fl.Parallel):
             return self._group(task.tasks, task.errors, task.finally_, run, v, vs,

@@ -12,7 +12,7 @@ from app.model.flow import Flow, Task
 from app.model.records import Execution, TaskRun, iso
 from app.model.states import State
 from app.store import encryption
-from app.store.masking import Masker
+from app.store.masking import MIN_LINE, Masker
 from app.store.outage import until_stored
 
 OUTPUT_STATES = frozenset({State.SUCCESS, State.WARNING, State.FAILED, State.RUNNING, State.KILLED})
@@ -177,3 +177,14 @@ def executor_functions(ex: Execution, retry_for: float = 0) -> dict[str, Callabl
         raise templating.TemplateError(f"secret('{name}') is only available in tasks run by a worker")
 
     return {"kv": kv, "errorLogs": error_logs, "secret": secret}
+
+
+def refuse_secrets_in_clear(flow: Flow, scope: dict[str, Any], child_flow: Flow, inputs: dict[str, Any]) -> None:
+    """A SECRET input passed on to a subflow stays encrypted only if the child declares it SECRET too; an input of
+    another type would store it in clear text, so the Subflow task fails instead, saying what to change."""
+    masker = secret_inputs_masker(flow, scope, min_length=MIN_LINE)  # a 1-character secret is in every text
+    secret_ids = {inp.id for inp in child_flow.inputs if inp.type == "SECRET"}
+    for name, value in inputs.items():
+        if name not in secret_ids and masker.mask_value(value) != value:
+            raise ConfigError(f"Input '{name}' of {child_flow.namespace}.{child_flow.id} would receive the value of a "
+                              f"SECRET input and store it in clear text: declare it `type: SECRET` in that flow")

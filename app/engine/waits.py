@@ -56,7 +56,7 @@ def wake(step: Walk, runs: list[TaskRun]) -> None:
 
 
 def _pause_elapsed(step: Walk, task: fl.Pause, run: TaskRun) -> None:
-    """Kestra: a pause resumed by hand always succeeds (events.resume); one that reaches its pauseDuration ends
+    """Kestra: a pause resumed by hand always succeeds (asked.resume); one that reaches its pauseDuration ends
     as its `behavior` says; one that reaches its timeout (without a pauseDuration) fails."""
     if task.wait is None:
         step.fail(run, f"The pause was not resumed within its timeout ({task.timeout})")

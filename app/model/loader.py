@@ -221,7 +221,12 @@ def load_flow(text: str, filename: str = "<flow>", *, running: bool = False) -> 
             line, column = _locate((*path, "id"), positions)
             problems.append(f"{filename}:{line}:{column}: {_dotted(path)}.id: duplicate task id '{task_id}'")
         seen[task_id] = path
-    for path, problem in [] if running else suggestions.unknown_outputs(data, set(seen)):
+    made = [task.id for task in flow.all_tasks()]  # and the internal tasks a ForEachItem makes of its properties
+    if not problems and len(made) != len(set(made)):
+        twice = sorted({task_id for task_id in made if made.count(task_id) > 1})
+        problems.append(f"{filename}: duplicate task id {', '.join(map(repr, twice))}: a ForEachItem's internal "
+                        "tasks are named <id>_split, <id>_items and <id>_merge")
+    for path, problem in [] if running else suggestions.unknown_outputs(data, set(made)):
         line, column = _locate(path, positions)
         problems.append(f"{filename}:{line}:{column}: {_dotted(path)}{suggestions.label(path, data)}: {problem}")
     if problems:

@@ -99,7 +99,9 @@ def _bind(classes: list[type[Task]]) -> None:
     """Resolve the `AnyTask` annotations of the flow and its flowables to the union of every registered class."""
     any_task = Annotated[Union[tuple(classes)], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
     namespace: dict[str, Any] = {"AnyTask": any_task, "InputDef": InputDef, "AnyTrigger": AnyTrigger}
-    models: list[type[BaseModel]] = [*flowables.FLOWABLE_TASKS, flowables.DagTask, Flow]
+    # Every model holding child tasks: the built-in flowables and any other family's (ForEachItem's own module).
+    holders = [cls for cls in classes if issubclass(cls, flowables.FlowableTask)]
+    models: list[type[BaseModel]] = [*dict.fromkeys([*flowables.FLOWABLE_TASKS, *holders]), flowables.DagTask, Flow]
     for model in models:
         model.model_rebuild(_types_namespace=namespace, force=True)
 

@@ -15,9 +15,9 @@ _QUOTED = re.compile(r"'([^']+)'")
 
 # Kestra's core task types Celestra does not run yet: named as such, not as an unknown (misspelled) type.
 NOT_YET = {f"io.kestra.plugin.core.{name}" for name in (
-    "flow.ForEachItem", "flow.Template", "execution.Count",
+    "flow.Template", "execution.Count",
     "execution.PurgeExecutions", "execution.Resume", "execution.SetVariables", "execution.UnsetVariables",
-    "log.Fetch", "log.PurgeLogs", "kv.PurgeKV", "storage.DeduplicateItems", "storage.FilterItems",
+    "log.PurgeLogs", "kv.PurgeKV", "storage.DeduplicateItems", "storage.FilterItems",
     "namespace.DeleteFiles", "namespace.DownloadFiles", "namespace.UploadFiles", "http.Download", "http.Request",
     "http.SseRequest", "templating.TemplatedTask", "trigger.Toggle", "state.Get", "state.Set", "state.Delete",
     "metric.Publish")}

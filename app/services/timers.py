@@ -11,7 +11,7 @@ from app import runtime
 from app.engine import attempts, concurrency, events, redelivery
 from app.model.records import now
 from app.services.scheduler import Scheduler
-from app.store import outage
+from app.store import children, outage
 
 log = logging.getLogger("celestra.server")
 
@@ -59,7 +59,7 @@ class TimerLoop:
         else:
             redelivery.resend_lost()  # runs whose message was never sent, or lost by the broker
         # A subflow that ended while the process that would tell its parent died.
-        for child_id in store.ended_children_of_running_subflows():
+        for child_id in children.ended_untold(store):
             events.child_ended(store.get_execution(child_id))
         events.retry_unchecked()  # ends whose flow triggers a crash left unstarted
         if self.scheduler is not None:

@@ -417,16 +417,6 @@ class Store(LogsAndKeyValues):
         with self.reads() as conn:
             return [(row.execution_id, row.id, row.worker_pid) for row in conn.execute(query)]
 
-    def ended_children_of_running_subflows(self) -> list[str]:
-        """Child executions that ended while their parent's Subflow run still waits (the notice was lost)."""
-        child = executions.alias("child")
-        query = (
-            sa.select(child.c.id)
-            .join(task_runs, task_runs.c.id == child.c.parent_task_run_id)
-            .where(task_runs.c.state == State.RUNNING.value, child.c.state.in_([s.value for s in TERMINAL]))
-        )
-        with self.reads() as conn:
-            return [row.id for row in conn.execute(query)]
 
 
 def _changed_rows(changed: Sequence[TaskRun], version: int) -> list[dict[str, Any]]:

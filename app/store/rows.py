@@ -135,3 +135,15 @@ def task_run_from_row(row: Any) -> TaskRun:
         sent_by=row["sent_by"],
         row_version=row["row_version"],
     )
+
+
+def log_row(execution_id: str, run: TaskRun | None, level: str, message: str) -> dict[str, Any]:
+    return {
+        "execution_id": execution_id,
+        "task_run_id": run.id if run else None,
+        "task_id": run.task_id if run else None,
+        "attempt": max(len(run.attempts) - 1, 0) if run else None,
+        "timestamp": now(),
+        "level": level,
+        "message": message,
+    }

@@ -398,8 +398,15 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "rsort": lambda v: sorted(v, reverse=True),
     "string": stringify,
     "nindent": nindent,
-    "yaml": lambda v: yaml.safe_dump(json.loads(to_json(v)), sort_keys=False, allow_unicode=True),
+    "yaml": lambda v: to_yaml(v),
 }
+
+
+def to_yaml(value: Any) -> str:
+    # libyaml's emitter: the pure-Python one takes minutes over the million items a budget allows, and cannot be
+    # interrupted at the rendering's deadline.
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(json.loads(to_json(value)), Dumper=dumper, sort_keys=False, allow_unicode=True)
 
 TESTS: dict[str, Callable[..., bool]] = {
     "empty": is_empty,

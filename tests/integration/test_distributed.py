@@ -19,6 +19,7 @@ import pytest
 from app.model.records import Execution
 from app.model.states import State
 from app.store.database import Store
+from app.store.storage import storage_from_url
 
 if TYPE_CHECKING:
     from conftest import Cluster
@@ -548,3 +549,53 @@ def test_a_max_duration_sla_stops_the_script_on_the_worker(cluster: Cluster) -> 
     while subprocess.run(["pgrep", "-f", "sleep 60"], capture_output=True).returncode == 0:
         assert time.monotonic() < deadline, "the script still runs on the worker"
         time.sleep(0.2)
+
+
+FOR_EACH_ITEM_CHILD = """\
+id: count_batch
+namespace: celestra.it.items
+inputs:
+  - id: items
+    type: STRING
+tasks:
+  - id: count
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ read(inputs.items) | trim | split('\\n') | length }}"
+outputs:
+  - id: lines
+    type: INT
+    value: "{{ outputs.count.value }}"
+"""
+FOR_EACH_ITEM = """\
+id: batches
+namespace: celestra.it.items
+inputs:
+  - id: file
+    type: FILE
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEachItem
+    items: "{{ inputs.file }}"
+    batch:
+      rows: 50
+    namespace: celestra.it.items
+    flowId: count_batch
+    inputs:
+      items: "{{ taskrun.items }}"
+"""
+
+
+def test_for_each_item_batches_run_as_subflows_on_the_cluster(cluster: Cluster, tmp_path: Path) -> None:
+    """1,000 lines in 20 batches: each subflow's end is counted once by the parent, however many processes
+    tell it (the ending worker, the server's recovery scan)."""
+    cluster.client.deploy(FOR_EACH_ITEM_CHILD)
+    items = tmp_path / "items.txt"
+    items.write_text("".join(f"{i}\n" for i in range(1000)))
+    ex = cluster.client.run(FOR_EACH_ITEM, {"file": str(items)}, wait=True, timeout=120)
+    assert ex.state == State.SUCCESS, ex.to_json()
+    [batches] = [r for r in ex.task_runs if r.task_id == "each_items"]
+    assert batches.outputs == {"numberOfBatches": 20, "iterations": {"CREATED": 0, "RUNNING": 0, "SUCCESS": 20}}
+    [merge] = [r for r in ex.task_runs if r.task_id == "each_merge"]
+    assert merge.worker == WORKER
+    storage = storage_from_url(cluster.settings.storage_url, Path(cluster.settings.resolved_storage_url))
+    assert storage.get(merge.outputs["subflowOutputs"]).decode().splitlines() == ['{"lines":50}'] * 20

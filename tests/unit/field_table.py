@@ -18,6 +18,7 @@ SCC = "tests/unit/test_schedule_conditions.py::"
 LU = "tests/unit/test_loop_until.py::"
 SLA = "tests/unit/test_sla.py::"
 WDC = "tests/unit/test_wd_cache.py::"
+FEI = "tests/unit/test_for_each_item.py::"
 RNE = ("tests/unit/test_retry_new_execution.py::"
        "test_the_flow_runs_again_as_a_new_execution_with_its_inputs_until_it_succeeds")
 FT = "tests/unit/test_flow_triggers.py::"
@@ -502,3 +503,45 @@ TABLE: dict[str, str] = {
     "Or.type": SCC + "test_or_not_and_expression",
     "Or.conditions": SCC + "test_or_not_and_expression",
 }
+
+# ForEachItem, and the internal tasks it makes (refused when written by hand; exercised through ForEachItem).
+FEI_RUN = FEI + "test_one_subflow_per_batch_with_the_batch_and_its_number_as_inputs"
+FEI_MODES = FEI + "test_batches_by_partitions_bytes_regex_or_rows_each_line_ended_by_the_separator"
+FEI_LABELS = FEI + "test_labels_inherited_and_rendered_per_batch_and_a_pinned_revision"
+FEI_FAIL = FEI + "test_a_failing_subflow_fails_the_task_unless_transmit_failed_is_off"
+FEI_ALLOWED = FEI + "test_allowed_to_fail_it_ends_warning_after_its_errors_and_finally"
+FEI_INTERNAL = FEI + "test_the_internal_tasks_are_made_by_for_each_item_only"
+FEI_MERGE = FEI + "test_the_subflows_outputs_are_gathered_in_batch_order"
+TABLE.update({
+    "ForEachItem.id": FEI_RUN, "ForEachItem.type": FEI_RUN, "ForEachItem.items": FEI_RUN,
+    "ForEachItem.batch": FEI_RUN, "ForEachItem.namespace": FEI_RUN, "ForEachItem.flowId": FEI_RUN,
+    "ForEachItem.inputs": FEI_RUN, "ForEachItem.revision": FEI_LABELS, "ForEachItem.labels": FEI_LABELS,
+    "ForEachItem.inheritLabels": FEI_LABELS, "ForEachItem.transmitFailed": FEI_FAIL,
+    "ForEachItem.wait": FEI + "test_without_wait_the_task_ends_once_the_subflows_are_started",
+    "ForEachItem.tasks": FEI + "test_bad_properties_are_refused_at_load", "ForEachItem.scheduleDate": REFUSED,
+    "ForEachItem.restartBehavior": REFUSED, "ForEachItem.retry": REFUSED, "ForEachItem.logToFile": REFUSED,
+    "ForEachItem.description": DOCS, "ForEachItem.disabled": OFF, "ForEachItem.runIf": SKIP,
+    "ForEachItem.allowFailure": FEI_ALLOWED, "ForEachItem.allowWarning": FEI_ALLOWED,
+    "ForEachItem.errors": FEI_ALLOWED, "ForEachItem.finally_": FEI_ALLOWED,
+    "Batch.rows": FEI_MODES, "Batch.bytes": FEI_MODES, "Batch.partitions": FEI_MODES,
+    "Batch.regexPattern": FEI_MODES, "Batch.separator": FEI_MODES,
+})
+_COMMON = ("id", "type", "description", "disabled", "allowFailure", "allowWarning", "retry", "timeout", "workerGroup",
+           "logLevel", "logToFile", "runIf", "madeBy")
+TABLE.update({f"{model}.{name}": FEI_INTERNAL for model in ("ForEachItemSplit", "ForEachItemExecutable",
+                                                            "ForEachItemMergeOutputs") for name in _COMMON})
+TABLE.update({"ForEachItemSplit.items": FEI_RUN, "ForEachItemSplit.batch": FEI_MODES,
+              "ForEachItemExecutable.errors": FEI_INTERNAL, "ForEachItemExecutable.finally_": FEI_INTERNAL,
+              "ForEachItemMergeOutputs.id": FEI_MERGE})
+TABLE.update({f"ForEachItemExecutable.{name}": FEI_RUN for name in (
+    "namespace", "flowId", "revision", "inputs", "labels", "wait", "transmitFailed", "inheritLabels")})
+LF = "tests/unit/test_log_fetch.py::"
+FETCH = LF + "test_fetch_filters_the_current_executions_logs_by_level_and_task"
+FETCH_OTHER = LF + "test_fetch_reads_another_execution_of_its_namespace_only"
+TABLE.update({
+    "Fetch.id": FETCH, "Fetch.type": FETCH, "Fetch.level": FETCH, "Fetch.tasksId": FETCH,
+    "Fetch.namespace": FETCH_OTHER, "Fetch.flowId": FETCH_OTHER, "Fetch.executionId": FETCH_OTHER,
+    "Fetch.description": DOCS, "Fetch.disabled": OFF, "Fetch.allowFailure": MAY_FAIL, "Fetch.allowWarning": MAY_WARN,
+    "Fetch.retry": RETRY, "Fetch.timeout": TIMEOUT, "Fetch.workerGroup": GROUP, "Fetch.logLevel": LOGS,
+    "Fetch.logToFile": REFUSED, "Fetch.runIf": SKIP,
+})

@@ -30,6 +30,7 @@ import runners
 from app.errors import FlowValidationError
 from app.model.flow import Flow, Retry, Task
 from app.model.flowables import DagTask
+from app.model.for_each_item import Internal
 from app.model.loader import load_flow
 from app.model.registry import registry, type_names
 from app.model.triggers import FlowTrigger
@@ -48,7 +49,9 @@ RUNNER_OPTIONS: dict[str, str | None] = {
 # A value other than the default for each REFUSED property that is not a boolean (booleans are set to true).
 REFUSED_VALUES: dict[str, Any] = {
     "Flow.afterExecution": [{"id": "after", "type": RETURN, "format": "x"}],
-    "Subflow.scheduleDate": "2030-01-01T00:00:00Z",
+    "Subflow.scheduleDate": "2030-01-01T00:00:00Z", "ForEachItem.scheduleDate": "2030-01-01T00:00:00Z",
+    "ForEachItem.restartBehavior": "NEW_EXECUTION",
+    "ForEachItem.retry": {"type": "constant", "interval": "PT1S", "maxAttempt": 2},
     "FlowTrigger.preconditions": {"id": "both", "flows": []},
 }
 
@@ -78,7 +81,8 @@ SILENT_GAPS: dict[str, str] = {name: RUNNER_UNTESTED for name, entry in LISTED.i
     "EachParallel.workerGroup": FLOWABLE_WORKER_GROUP, "EachParallel.logLevel": FLOWABLE_LOG_LEVEL,
     "Dag.timeout": FLOWABLE_TIMEOUT, "Dag.workerGroup": FLOWABLE_WORKER_GROUP, "Dag.logLevel": FLOWABLE_LOG_LEVEL,
     "LoopUntil.timeout": FLOWABLE_TIMEOUT, "LoopUntil.workerGroup": FLOWABLE_WORKER_GROUP,
-    "LoopUntil.logLevel": FLOWABLE_LOG_LEVEL,
+    "LoopUntil.logLevel": FLOWABLE_LOG_LEVEL, "ForEachItem.timeout": FLOWABLE_TIMEOUT,
+    "ForEachItem.workerGroup": FLOWABLE_WORKER_GROUP, "ForEachItem.logLevel": FLOWABLE_LOG_LEVEL,
     "Pause.allowFailure": "a pause that fails (behavior FAIL, timeout) ends FAILED all the same",
     "Pause.allowWarning": "a pause that ends WARNING (behavior WARN) stays WARNING",
     "Pause.retry": "a failed pause is never retried", "Pause.workerGroup": FLOWABLE_WORKER_GROUP,
@@ -213,7 +217,8 @@ def minimal_task(cls: type[Task], task_id: str | None = None) -> dict[str, Any]:
 
 
 def task_classes() -> list[type[Task]]:
-    return list(dict.fromkeys(registry().by_type.values()))
+    """Every task type a flow may name (ForEachItem's internal ones are made by it, refused when written)."""
+    return [cls for cls in dict.fromkeys(registry().by_type.values()) if not issubclass(cls, Internal)]
 
 
 def placed(model: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:

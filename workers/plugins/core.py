@@ -27,6 +27,44 @@ class Log(RunnableTask):
         return {}
 
 
+LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
+
+
+class Fetch(RunnableTask):
+    """The stored logs of an execution of this namespace (the current one unless `executionId` says), from `level`
+    up, of the tasks `tasksId` (all when empty), into a file: one JSON object per line (also Ion text), as Kestra's
+    LogEntry names its fields. Outputs `uri` and `size` (how many lines)."""
+
+    type: Literal["io.kestra.plugin.core.log.Fetch", "io.kestra.core.tasks.log.Fetch", "Fetch"]
+    namespace: str | None = None
+    flowId: str | None = None
+    executionId: str | None = None
+    tasksId: list[str] = Field(default_factory=list)
+    level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        v = ctx.variables
+        execution_id = ctx.render_str(self.executionId).strip() if self.executionId else v["execution"]["id"]
+        namespace = ctx.render_str(self.namespace).strip() if self.namespace else ctx.namespace
+        flow_id = ctx.render_str(self.flowId).strip() if self.flowId else v["flow"]["id"]
+        if namespace != ctx.namespace:
+            raise TaskFailure(f"Cannot fetch the logs of namespace '{namespace}': a task reads only the logs of its "
+                              f"own namespace '{ctx.namespace}'")
+        if ctx.logs is None:
+            raise TaskFailure("This worker has no store to read logs from")
+        if ctx.logs.flow_of(execution_id) != (namespace, flow_id):
+            raise TaskFailure(f"No execution '{execution_id}' of the flow {namespace}.{flow_id}")
+        lowest, wanted = LEVELS.index(self.level), set(self.tasksId)
+        lines = [json.dumps({
+            "namespace": namespace, "flowId": flow_id, "taskId": row["task_id"], "executionId": execution_id,
+            "taskRunId": row["task_run_id"], "attemptNumber": row["attempt"], "timestamp": row["timestamp"].isoformat(),
+            "level": row["level"], "message": row["message"]}, separators=(",", ":"))
+            for row in ctx.logs.rows(execution_id)
+            if LEVELS.index(row["level"]) >= lowest and (not wanted or row["task_id"] in wanted)]
+        uri = ctx.store_output("logs.ion", "".join(line + "\n" for line in lines).encode())
+        return {"uri": uri, "size": len(lines)}
+
+
 class Echo(RunnableTask):
     type: Literal["io.kestra.core.tasks.debugs.Echo", "io.kestra.plugin.core.debug.Echo", "Echo"]
     format: str
@@ -250,5 +288,6 @@ class LocalFiles(RunnableTask):
 
 
 TASKS: list[type[RunnableTask]] = [  # the `core` family (pyproject.toml)
-    Log, Echo, Return, OutputValues, Sleep, Fail, Exit, Labels, Assert, KVSet, KVGet, KVGetKeys, KVDelete, LocalFiles,
+    Log, Fetch, Echo, Return, OutputValues, Sleep, Fail, Exit, Labels, Assert, KVSet, KVGet, KVGetKeys, KVDelete,
+    LocalFiles,
 ]

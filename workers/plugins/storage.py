@@ -91,14 +91,14 @@ def _output_uri(ctx: RunContext, name: str) -> str:
                          v["taskrun"]["id"], name)
 
 
-def _store(ctx: RunContext, name: str, spool: IO[bytes]) -> str:
+def store_spooled(ctx: RunContext, name: str, spool: IO[bytes]) -> str:
     """Upload a temporary file as an output of this task run (streamed), close it, return its URI."""
     with spool:
         spool.seek(0)
         return ctx.storage.put(_output_uri(ctx, name), cast(BinaryIO, spool))
 
 
-def _spool() -> IO[bytes]:
+def new_spool() -> IO[bytes]:
     return tempfile.TemporaryFile()
 
 
@@ -191,12 +191,12 @@ class Concat(RunnableTask):
         uris = [_checked(ctx, uri) for uri in self._uris(ctx)]  # every one checked before anything is read
         extension = _extension(ctx, self.extension)
         separator = b"" if self.separator is None else ctx.render_str(self.separator).encode()
-        spool = _spool()
+        spool = new_spool()
         for uri in uris:
             with _reading(ctx, uri) as stream:
                 shutil.copyfileobj(stream, spool)
             spool.write(separator)
-        return {"uri": _store(ctx, "concat" + extension, spool)}
+        return {"uri": store_spooled(ctx, "concat" + extension, spool)}
 
 
 class Split(RunnableTask):
@@ -259,7 +259,7 @@ class _Cutter:
         return (line + self.separator).encode("utf-8", "surrogateescape")
 
     def store(self, spool: IO[bytes]) -> None:
-        self.uris.append(_store(self.ctx, f"split-{len(self.uris)}{self.ext}", spool))
+        self.uris.append(store_spooled(self.ctx, f"split-{len(self.uris)}{self.ext}", spool))
 
     def chunked(self, lines: Iterator[str], full: Callable[[int, int], bool]) -> list[str]:
         # A new file starts when the current one is full (checked before each line, as Kestra does); each is
@@ -270,7 +270,7 @@ class _Cutter:
             if spool is None or full(size, count):
                 if spool is not None:
                     self.store(spool)
-                spool, size, count = _spool(), 0, 0
+                spool, size, count = new_spool(), 0, 0
             data = self.encode(line)
             spool.write(data)
             size, count = size + len(data), count + 1
@@ -279,7 +279,7 @@ class _Cutter:
         return self.uris
 
     def partitioned(self, lines: Iterator[str], count: int) -> list[str]:
-        spools = [_spool() for _ in range(count)]  # round robin
+        spools = [new_spool() for _ in range(count)]  # round robin
         for index, line in enumerate(lines):
             spools[index % count].write(self.encode(line))
         for spool in spools:  # the empty ones (fewer lines than partitions) are dropped, as Kestra does
@@ -302,7 +302,7 @@ class _Cutter:
             if match is None:  # a line that does not match is left out
                 continue
             if match.group(1) not in spools:
-                spools[match.group(1)] = _spool()
+                spools[match.group(1)] = new_spool()
             spools[match.group(1)].write(self.encode(line))
         for spool in spools.values():
             self.store(spool)
@@ -344,17 +344,17 @@ class Reverse(RunnableTask):
             codecs.lookup(charset)
         except LookupError:
             raise TaskFailure(f"Unknown charset '{charset}'") from None
-        with _spool() as lines:  # the lines decoded, one per \n-terminated line of UTF-8, to walk back through
+        with new_spool() as lines:  # the lines decoded, one per \n-terminated line of UTF-8, to walk back through
             with _reading(ctx, source) as stream:
                 for line in _lines(stream, charset):
                     lines.write(line.encode("utf-8", "surrogateescape") + b"\n")
-            out = _spool()
+            out = new_spool()
             text = io.TextIOWrapper(out, encoding=charset, errors="surrogateescape", newline="")
             for raw in _reversed_lines(lines):
                 text.write(raw.decode("utf-8", "surrogateescape") + separator)
             text.flush()
             text.detach()
-        return {"uri": _store(ctx, "reverse" + _suffix(source), out)}
+        return {"uri": store_spooled(ctx, "reverse" + _suffix(source), out)}
 
 
 class PurgeCurrentExecutionFiles(RunnableTask):
