@@ -90,8 +90,14 @@ class Retry(Model):
     maxDuration: Duration | None = None
     behavior: Literal["RETRY_FAILED_TASK", "CREATE_NEW_EXECUTION"] = Field(
         "RETRY_FAILED_TASK", description="RETRY_FAILED_TASK: a new attempt of the failed task; CREATE_NEW_EXECUTION: "
-                                         "the execution ends RETRIED and the flow runs again as a new execution.")
+                                         "the execution ends RETRIED and the flow runs again as a new execution. "
+                                         "Kestra's newer names RETRY_FAILED and NEW_EXECUTION are read as these.")
     warningOnRetry: bool = False
+
+    @field_validator("behavior", mode="before")
+    @classmethod
+    def _newer_names(cls, value: Any) -> Any:
+        return {"RETRY_FAILED": "RETRY_FAILED_TASK", "NEW_EXECUTION": "CREATE_NEW_EXECUTION"}.get(value, value)
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before attempt number `attempt + 1` (attempt counts from 1)."""

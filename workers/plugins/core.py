@@ -116,12 +116,13 @@ class Fail(RunnableTask):
 
 class Exit(RunnableTask):
     type: Literal["io.kestra.plugin.core.execution.Exit", "Exit"]
-    state: Literal["SUCCESS", "WARNING", "KILLED", "FAILED", "CANCELLED"] = "SUCCESS"
+    state: Literal["SUCCESS", "WARNING", "KILLED", "FAILED", "CANCELLED", "CANCELED"] = Field(
+        "SUCCESS", description="CANCELED is Kestra's newer spelling of CANCELLED.")
     condition: str | None = None
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         if self.condition is None or is_truthy(ctx.render(self.condition)):
-            ctx.set_state(self.state)
+            ctx.set_state("CANCELLED" if self.state == "CANCELED" else self.state)
         return {}
 
 
