@@ -18,7 +18,7 @@ NOT_YET = {f"io.kestra.plugin.core.{name}" for name in (
     "flow.Template", "execution.Count",
     "execution.PurgeExecutions", "execution.Resume", "execution.SetVariables", "execution.UnsetVariables",
     "log.PurgeLogs", "kv.PurgeKV", "storage.DeduplicateItems", "storage.FilterItems",
-    "namespace.DeleteFiles", "namespace.DownloadFiles", "namespace.UploadFiles", "http.Download", "http.Request",
+    "http.Download", "http.Request",
     "http.SseRequest", "templating.TemplatedTask", "trigger.Toggle", "state.Get", "state.Set", "state.Delete",
     "metric.Publish", "flow.Approval", "flow.Loop")} | {
     # Kestra's deprecated script tasks and its old name of Subflow, whose properties differ from today's

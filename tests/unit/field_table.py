@@ -545,3 +545,21 @@ TABLE.update({
     "Fetch.retry": RETRY, "Fetch.timeout": TIMEOUT, "Fetch.workerGroup": GROUP, "Fetch.logLevel": LOGS,
     "Fetch.logToFile": REFUSED, "Fetch.runIf": SKIP,
 })
+NSF = "tests/unit/test_namespace_file_tasks.py::"
+NSF_DOWN = NSF + "test_download_then_delete_the_files_a_pattern_matches"
+NSF_UP = NSF + "test_upload_from_a_working_directory_and_from_a_files_map_with_conflicts"
+NSF_OTHER = NSF + "test_other_namespaces_and_misplaced_options_are_refused"
+TABLE.update({
+    "UploadFiles.id": NSF_UP, "UploadFiles.type": NSF_UP, "UploadFiles.namespace": NSF_OTHER,
+    "UploadFiles.files": NSF_UP, "UploadFiles.filesMap": NSF_UP, "UploadFiles.destination": NSF_UP,
+    "UploadFiles.conflict": NSF_UP, "DownloadFiles.id": NSF_DOWN, "DownloadFiles.type": NSF_DOWN,
+    "DownloadFiles.namespace": NSF_OTHER, "DownloadFiles.files": NSF_DOWN,
+    "DownloadFiles.destination": NSF_DOWN,
+    "DeleteFiles.id": NSF_DOWN, "DeleteFiles.type": NSF_DOWN, "DeleteFiles.namespace": NSF_DOWN,
+    "DeleteFiles.files": NSF_DOWN, "DeleteFiles.deleteParentFolder": REFUSED,
+})
+for _model in ("UploadFiles", "DownloadFiles", "DeleteFiles"):
+    TABLE.update({f"{_model}.description": DOCS, f"{_model}.disabled": OFF, f"{_model}.allowFailure": MAY_FAIL,
+                  f"{_model}.allowWarning": MAY_WARN, f"{_model}.retry": RETRY, f"{_model}.timeout": TIMEOUT,
+                  f"{_model}.workerGroup": GROUP, f"{_model}.logLevel": LOGS, f"{_model}.logToFile": REFUSED,
+                  f"{_model}.runIf": SKIP})
