@@ -563,3 +563,14 @@ for _model in ("UploadFiles", "DownloadFiles", "DeleteFiles"):
                   f"{_model}.allowWarning": MAY_WARN, f"{_model}.retry": RETRY, f"{_model}.timeout": TIMEOUT,
                   f"{_model}.workerGroup": GROUP, f"{_model}.logLevel": LOGS, f"{_model}.logToFile": REFUSED,
                   f"{_model}.runIf": SKIP})
+STATE = "tests/unit/test_state_tasks.py::test_state_is_kept_between_executions_merged_per_name_and_loop_value"
+STATE_MISSING = "tests/unit/test_state_tasks.py::test_get_and_delete_of_a_missing_state_fail_only_when_asked"
+for _model in ("StateSet", "StateGet", "StateDelete"):
+    TABLE.update({f"{_model}.{name}": STATE for name in ("id", "type", "name", "namespace", "taskrunValue")})
+    TABLE.update({f"{_model}.description": DOCS, f"{_model}.disabled": OFF, f"{_model}.allowFailure": MAY_FAIL,
+                  f"{_model}.allowWarning": MAY_WARN, f"{_model}.retry": RETRY, f"{_model}.timeout": TIMEOUT,
+                  f"{_model}.workerGroup": GROUP, f"{_model}.logLevel": LOGS, f"{_model}.logToFile": REFUSED,
+                  f"{_model}.runIf": SKIP})
+TABLE.update({"StateSet.data": STATE, "StateGet.errorOnMissing": STATE_MISSING,
+              "StateDelete.errorOnMissing": STATE_MISSING, "StateDelete.id": STATE_MISSING,
+              "StateDelete.type": STATE_MISSING, "StateDelete.name": STATE_MISSING})
