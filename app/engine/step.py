@@ -28,6 +28,7 @@ from app.model import flowables as fl
 from app.model.flow import Flow, Task
 from app.model.for_each_item import ForEachItem, ForEachItemExecutable
 from app.model.inputs import InputError, coerce_output
+from app.model.inputs.values import InvalidValue, parse_duration
 from app.model.records import Attempt, Execution, TaskRun, new_id
 from app.model.states import State, worst
 
@@ -370,9 +371,16 @@ class Step:
     # -- flowables ----------------------------------------------------------------------------------------------
     def _start_flowable(self, task: Task, run: TaskRun) -> None:
         if isinstance(task, fl.Pause):
+            wait = task.wait
+            if isinstance(wait, str):  # a templated pauseDuration, rendered once, when the pause starts
+                try:
+                    wait = parse_duration(templating.render(wait, self.context(run, task)))
+                except (templating.TemplateError, InvalidValue) as exc:
+                    self._fail(run, f"pauseDuration: {exc}")
+                    return
             run.state = State.PAUSED
-            if task.wait is not None or task.timeout is not None:
-                run.next_at = self.now + (task.wait or task.timeout or timedelta())
+            if wait is not None or task.timeout is not None:
+                run.next_at = self.now + (wait or task.timeout or timedelta())
             return
         if isinstance(task, fl.LoopUntil):
             loop_until.start(run)

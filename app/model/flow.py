@@ -37,6 +37,16 @@ def _iso_duration(value: Any) -> Any:
 Duration = Annotated[timedelta, BeforeValidator(_iso_duration)]
 
 
+def _templated(value: Any) -> Any:
+    if isinstance(value, str) and any(marker in value for marker in TEMPLATE_MARKERS):
+        return value
+    raise ValueError("not a template")
+
+
+# A duration written as a template (`{{ inputs.delay }}`): rendered when it is used, then read as a duration.
+TemplatedDuration = Annotated[str, BeforeValidator(_templated)]
+
+
 def not_supported_yet(name: str, default: Any, hint: str = "") -> AfterValidator:
     """For a Kestra property Celestra does not implement yet: anything but its default refuses the flow, saying so,
     instead of being accepted and ignored."""

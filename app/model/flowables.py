@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from app.model.flow import Duration, Model, NamespaceFiles, Task, not_supported_yet
+from app.model.flow import Duration, Model, NamespaceFiles, Task, TemplatedDuration, not_supported_yet
 
 
 class FlowableTask(Task):
@@ -171,8 +171,9 @@ class Dag(FlowableTask):
 
 class Pause(FlowableTask):
     type: Literal["io.kestra.plugin.core.flow.Pause", "io.kestra.core.tasks.flows.Pause", "Pause"]
-    delay: Duration | None = None
-    pauseDuration: Duration | None = None
+    delay: Duration | TemplatedDuration | None = None
+    pauseDuration: Duration | TemplatedDuration | None = Field(
+        None, description="How long it waits; a template (e.g. `{{ inputs.delay }}`) is rendered when it starts.")
     behavior: Literal["RESUME", "WARN", "CANCEL", "FAIL"] = Field(
         "RESUME", description="How the pause ends when its pauseDuration passes: RESUME (SUCCESS), WARN (WARNING), "
                               "FAIL (FAILED), CANCEL (the execution ends CANCELLED). A resume always succeeds.")
@@ -189,7 +190,7 @@ class Pause(FlowableTask):
         return value
 
     @property
-    def wait(self) -> timedelta | None:
+    def wait(self) -> timedelta | str | None:
         return self.pauseDuration or self.delay
 
 

@@ -35,8 +35,8 @@ NOT_YET_PROPERTIES = {"childFailurePolicy": "", "onChildFailure": "", "when": ""
 KESTRA_CONDITIONS = {
     "DateTimeBetween", "DayWeek", "DayWeekInMonth", "ExecutionFlow", "ExecutionLabels", "ExecutionNamespace",
     "ExecutionOutputs", "ExecutionStatus", "Expression", "FlowNamespace", "Flow", "HasRetryAttempt",
-    "MultipleCondition", "Not", "Or", "PublicHoliday", "TimeBetween", "Variable", "Weekend", "ExecutionsWindow",
-    "SLA", "AdvancedExecutions", "FlowFilters", "ExecutionFilters"}
+    "Multiple", "MultipleCondition", "Not", "Or", "PublicHoliday", "TimeBetween", "Variable", "Weekend",
+    "ExecutionsWindow", "SLA", "AdvancedExecutions", "FlowFilters", "ExecutionFilters"}
 
 
 def _kestra_condition(given: str) -> bool:

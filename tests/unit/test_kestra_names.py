@@ -52,3 +52,27 @@ def test_newer_retry_behavior_names_and_the_canceled_spelling(client: Any) -> No
     assert parsed.retry is not None and parsed.retry.behavior == "RETRY_FAILED_TASK"
     ex = client.run(flow("- id: exit\n  type: io.kestra.plugin.core.execution.Exit\n  state: CANCELED\n"), timeout=60)
     assert ex.state == State.CANCELLED
+
+
+def test_a_multiple_condition_is_refused_as_not_supported_yet() -> None:
+    text = flow("- id: r\n  type: io.kestra.plugin.core.debug.Return\n  format: x\n",
+                "triggers:\n  - id: listen\n    type: io.kestra.plugin.core.trigger.Flow\n    conditions:\n"
+                "      - id: multiple\n        type: io.kestra.core.models.conditions.types.MultipleCondition\n"
+                "        window: P1D\n        conditions: {}\n")
+    with pytest.raises(FlowValidationError, match="'.*MultipleCondition' is not supported yet on a Flow"):
+        load_flow(text)
+
+
+def test_a_templated_pause_duration_is_rendered_when_the_pause_starts(client: Any) -> None:
+    text = flow("- id: pause\n  type: io.kestra.plugin.core.flow.Pause\n  pauseDuration: \"{{ inputs.delay }}\"\n"
+                "- id: after\n  type: io.kestra.plugin.core.debug.Return\n  format: done\n",
+                "inputs:\n  - id: delay\n    type: STRING\n")
+    ex = client.run(text, {"delay": "PT0.2S"}, timeout=60)
+    assert ex.state == State.SUCCESS, ex.to_json()
+    pause = next(r for r in ex.task_runs if r.task_id == "pause")
+    assert pause.ended is not None and pause.started is not None
+    assert (pause.ended - pause.started).total_seconds() >= 0.2
+    bad = client.run(text, {"delay": "soon"}, timeout=60)
+    assert bad.state == State.FAILED and "pauseDuration: expected an ISO-8601 duration" in bad.task_runs[0].error
+    with pytest.raises(FlowValidationError, match="'5 minutes' is not a duration: use an ISO-8601 duration"):
+        load_flow(flow("- id: pause\n  type: io.kestra.plugin.core.flow.Pause\n  pauseDuration: 5 minutes\n"))
