@@ -178,7 +178,7 @@ def test_sigkill_storm_on_a_1000_way_fan_out(faults: FaultCluster) -> None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(rng.choice(children), signal.SIGKILL)
         kills += 1
-        time.sleep(0.7)
+        time.sleep(0.3)  # the fan-out takes a few seconds: the storm must fit in them
     assert kills >= 5
     faults.wait_ended([execution_id], 180)
     ex = faults.client.get(execution_id)
