@@ -23,7 +23,7 @@ from app.engine.routing import Route, route_task
 from app.engine.step import Step, StepResult, allowed
 from app.engine.variables import build_context, executor_functions, refuse_secrets_in_clear, without_secret_inputs
 from app.model.flow import Flow, Task
-from app.model.flowables import Subflow
+from app.model.flowables import Subflow, SubflowCall
 from app.model.for_each_item import ForEachItemExecutable
 from app.model.inputs import resolve_inputs
 from app.model.loader import parse_flow
@@ -343,13 +343,13 @@ def start_batches(flow: Flow, ex: Execution, task: ForEachItemExecutable, run: T
     return made
 
 
-def _subflow(task: Subflow | ForEachItemExecutable, scope: dict[str, Any]) -> tuple[int, str, Flow]:
+def _subflow(task: SubflowCall, scope: dict[str, Any]) -> tuple[int, str, Flow]:
     revision, source = runtime.store().get_flow(templating.render(task.namespace, scope),
                                                 templating.render(task.flowId, scope), task.revision)
     return revision, source, parse_flow(source)
 
 
-def _new_child(flow: Flow, ex: Execution, task: Subflow | ForEachItemExecutable, run: TaskRun,
+def _new_child(flow: Flow, ex: Execution, task: SubflowCall, run: TaskRun,
                scope: dict[str, Any], subflow: tuple[int, str, Flow],
                trigger: dict[str, Any] | None = None) -> Execution:
     revision, source, child_flow = subflow

@@ -194,8 +194,9 @@ class Pause(FlowableTask):
         return self.pauseDuration or self.delay
 
 
-class Subflow(FlowableTask):
-    type: Literal["io.kestra.plugin.core.flow.Subflow", "io.kestra.core.tasks.flows.Subflow", "Subflow"]
+class SubflowCall(FlowableTask):
+    """What starts executions of another flow: a Subflow, and ForEachItem (app/model/for_each_item.py)."""
+
     namespace: str
     flowId: str
     revision: int | None = None
@@ -204,6 +205,10 @@ class Subflow(FlowableTask):
     wait: bool = True
     transmitFailed: bool = True
     inheritLabels: bool = False
+
+
+class Subflow(SubflowCall):
+    type: Literal["io.kestra.plugin.core.flow.Subflow", "io.kestra.core.tasks.flows.Subflow", "Subflow"]
     outputs: dict[str, Any] = Field(default_factory=dict)
     scheduleDate: Annotated[str | None, not_supported_yet("Subflow scheduleDate", None)] = None
 

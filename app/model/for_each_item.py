@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from app.model.flow import Model, Retry, not_supported_yet
-from app.model.flowables import FlowableTask
+from app.model.flowables import FlowableTask, SubflowCall
 
 SPLIT = "io.kestra.plugin.core.flow.ForEachItem$ForEachItemSplit"
 EXECUTABLE = "io.kestra.plugin.core.flow.ForEachItem$ForEachItemExecutable"
@@ -59,18 +59,7 @@ class Internal(Model):
         return value
 
 
-class _SubflowCall(FlowableTask):
-    namespace: str
-    flowId: str
-    revision: int | None = None
-    inputs: dict[str, Any] = Field(default_factory=dict)
-    labels: dict[str, str] | list[dict[str, str]] = Field(default_factory=dict)
-    wait: bool = True
-    transmitFailed: bool = True
-    inheritLabels: bool = False
-
-
-class ForEachItemExecutable(_SubflowCall, Internal):
+class ForEachItemExecutable(SubflowCall, Internal):
     """The internal `<id>_items` task: stepped by the executor, like a Subflow with one child per batch."""
 
     type: Literal["io.kestra.plugin.core.flow.ForEachItem$ForEachItemExecutable"]
@@ -80,7 +69,7 @@ class ForEachItemExecutable(_SubflowCall, Internal):
         return self.id.removesuffix("_items")
 
 
-class ForEachItem(_SubflowCall):
+class ForEachItem(SubflowCall):
     type: Literal["io.kestra.plugin.core.flow.ForEachItem", "io.kestra.core.tasks.flows.ForEachItem", "ForEachItem"]
     items: str = Field(description="The kestra:// URI of the file whose lines are the items.")
     batch: Batch = Field(default_factory=Batch)
