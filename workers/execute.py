@@ -20,11 +20,12 @@ from celery.worker import state as worker_state
 
 from app import runtime, templating
 from app.engine import attempts, chains, events
-from app.engine.step import allowed
 from app.engine.variables import LazyOutputs, build_context, executor_functions
 from app.errors import ConfigError, NotFoundError, TaskFailure, TaskKilled
+from app.model import log_levels
 from app.model.flow import Flow, Task
-from app.model.flowables import WorkingDirectory
+from app.model.flowables import WorkingDirectory, allowed
+from app.model.inputs.values import format_duration
 from app.model.records import Attempt, Execution, TaskRun, new_id, now
 from app.model.states import State
 from app.store import encryption
@@ -36,7 +37,6 @@ from workers.plugin_api import AttemptInfo, RunContext, RunnableTask
 from workers.secrets import SecretResolver
 
 log = logging.getLogger("celestra.worker")
-LEVEL_ORDER = {"TRACE": 0, "DEBUG": 1, "INFO": 2, "WARN": 3, "WARNING": 3, "ERROR": 4}
 FLUSH_EVERY = 0.1  # seconds: how stale a live log line may get before it is written
 KILL_POLL = 0.25  # seconds between checks of the execution's state while a task runs
 
@@ -59,7 +59,7 @@ class LogBuffer:
 
     def __init__(self, ex: Execution, run: TaskRun, secrets: SecretResolver, min_level: str | None = None):
         self.ex, self.run, self.secrets = ex, run, secrets
-        self.min_level = LEVEL_ORDER.get((min_level or "TRACE").upper(), 0)
+        self.min_level = min_level
         self.rows: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.writing = threading.Lock()  # held while a batch is written: take() waits for it, keeping order
@@ -67,7 +67,7 @@ class LogBuffer:
 
     def __call__(self, level: str, message: str) -> None:
         level = "WARN" if level == "WARNING" else level
-        if LEVEL_ORDER.get(level, 2) < self.min_level:
+        if not log_levels.at_least(level, self.min_level):
             return  # the task's logLevel filters it out
         with self.lock:
             self.rows.append(events.log_row(self.ex.id, self.run, level, self.secrets.mask(message)))
@@ -100,10 +100,14 @@ class LogBuffer:
 
 
 class KillWatch:
-    """Sets the kill event when the execution is being killed or the task's timeout passes."""
+    """Sets the kill event when the execution is being killed, the task run was ended by the executor (the timeout
+    of a flowable above it), the task's timeout passes, or `enclosing` is set (the kill event of the
+    WorkingDirectory a child runs in: its timeout stops the child that is running)."""
 
-    def __init__(self, execution_id: str, kill_event: threading.Event, timeout: float | None):
-        self.execution_id, self.kill_event = execution_id, kill_event
+    def __init__(self, execution_id: str, task_run_id: str, kill_event: threading.Event, timeout: float | None,
+                 enclosing: threading.Event | None = None):
+        self.execution_id, self.task_run_id, self.kill_event = execution_id, task_run_id, kill_event
+        self.enclosing = enclosing
         self.deadline = time.monotonic() + timeout if timeout else None
         self.timed_out = False
         self.done = threading.Event()
@@ -117,11 +121,15 @@ class KillWatch:
                 self.timed_out = True
                 self.kill_event.set()
                 return
+            if self.enclosing is not None and self.enclosing.is_set():
+                self.kill_event.set()
+                return
             try:
-                state = runtime.store().execution_state(self.execution_id)
+                state, run_state = runtime.store().states_of(self.execution_id, self.task_run_id)
             except Exception:  # the store is briefly unreachable: keep running, check again
                 continue
-            if state == State.KILLING or state.terminal:  # killed, or ended by an sla, a retry, an Exit task
+            # killed, or ended by an sla, a retry, an Exit task; or this run ended KILLED by the executor
+            if state == State.KILLING or state.terminal or (run_state is not None and run_state.terminal):
                 self.kill_event.set()
                 return
 
@@ -311,7 +319,8 @@ class _KeyValues:
 
 
 def execute(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogBuffer, secrets: SecretResolver,
-            working_dir: Path | None = None, worker: str | None = None) -> Outcome:
+            working_dir: Path | None = None, worker: str | None = None,
+            enclosing: threading.Event | None = None) -> Outcome:
     outcome = Outcome(State.SUCCESS)
     try:
         ctx = make_context(flow, ex, run, task, logs, secrets, working_dir, outcome)
@@ -324,7 +333,7 @@ def execute(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogBuffer
         except templating.TemplateError as exc:
             return Outcome(State.FAILED, error=secrets.mask(f"runIf: {exc}"))
     timeout = task.timeout.total_seconds() if task.timeout else None
-    watch = KillWatch(ex.id, ctx.kill_event, timeout)
+    watch = KillWatch(ex.id, run.id, ctx.kill_event, timeout, enclosing)
     try:
         if isinstance(task, WorkingDirectory):
             outcome = run_working_directory(flow, ex, run, task, ctx, secrets, outcome, worker or hostname())
@@ -338,7 +347,9 @@ def execute(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogBuffer
             raise TaskKilled("timeout")
     except TaskKilled:
         if watch.timed_out:
-            outcome.state, outcome.error = State.FAILED, f"Task '{task.id}' timed out after {task.timeout}"
+            assert task.timeout is not None  # only a task with a timeout times out
+            outcome.state, outcome.error = State.FAILED, f"Task '{task.id}' timed out after " \
+                                                         f"{format_duration(task.timeout)}"
         else:
             outcome.state = State.KILLED
     except (TaskFailure, templating.TemplateError) as exc:
@@ -369,11 +380,12 @@ def run_working_directory(flow: Flow, ex: Execution, parent: TaskRun, task: Work
             if restored:
                 ctx.log("INFO", f"Cache restored: {len(restored)} file(s)")
         files.stage(ctx, folder, task.inputFiles, task.namespaceFiles, paths)
-        states = _run_children(flow, ex, parent, task.tasks, secrets, folder, worker, stop_on_failure=True)
+        stop = ctx.kill_event  # the WorkingDirectory's own timeout or kill: the running child stops, no other starts
+        states = _run_children(flow, ex, parent, task.tasks, secrets, folder, worker, stop, stop_on_failure=True)
         failed = any(state.failed for state in states)
         if failed:
-            _run_children(flow, ex, parent, task.errors, secrets, folder, worker, stop_on_failure=True)
-        _run_children(flow, ex, parent, task.finally_, secrets, folder, worker, stop_on_failure=False)
+            _run_children(flow, ex, parent, task.errors, secrets, folder, worker, stop, stop_on_failure=True)
+        _run_children(flow, ex, parent, task.finally_, secrets, folder, worker, stop, stop_on_failure=False)
         outcome.state = State.FAILED if failed else (State.WARNING if State.WARNING in states else State.SUCCESS)
         if task.cache and cached and not failed:  # a failed run's files are not worth keeping
             wd_cache.save(cached, task.cache, folder, [ctx.render_str(p, paths) for p in task.cache.patterns])
@@ -386,12 +398,14 @@ def run_working_directory(flow: Flow, ex: Execution, parent: TaskRun, task: Work
 
 
 def _run_children(flow: Flow, ex: Execution, parent: TaskRun, children: list[Task], secrets: SecretResolver,
-                  folder: Path, worker: str, stop_on_failure: bool) -> list[State]:
+                  folder: Path, worker: str, stop: threading.Event, stop_on_failure: bool) -> list[State]:
     store = runtime.store()
     states: list[State] = []
     for child in children:
         if child.disabled:
             continue
+        if stop.is_set():
+            break
         started = now()
         with store.begin() as conn:
             # A new attempt of the WorkingDirectory runs its children again, as new attempts of the same runs.
@@ -409,7 +423,8 @@ def _run_children(flow: Flow, ex: Execution, parent: TaskRun, children: list[Tas
                 store.write_runs(conn, ex.id, changed=[child_run])
         ex.task_runs.append(child_run)
         child_logs = LogBuffer(ex, child_run, secrets, child.logLevel)
-        result = execute(flow, ex, child_run, child, child_logs, secrets, working_dir=folder, worker=worker)
+        result = execute(flow, ex, child_run, child, child_logs, secrets, working_dir=folder, worker=worker,
+                         enclosing=stop)
         if result.error:
             child_logs("ERROR", result.error)
         state = allowed(child, result.state)

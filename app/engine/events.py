@@ -20,10 +20,10 @@ from app.engine.liveness import group_is_alive
 from app.engine.memory import Kept, memory
 from app.engine.retries import next_try
 from app.engine.routing import Route, route_task
-from app.engine.step import Step, StepResult, allowed
+from app.engine.step import Step, StepResult
 from app.engine.variables import build_context, executor_functions, refuse_secrets_in_clear, without_secret_inputs
 from app.model.flow import Flow, Task
-from app.model.flowables import Subflow, SubflowCall
+from app.model.flowables import Subflow, SubflowCall, allowed
 from app.model.for_each_item import ForEachItemExecutable
 from app.model.inputs import resolve_inputs
 from app.model.loader import parse_flow

@@ -19,12 +19,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from app import templating
-from app.engine import fan_outs, flowable_retries, loop_until, sla, waits
+from app.engine import fan_outs, flowable_retries, flowable_timeouts, loop_until, sla, waits
 from app.engine.chains import Next
 from app.engine.routing import Route
 from app.engine.run_index import RunIndex
 from app.engine.variables import secret_inputs_masker, without_secret_inputs
 from app.model import flowables as fl
+from app.model import log_levels
 from app.model.flow import Flow, Task
 from app.model.for_each_item import ForEachItem, ForEachItemExecutable
 from app.model.inputs import InputError, coerce_output
@@ -50,15 +51,7 @@ class StepResult:
     retry_execution: bool = False  # it ends RETRIED: the caller creates the new execution (app/engine/retried.py)
 
 
-def allowed(task: Task, state: State) -> State:
-    """A task's end as its `allowFailure` (a failure ends it WARNING) and `allowWarning` (a warning, SUCCESS) make
-    it; a kill stays a kill."""
-    if state.failed and state != State.KILLED and (task.allowFailure or isinstance(task, fl.AllowFailure)):
-        state = State.WARNING
-    return State.SUCCESS if state == State.WARNING and task.allowWarning else state
-
-
-is_flowable = fl.is_flowable
+allowed, is_flowable = fl.allowed, fl.is_flowable
 
 
 class Step:
@@ -396,11 +389,12 @@ class Step:
 
     def _advance(self, task: Task, run: TaskRun) -> None:
         """Move a running flowable on; finish it when its children are done."""
+        flowable_timeouts.arm(self, task, run)
         try:
             state = self._resolve(task, run)
         except templating.TemplateError as exc:
             state, run.error = State.FAILED, str(exc)
-            self.result.logs.append((run, "ERROR", str(exc)))
+            self.log(run, "ERROR", str(exc))
         if state is None and self.killing and all(c.state.terminal for c in self.runs.children(run.id)):
             state = State.KILLED  # being killed, it starts nothing more: once what it started has ended, so has it
         if state is None:
@@ -438,7 +432,8 @@ class Step:
     sequence, changed, finish, fail, cancel = _sequential, _changed, _finish, _fail, _cancel
 
     def log(self, run: TaskRun | None, level: str, message: str) -> None:
-        self.result.logs.append((run, level, message))
+        if run is None or log_levels.at_least(level, self.flow.task(run.task_id).logLevel):  # the task's logLevel
+            self.result.logs.append((run, level, message))
 
     def evaluate(self, expression: Any, run: TaskRun, task: Task) -> Any:
         if not isinstance(expression, str):

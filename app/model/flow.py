@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from app.errors import CelestraError
+from app.model.log_levels import LogLevel
 
 ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"
 WORKER_GROUP_KEY_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
@@ -144,7 +145,7 @@ class Task(Model):
     retry: Retry | None = None
     timeout: Duration | None = None
     workerGroup: WorkerGroup | None = None
-    logLevel: str | None = None
+    logLevel: LogLevel | None = Field(None, description="The lowest level of this task's log lines that is kept.")
     logToFile: Annotated[bool, not_supported_yet("logToFile", False, ": the task's logs are stored as rows")] = False
     runIf: str | bool | None = Field(None, description="Rendered when the task run is created: false skips it "
                                                         "(SKIPPED, which the flow counts as a success).")

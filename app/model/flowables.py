@@ -10,15 +10,25 @@ import json
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from app.model.flow import Duration, Model, NamespaceFiles, Task, TemplatedDuration, not_supported_yet
+from app.model.flow import Duration, Model, NamespaceFiles, Retry, Task, TemplatedDuration, not_supported_yet
+from app.model.states import State
 
 
 class FlowableTask(Task):
     kind = "flowable"
     errors: list[AnyTask] = Field(default_factory=list)
     finally_: list[AnyTask] = Field(default_factory=list, alias="finally")
+
+    @field_validator("workerGroup")
+    @classmethod
+    def _runs_in_the_executor(cls, value: Any, info: ValidationInfo) -> Any:
+        # Kestra ignores it there; accepting it would let a user believe the children go to that group.
+        if value is not None and cls is not WorkingDirectory and not (info.context or {}).get("running"):
+            raise ValueError(f"workerGroup on a {cls.__name__} is not supported yet: a {cls.__name__} runs in the "
+                             "executor, not on a worker; set workerGroup on the tasks inside it")
+        return value
 
     def child_lists(self) -> list[list[Task]]:
         return [self.errors, self.finally_]
@@ -133,6 +143,8 @@ class LoopUntil(FlowableTask):
     failOnMaxReached: bool = Field(
         False, description="End FAILED when maxIterations or maxDuration stop the loop before the condition held.")
     checkFrequency: CheckFrequency = Field(default_factory=CheckFrequency)
+    timeout: Annotated[Duration | None, not_supported_yet(
+        "timeout on a LoopUntil", None, ": use checkFrequency.maxDuration")] = None
 
     def child_lists(self) -> list[list[Task]]:
         return [self.tasks, *super().child_lists()]
@@ -177,6 +189,12 @@ class Pause(FlowableTask):
     behavior: Literal["RESUME", "WARN", "CANCEL", "FAIL"] = Field(
         "RESUME", description="How the pause ends when its pauseDuration passes: RESUME (SUCCESS), WARN (WARNING), "
                               "FAIL (FAILED), CANCEL (the execution ends CANCELLED). A resume always succeeds.")
+    retry: Annotated[Retry | None, not_supported_yet("retry on a Pause", None)] = None
+    errors: Annotated[list[AnyTask], not_supported_yet(
+        "errors on a Pause", [], ": a Pause runs no tasks; put them on the flow")] = Field(default_factory=list)
+    finally_: Annotated[list[AnyTask], not_supported_yet(
+        "finally on a Pause", [], ": a Pause runs no tasks; put them on the flow")] = Field(
+        default_factory=list, alias="finally")
     onResume: list[InputDef] = Field(
         default_factory=list, description="Inputs given with the resume, validated as flow inputs are; "
                                           "`outputs.<pause>.onResume`.")
@@ -205,12 +223,19 @@ class SubflowCall(FlowableTask):
     wait: bool = True
     transmitFailed: bool = True
     inheritLabels: bool = False
+    timeout: Annotated[Duration | None, not_supported_yet(
+        "timeout on a Subflow or ForEachItem", None, ": set it on the subflow's tasks")] = None
 
 
 class Subflow(SubflowCall):
     type: Literal["io.kestra.plugin.core.flow.Subflow", "io.kestra.core.tasks.flows.Subflow", "Subflow"]
     outputs: dict[str, Any] = Field(default_factory=dict)
     scheduleDate: Annotated[str | None, not_supported_yet("Subflow scheduleDate", None)] = None
+    errors: Annotated[list[AnyTask], not_supported_yet(
+        "errors on a Subflow", [], ": put them in the subflow, or on this flow")] = Field(default_factory=list)
+    finally_: Annotated[list[AnyTask], not_supported_yet(
+        "finally on a Subflow", [], ": put them in the subflow, or on this flow")] = Field(
+        default_factory=list, alias="finally")
 
 
 class Cache(Model):
@@ -236,6 +261,14 @@ class WorkingDirectory(FlowableTask):
 
     def child_lists(self) -> list[list[Task]]:
         return [self.tasks, *super().child_lists()]
+
+
+def allowed(task: Task, state: State) -> State:
+    """A task's end as its `allowFailure` (a failure ends it WARNING) and `allowWarning` (a warning, SUCCESS) make
+    it; a kill stays a kill."""
+    if state.failed and state != State.KILLED and (task.allowFailure or isinstance(task, AllowFailure)):
+        state = State.WARNING
+    return State.SUCCESS if state == State.WARNING and task.allowWarning else state
 
 
 def is_flowable(task: Task) -> bool:

@@ -371,6 +371,17 @@ class Store(LogsAndKeyValues):
             raise NotFoundError(f"Execution {execution_id} not found")
         return State(value)
 
+    def states_of(self, execution_id: str, task_run_id: str) -> tuple[State, State | None]:
+        """An execution's state and one of its task run's, in one query: what a running task's KillWatch polls."""
+        query = (sa.select(executions.c.state, task_runs.c.state)
+                 .select_from(executions.outerjoin(task_runs, task_runs.c.id == task_run_id))
+                 .where(executions.c.id == execution_id))
+        with self.reads() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            raise NotFoundError(f"Execution {execution_id} not found")
+        return State(row[0]), State(row[1]) if row[1] else None
+
     def list_executions(
         self,
         namespace: str | None = None,

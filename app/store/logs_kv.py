@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from app.model import log_levels
 from app.model.records import Attempt, now
 from app.store.rows import aware
 from app.store.tables import kv, logs, task_runs
@@ -50,6 +51,8 @@ class LogsAndKeyValues:
         query = (
             sa.select(logs).where(logs.c.execution_id == execution_id, logs.c.id > after).order_by(logs.c.id)
         )
+        if min_level is not None:
+            query = query.where(logs.c.level.in_(log_levels.from_(min_level)))
         with self.reads() as conn:
             result = [dict(r._mapping) for r in conn.execute(query)]
         for row in result:

@@ -1,7 +1,9 @@
 """Kestra's own test flows (../shared/conformance/kestra) run embedded, checked against what Kestra's tests assert.
 
-A case is in scope when every task type it uses is implemented and it is a single execution (restart, concurrency
-and trigger scenarios need more than one run and are listed as out of scope, not skipped silently).
+A case is in scope when every task type it uses is implemented. Scenarios that need more than one call are driven
+here too: a second execution past a concurrency limit, a kill while running, retries that create new executions
+(`_scenario`), a second run using the first's cache (`_second_run`), and the restarts and replays Kestra's tests
+make of a corpus flow (`RESTARTS`).
 """
 
 from __future__ import annotations
@@ -39,9 +41,6 @@ def test_the_corpus_is_there() -> None:
             pytest.fail(message + " (set CELESTRA_KESTRA_CORPUS)")
         pytest.skip(message)
     assert len(MANIFEST) >= 50
-# Scenarios this harness does not drive yet (a restart); a concurrency scenario, a kill while running, retries that
-# create new executions (`_scenario`) and a second run using the first's cache (`_second_run`) are driven.
-MULTI_EXECUTION = {"restart"}
 UNSUPPORTED_FEATURES: set[str] = set()
 
 
@@ -50,8 +49,6 @@ def _out_of_scope(entry: dict[str, Any], expected: dict[str, Any]) -> str | None
     missing = [t for t in entry["types_used"] if t not in TYPE_NAMES and ".trigger." not in t]
     if missing:
         return f"types not implemented: {missing}"
-    if MULTI_EXECUTION & (set(expected) | set(entry)):
-        return "multi-execution scenario"
     if UNSUPPORTED_FEATURES & set(entry.get("features_used", {})):
         return f"features {sorted(UNSUPPORTED_FEATURES & set(entry['features_used']))}"
     return None
@@ -246,6 +243,8 @@ def test_kestra_flow(client: Any, tmp_path: Path, entry: dict, inputs: dict, exp
     _check_logs(client, ex, expected.get("log_checks", []))
     if "second_run" in expected:
         _second_run(client, entry, resolved, expected["second_run"])
+    if entry["file"] in RESTARTS and expected is entry["expected"]:
+        RESTARTS[entry["file"]](client, ex)
     for spec in expected.get("child_executions", []):
         assert child is not None, "no child execution"
         assert child.flow_id == spec["flow_id"]
@@ -253,6 +252,31 @@ def test_kestra_flow(client: Any, tmp_path: Path, entry: dict, inputs: dict, exp
             assert child.state.value == spec["state"]
         if "task_run_count" in spec:
             assert len(child.task_runs) == spec["task_run_count"]
+
+
+def _restarted_twice(client: Any, ex: Execution) -> None:
+    """RestartCaseTest.restartMultiple: each restart of the failed execution is a new attempt of its failed task
+    run, in the same execution, and ends FAILED again."""
+    for attempts in (2, 3):
+        again = client.restart(ex.id, wait=True, timeout=60)
+        assert again.id == ex.id and again.state.value == "FAILED", again.error
+        [t1] = [r for r in again.task_runs if r.task_id == "t1"]
+        assert t1.state.value == "FAILED" and len(t1.attempts) == attempts
+
+
+def _restart_refused_then_replayed(client: Any, ex: Execution) -> None:
+    """ExecutionControllerTest.restartWithNoFailure: nothing failed, so nothing to restart; restartFromTaskId: a
+    replay from `instant` is a new execution that reuses what came before it and ends with 5 task runs, SUCCESS."""
+    from app.errors import CelestraError
+
+    with pytest.raises(CelestraError, match="no failed task found to restart"):
+        client.restart(ex.id)
+    replayed = client.replay(ex.id, "instant", wait=True, timeout=60)
+    assert replayed.id != ex.id and replayed.state.value == "SUCCESS", replayed.error
+    assert len(replayed.task_runs) == 5 and all(r.state.value == "SUCCESS" for r in replayed.task_runs)
+
+
+RESTARTS = {"failed-first.yaml": _restarted_twice, "restart_with_inputs.yaml": _restart_refused_then_replayed}
 
 
 def _second_run(client: Any, entry: dict[str, Any], inputs: dict[str, Any], expected: dict[str, Any]) -> None:

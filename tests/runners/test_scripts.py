@@ -237,6 +237,34 @@ def test_env_numbers_and_booleans_are_strings(client: Any) -> None:
     assert messages(client, ex.id, "sh") == ["5/true"]
 
 
+
+@pytest.mark.parametrize("target", ["LINUX", "AUTO"])
+def test_target_os_linux_and_auto_run_the_commands_with_a_posix_shell(client: Any, target: str) -> None:
+    ex = client.run(flow(f"""
+        id: target_os_{target.lower()}
+        namespace: {NS}
+        tasks:
+          - id: sh
+            type: {SH_COMMANDS}
+            targetOS: {target}
+            commands: ['uname -s', 'echo "$((6 * 7))"']
+    """), timeout=WAIT)
+    assert ex.state == State.SUCCESS, ex.to_json()
+    assert messages(client, ex.id, "sh") == ["Linux", "42"]
+
+
+def test_target_os_windows_is_refused() -> None:
+    from app.errors import FlowValidationError
+    from app.model.loader import load_flow
+
+    with pytest.raises(FlowValidationError, match="targetOS WINDOWS is not supported yet"):
+        load_flow(flow(f"""
+            id: target_os_windows
+            namespace: {NS}
+            tasks:
+              - {{id: sh, type: {SH_COMMANDS}, targetOS: WINDOWS, commands: [dir]}}
+        """))
+
 # -- failures and warnings --------------------------------------------------------------------------------------
 def test_non_zero_exit_fails_with_the_last_stderr_lines(client: Any) -> None:
     ex = client.run(flow(f"""

@@ -574,3 +574,26 @@ for _model in ("StateSet", "StateGet", "StateDelete"):
 TABLE.update({"StateSet.data": STATE, "StateGet.errorOnMissing": STATE_MISSING,
               "StateDelete.errorOnMissing": STATE_MISSING, "StateDelete.id": STATE_MISSING,
               "StateDelete.type": STATE_MISSING, "StateDelete.name": STATE_MISSING})
+
+# What every flowable inherits from Task (tests/unit/test_flowable_properties.py): a timeout enforced by the executor
+# (refused where it cannot stop what runs: child executions, LoopUntil's own maxDuration), logLevel filtering the
+# executor's lines, workerGroup refused (a flowable runs in the executor).
+FP = "tests/unit/test_flowable_properties.py::"
+FLOWABLE_TIMEOUT = FP + "test_a_flowable_that_outlives_its_timeout_fails_and_stops_what_runs_under_it"
+for _model in ("Sequential", "AllowFailure", "Parallel", "If", "Switch", "ForEach", "EachSequential", "EachParallel",
+               "Dag", "LoopUntil", "ForEachItem", "Pause", "Subflow"):
+    TABLE.update({f"{_model}.workerGroup": REFUSED,
+                  f"{_model}.logLevel": FP + "test_a_flowable_log_level_filters_the_executor_lines_about_it"})
+    if _model not in ("LoopUntil", "ForEachItem", "Pause", "Subflow"):
+        TABLE[f"{_model}.timeout"] = FLOWABLE_TIMEOUT
+PAUSE_ALLOWED = FP + "test_a_pause_that_ends_badly_is_allowed_as_its_allow_properties_say"
+TABLE.update({
+    "LoopUntil.timeout": REFUSED, "ForEachItem.timeout": REFUSED, "Subflow.timeout": REFUSED,
+    "Pause.allowFailure": PAUSE_ALLOWED, "Pause.allowWarning": PAUSE_ALLOWED, "Pause.retry": REFUSED,
+    "Pause.errors": REFUSED, "Pause.finally_": REFUSED, "Subflow.errors": REFUSED, "Subflow.finally_": REFUSED,
+    "WorkingDirectory.timeout":
+        FP + "test_a_working_directory_timeout_stops_the_running_child_and_starts_no_other",
+    "Flow.revision": FP + "test_a_revision_written_in_the_flow_is_replaced_by_the_stored_one",
+})
+for _model in ("PythonCommands", "PythonScript", "ShellCommands", "ShellScript", "NodeCommands", "NodeScript"):
+    TABLE[f"{_model}.targetOS"] = SC + "test_target_os_linux_and_auto_run_the_commands_with_a_posix_shell"

@@ -52,50 +52,26 @@ REFUSED_VALUES: dict[str, Any] = {
     "Subflow.scheduleDate": "2030-01-01T00:00:00Z", "ForEachItem.scheduleDate": "2030-01-01T00:00:00Z",
     "ForEachItem.restartBehavior": "NEW_EXECUTION",
     "ForEachItem.retry": {"type": "constant", "interval": "PT1S", "maxAttempt": 2},
+    "Pause.retry": {"type": "constant", "interval": "PT1S", "maxAttempt": 2},
+    "Pause.errors": [{"id": "handler", "type": RETURN, "format": "x"}],
+    "Pause.finally_": [{"id": "after", "type": RETURN, "format": "x"}],
+    "Subflow.errors": [{"id": "handler", "type": RETURN, "format": "x"}],
+    "Subflow.finally_": [{"id": "after", "type": RETURN, "format": "x"}],
+    "LoopUntil.timeout": "PT1M", "ForEachItem.timeout": "PT1M", "Subflow.timeout": "PT1M",
+    **{f"{model}.workerGroup": {"key": "gpu"} for model in (
+        "Sequential", "AllowFailure", "Parallel", "If", "Switch", "ForEach", "EachSequential", "EachParallel", "Dag",
+        "LoopUntil", "ForEachItem", "Pause", "Subflow")},
     "FlowTrigger.preconditions": {"id": "both", "flows": []},
 }
 
 
 # -- what is accepted and has no behaviour yet: test_no_property_is_accepted_silently fails until it is empty
-FLOWABLE_TIMEOUT = "ignored on this flowable (Kestra: the maximum duration of a runnable task)"
-FLOWABLE_WORKER_GROUP = "ignored on this flowable: it runs in the executor, not on a worker"
-FLOWABLE_LOG_LEVEL = "ignored on this flowable: the executor's log lines for it are not filtered"
-TARGET_OS = "ignored: the command runs as it is, whatever OS is asked for"
 UI_LABEL = "a UI label in Kestra; nothing here shows it"
 UI_DEPENDS_ON = "conditional display in Kestra's UI; accepted and ignored here"
 UI_PREFILL = "a UI pre-filled value in Kestra (refused there beside defaults); ignored here"
 RUNNER_UNTESTED = "implemented in runners/, but no test against the real engine exercises it yet"
 TABLE = {name: entry for name, entry in LISTED.items() if entry != UNTESTED}
 SILENT_GAPS: dict[str, str] = {name: RUNNER_UNTESTED for name, entry in LISTED.items() if entry == UNTESTED} | {
-    "Flow.revision": "the revision comes from the store; one written in the flow is ignored (Kestra manages it too)",
-    "Sequential.timeout": FLOWABLE_TIMEOUT, "Sequential.workerGroup": FLOWABLE_WORKER_GROUP,
-    "Sequential.logLevel": FLOWABLE_LOG_LEVEL, "AllowFailure.timeout": FLOWABLE_TIMEOUT,
-    "AllowFailure.workerGroup": FLOWABLE_WORKER_GROUP, "AllowFailure.logLevel": FLOWABLE_LOG_LEVEL,
-    "Parallel.timeout": FLOWABLE_TIMEOUT, "Parallel.workerGroup": FLOWABLE_WORKER_GROUP,
-    "Parallel.logLevel": FLOWABLE_LOG_LEVEL, "If.timeout": FLOWABLE_TIMEOUT, "If.workerGroup": FLOWABLE_WORKER_GROUP,
-    "If.logLevel": FLOWABLE_LOG_LEVEL, "Switch.timeout": FLOWABLE_TIMEOUT, "Switch.workerGroup": FLOWABLE_WORKER_GROUP,
-    "Switch.logLevel": FLOWABLE_LOG_LEVEL, "ForEach.timeout": FLOWABLE_TIMEOUT,
-    "ForEach.workerGroup": FLOWABLE_WORKER_GROUP, "ForEach.logLevel": FLOWABLE_LOG_LEVEL,
-    "EachSequential.timeout": FLOWABLE_TIMEOUT, "EachSequential.workerGroup": FLOWABLE_WORKER_GROUP,
-    "EachSequential.logLevel": FLOWABLE_LOG_LEVEL, "EachParallel.timeout": FLOWABLE_TIMEOUT,
-    "EachParallel.workerGroup": FLOWABLE_WORKER_GROUP, "EachParallel.logLevel": FLOWABLE_LOG_LEVEL,
-    "Dag.timeout": FLOWABLE_TIMEOUT, "Dag.workerGroup": FLOWABLE_WORKER_GROUP, "Dag.logLevel": FLOWABLE_LOG_LEVEL,
-    "LoopUntil.timeout": FLOWABLE_TIMEOUT, "LoopUntil.workerGroup": FLOWABLE_WORKER_GROUP,
-    "LoopUntil.logLevel": FLOWABLE_LOG_LEVEL, "ForEachItem.timeout": FLOWABLE_TIMEOUT,
-    "ForEachItem.workerGroup": FLOWABLE_WORKER_GROUP, "ForEachItem.logLevel": FLOWABLE_LOG_LEVEL,
-    "Pause.allowFailure": "a pause that fails (behavior FAIL, timeout) ends FAILED all the same",
-    "Pause.allowWarning": "a pause that ends WARNING (behavior WARN) stays WARNING",
-    "Pause.retry": "a failed pause is never retried", "Pause.workerGroup": FLOWABLE_WORKER_GROUP,
-    "Pause.logLevel": FLOWABLE_LOG_LEVEL, "Pause.errors": "a Pause has no children: its errors never run",
-    "Pause.finally_": "a Pause has no children: its finally tasks never run",
-    "Subflow.timeout": "ignored: the Subflow waits for its child however long it runs",
-    "Subflow.workerGroup": FLOWABLE_WORKER_GROUP, "Subflow.logLevel": FLOWABLE_LOG_LEVEL,
-    "Subflow.errors": "a Subflow's errors never run (Kestra's Subflow has no such property)",
-    "Subflow.finally_": "a Subflow's finally tasks never run (Kestra's Subflow has no such property)",
-    "WorkingDirectory.timeout":
-        "not enforced while the children run: it fails the WorkingDirectory only after they all ended",
-    "PythonCommands.targetOS": TARGET_OS, "PythonScript.targetOS": TARGET_OS, "ShellCommands.targetOS": TARGET_OS,
-    "ShellScript.targetOS": TARGET_OS, "NodeCommands.targetOS": TARGET_OS, "NodeScript.targetOS": TARGET_OS,
     "DockerOptions.config": "ignored: the runner never reads it (Kestra: a Docker config.json for registries)",
     "BatchOptions.sidecarResources": "accepted and ignored (a warning is logged): no sidecar container",
     "StringInput.display_name": UI_LABEL, "StringInput.depends_on": UI_DEPENDS_ON, "StringInput.prefill": UI_PREFILL,

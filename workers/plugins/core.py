@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from app.model.inputs.values import InvalidValue, format_duration, parse_duration
+from app.model.log_levels import LogLevel, at_least
 from app.templating import TemplateError, is_truthy
 from workers.plugin_api import Duration, RunContext, RunnableTask, TaskFailure, TaskKilled
 
@@ -18,16 +19,13 @@ from workers.plugin_api import Duration, RunContext, RunnableTask, TaskFailure, 
 class Log(RunnableTask):
     type: Literal["io.kestra.plugin.core.log.Log", "io.kestra.core.tasks.log.Log", "Log"]
     message: str | list[str]
-    level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
+    level: LogLevel = "INFO"
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         messages = self.message if isinstance(self.message, list) else [self.message]
         for message in messages:
             ctx.log(self.level, ctx.render_str(message))
         return {}
-
-
-LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
 
 
 class Fetch(RunnableTask):
@@ -40,7 +38,7 @@ class Fetch(RunnableTask):
     flowId: str | None = None
     executionId: str | None = None
     tasksId: list[str] = Field(default_factory=list)
-    level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
+    level: LogLevel = "INFO"
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         v = ctx.variables
@@ -54,13 +52,13 @@ class Fetch(RunnableTask):
             raise TaskFailure("This worker has no store to read logs from")
         if ctx.logs.flow_of(execution_id) != (namespace, flow_id):
             raise TaskFailure(f"No execution '{execution_id}' of the flow {namespace}.{flow_id}")
-        lowest, wanted = LEVELS.index(self.level), set(self.tasksId)
+        wanted = set(self.tasksId)
         lines = [json.dumps({
             "namespace": namespace, "flowId": flow_id, "taskId": row["task_id"], "executionId": execution_id,
             "taskRunId": row["task_run_id"], "attemptNumber": row["attempt"], "timestamp": row["timestamp"].isoformat(),
             "level": row["level"], "message": row["message"]}, separators=(",", ":"))
             for row in ctx.logs.rows(execution_id)
-            if LEVELS.index(row["level"]) >= lowest and (not wanted or row["task_id"] in wanted)]
+            if at_least(row["level"], self.level) and (not wanted or row["task_id"] in wanted)]
         uri = ctx.store_output("logs.ion", "".join(line + "\n" for line in lines).encode())
         return {"uri": uri, "size": len(lines)}
 
@@ -68,7 +66,7 @@ class Fetch(RunnableTask):
 class Echo(RunnableTask):
     type: Literal["io.kestra.core.tasks.debugs.Echo", "io.kestra.plugin.core.debug.Echo", "Echo"]
     format: str
-    level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
+    level: LogLevel = "INFO"
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         ctx.log(self.level, ctx.render_str(self.format))

@@ -13,18 +13,25 @@ import tempfile
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app import runtime
 from app.model.flow import NamespaceFiles
+from app.model.inputs.values import format_duration
 from runners import CommandSpec, RunControl, RunnerError, RunnerPolicy, runner_for
 from workers import files
 from workers.plugin_api import RunContext, RunnableTask, TaskFailure, TaskKilled
 
 OUTPUT_MARKER = "::"
 TAIL_LINES = 10  # last lines of stderr/stdout quoted in a failure message
+
+
+def _no_windows(value: str) -> str:
+    if value == "WINDOWS":
+        raise ValueError("targetOS WINDOWS is not supported yet: the commands run with a POSIX shell on Linux")
+    return value
 
 
 class TaskRunnerRef(BaseModel):
@@ -48,7 +55,9 @@ class ScriptTask(RunnableTask):
     warningOnStdErr: bool = True
     failFast: bool = True
     taskRunner: TaskRunnerRef | None = None
-    targetOS: Literal["LINUX", "WINDOWS", "AUTO"] = "AUTO"
+    # LINUX and AUTO are the same here: every runner starts the commands on Linux (a process, a container).
+    targetOS: Annotated[Literal["LINUX", "WINDOWS", "AUTO"], AfterValidator(_no_windows)] = Field(
+        "AUTO", description="LINUX or AUTO: the commands run with a POSIX shell; WINDOWS is refused.")
 
     def main_lines(self, ctx: RunContext, folder: Path, paths: dict[str, str]) -> list[str]:
         """The command lines; `paths` are workingDir/outputDir as the command sees them (inside a container)."""
@@ -99,7 +108,8 @@ class ScriptTask(RunnableTask):
         except RunnerError as exc:
             raise TaskFailure(str(exc)) from exc
         if result.timed_out:
-            raise TaskFailure(f"Task '{self.id}' timed out after {self.timeout}")
+            limit = format_duration(self.timeout) if self.timeout else "its timeout"
+            raise TaskFailure(f"Task '{self.id}' timed out after {limit}")
         if result.killed:
             raise TaskKilled("killed")
         outputs: dict[str, Any] = {"exitCode": result.exit_code, "vars": collector.outputs}
