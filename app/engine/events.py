@@ -256,7 +256,7 @@ def _advance(execution_id: str, mutate: Mutate | None, about: str | None, known:
 def _execution_fields(ex: Execution) -> tuple[Any, ...]:
     """What update_execution writes: compared before and after a step so an unchanged row is not rewritten."""
     return (ex.state, ex.inputs, ex.outputs, ex.labels, ex.error, ex.started, ex.ended, ex.downstream_checked,
-            ex.sla_due)
+            ex.sla_due, ex.final_state)
 
 
 def _after_commit(flow: Flow, ex: Execution, result: StepResult, ended_now: bool,

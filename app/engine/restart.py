@@ -49,7 +49,9 @@ def restart(execution_id: str) -> list[str]:
                 again[current.id] = current
                 current = index.by_id.get(current.parent_id) if current.parent_id else None
         handlers = _error_handlers(flow)
-        doomed = {run.id for run in ex.task_runs if run.task_id in handlers and run.id not in again}
+        after = {task.id for task in flow.afterExecution}  # they run again once the restarted execution has ended
+        doomed = {run.id for run in ex.task_runs if (run.task_id in handlers or run.task_id in after)
+                  and run.id not in again}
         doomed |= {run.id for run in ex.task_runs if run.parent_id in again
                    and isinstance(flow.task(again[run.parent_id].task_id), WorkingDirectory)}
         doomed = _with_descendants(doomed, ex.task_runs)
@@ -64,7 +66,7 @@ def restart(execution_id: str) -> list[str]:
                 event.send_again.append(run)
                 restarted.append(run.id)
             event.touch(run)
-        ex.state, ex.ended, ex.error = State.RUNNING, None, None
+        ex.state, ex.ended, ex.error, ex.final_state = State.RUNNING, None, None, None
         ex.restarts += 1
         event.conn.execute(executions.update().where(executions.c.id == ex.id).values(restarts=ex.restarts))
 

@@ -89,6 +89,7 @@ class Step:
         state = None
         if self.full or self._mark_dirty(touched or []):
             state = self._group(self.flow.tasks, self.flow.errors, self.flow.finally_, None, None, [])
+            state = self._after_execution(state) if state and self.flow.afterExecution and not self.killing else state
         if self.killing:
             state = self._killed_state() if all(run.state.terminal for run in ex.task_runs) else None
         if state is not None:
@@ -101,6 +102,14 @@ class Step:
                 self.result.execution_changed = True
         self._mask_secret_inputs()
         return self.result
+
+    def _after_execution(self, state: State) -> State | None:
+        """Kestra's afterExecution: they run once the rest has ended in `state`, seeing it as `execution.state`
+        (stored: workers see it too); the execution then ends in `state`, whatever they did."""
+        if self.ex.final_state != state:
+            self.ex.final_state, self.result.execution_changed = state, True
+        done, _ = self._sequential(self.flow.afterExecution, None, None, [])
+        return state if done else None
 
     def _stop(self, state: State) -> StepResult:
         """End the execution now in `state`: what still waits or runs ends KILLED (a worker running one stops it,

@@ -117,7 +117,7 @@ def build_context(
             "id": ex.id,
             "startDate": iso(ex.started or ex.created),
             "originalId": ex.original_id or ex.id,
-            "state": ex.state.value,
+            "state": (ex.final_state or ex.state).value,  # afterExecution tasks see the state it ends in
         },
         "inputs": _plain_inputs(ex),
         "vars": flow.variables,

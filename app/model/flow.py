@@ -224,8 +224,9 @@ class Flow(Model):
     tasks: list[AnyTask] = Field(min_length=1)
     errors: list[AnyTask] = Field(default_factory=list)
     finally_: list[AnyTask] = Field(default_factory=list, alias="finally")
-    afterExecution: Annotated[list[AnyTask], not_supported_yet("afterExecution", [], ": use `finally`")] = Field(
-        default_factory=list)
+    afterExecution: list[AnyTask] = Field(
+        default_factory=list, description="Run once the rest has ended (not after a kill), seeing the state it ends in "
+                                          "as `execution.state`; they never change that state.")
     outputs: list[Output] = Field(default_factory=list)
     triggers: list[AnyTrigger] = Field(default_factory=list)  # app/model/triggers.py
     taskDefaults: list[PluginDefault] = Field(default_factory=list)

@@ -125,6 +125,7 @@ class Execution:
     retry_attempt: int = 1
     original_created: datetime | None = None
     sla_due: datetime | None = None  # when its next MAX_DURATION sla falls due (app/engine/sla.py)
+    final_state: State | None = None  # the state it ends in, while its afterExecution tasks run
     task_runs: list[TaskRun] = field(default_factory=list)
     secret_inputs: frozenset[str] = frozenset()  # SECRET inputs: never printed
 

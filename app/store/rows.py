@@ -48,6 +48,7 @@ def execution_row(ex: Execution) -> dict[str, Any]:
         "retry_attempt": ex.retry_attempt,
         "original_created": ex.original_created,
         "sla_due": ex.sla_due,
+        "final_state": ex.final_state.value if ex.final_state else None,
     }
 
 
@@ -77,6 +78,7 @@ def execution_from_row(row: Any) -> Execution:
         retry_attempt=row["retry_attempt"],
         original_created=aware(row["original_created"]),
         sla_due=aware(row["sla_due"]),
+        final_state=State(row["final_state"]) if row["final_state"] else None,
     )
 
 

@@ -53,6 +53,8 @@ executions = sa.Table(
     sa.Column("sla_due", TS),  # when its next MAX_DURATION sla falls due (app/engine/sla.py)
     # A child execution (Subflow, ForEachItem) whose end its parent has counted (app/store/children.py).
     sa.Column("parent_told", sa.Boolean, nullable=False, server_default=sa.false()),
+    # The state it ends in, known once its tasks have ended, while its afterExecution tasks run (app/engine/step.py).
+    sa.Column("final_state", sa.String(16)),
     sa.UniqueConstraint("namespace", "flow_id", "trigger_key", name="uq_executions_trigger_key"),
     sa.Index("ix_executions_original_id", "original_id"),
     sa.Index("ix_executions_sla_due", "sla_due"),

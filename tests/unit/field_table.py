@@ -95,7 +95,9 @@ TABLE: dict[str, str] = {
     "Flow.tasks": STEP + "test_a_sequential_flow_starts_one_task_at_a_time_and_ends_with_its_outputs",
     "Flow.errors": STEP + "test_a_failure_runs_errors_then_finally_and_fails_the_execution",
     "Flow.finally_": STEP + "test_a_failure_runs_errors_then_finally_and_fails_the_execution",
-    "Flow.afterExecution": REFUSED, "Flow.outputs": OUTPUTS, "Flow.triggers": SCHEDULE, "Flow.taskDefaults": DEFAULTS,
+    "Flow.afterExecution":
+        "tests/unit/test_after_execution.py::test_after_a_failure_they_see_failed_and_the_execution_stays_failed",
+    "Flow.outputs": OUTPUTS, "Flow.triggers": SCHEDULE, "Flow.taskDefaults": DEFAULTS,
     "Flow.pluginDefaults": LD + "test_forced_plugin_defaults_override_the_task",
     "Flow.workerGroup": WG + "test_namespace_default_is_inherited_and_overridden", "Flow.retry": RETRY_OPTIONS,
     "Flow.concurrency": CT + "test_past_the_concurrency_limit_behavior_fail_fails_the_new_execution_at_once",

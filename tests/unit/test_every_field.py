@@ -48,7 +48,6 @@ RUNNER_OPTIONS: dict[str, str | None] = {
 
 # A value other than the default for each REFUSED property that is not a boolean (booleans are set to true).
 REFUSED_VALUES: dict[str, Any] = {
-    "Flow.afterExecution": [{"id": "after", "type": RETURN, "format": "x"}],
     "Subflow.scheduleDate": "2030-01-01T00:00:00Z", "ForEachItem.scheduleDate": "2030-01-01T00:00:00Z",
     "ForEachItem.restartBehavior": "NEW_EXECUTION",
     "ForEachItem.retry": {"type": "constant", "interval": "PT1S", "maxAttempt": 2},

@@ -312,7 +312,6 @@ def test_script_tasks_in_a_working_directory_share_its_folder(client: Any) -> No
 
 # -- what Celestra does not do yet is refused, never accepted and ignored --------------------------------------------
 @pytest.mark.parametrize(("snippet", "message"), [
-    (f"afterExecution:\n  - id: notify\n    type: {RETURN}\n    format: x\n", "afterExecution is not supported yet"),
     ("deleted: true\n", "deleted: true is not supported yet"),
 ])
 def test_flow_properties_not_supported_yet_are_refused(client: Any, snippet: str, message: str) -> None:
@@ -426,9 +425,9 @@ def test_valid_flows_the_checks_must_not_refuse(client: Any) -> None:
 def test_the_flow_of_a_running_execution_is_read_as_it_was_accepted() -> None:
     from app.model.loader import parse_flow
 
-    source = f"id: old\nnamespace: core\nafterExecution:\n  - id: late\n    type: {RETURN}\n    format: x\n" \
-             f"tasks:\n  - id: t\n    type: {RETURN}\n" \
+    source = f"id: old\nnamespace: core\ntasks:\n  - id: late\n    type: {RETURN}\n    logToFile: true\n" \
+             f"  - id: t\n    type: {RETURN}\n" \
              "    format: '{{ outputs.gone.value }}'\n"
-    with pytest.raises(FlowValidationError, match="afterExecution is not supported yet"):
+    with pytest.raises(FlowValidationError, match="logToFile is not supported yet"):
         parse_flow(source)  # a new execution of it is refused
     assert parse_flow(source, running=True).id == "old"  # one that exists goes on
