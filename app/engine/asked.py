@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.engine import child_kills
 from app.engine.events import Event, advance
 from app.model.flowables import Pause
 from app.model.inputs import resolve_inputs
@@ -12,12 +13,7 @@ from app.model.states import State
 
 
 def kill(execution_id: str) -> None:
-    def mutate(event: Event) -> None:
-        if not event.ex.state.terminal:
-            event.ex.state = State.KILLING
-            event.end_waiting(State.KILLED)
-
-    advance(execution_id, mutate, full=True)
+    advance(execution_id, child_kills.kill, full=True)
 
 
 def resume(execution_id: str, inputs: dict[str, Any] | None = None) -> bool:

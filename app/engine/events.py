@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from app import runtime, templating
-from app.engine import chains, concurrency, dispatch, flow_triggers, for_each_item, retried
+from app.engine import chains, child_kills, concurrency, dispatch, flow_triggers, for_each_item, retried
 from app.engine.liveness import group_is_alive
 from app.engine.memory import Kept, memory
 from app.engine.retries import next_try
@@ -279,6 +279,8 @@ def _after_commit(flow: Flow, ex: Execution, result: StepResult, ended_now: bool
     except Exception as exc:  # noqa: BLE001 - whatever the transport raises, the store holds what is due
         log.warning("execution %s: %d messages not sent (%s); the server sends them again", ex.id,
                     len(result.dispatch) + len(children), exc)
+    for child_id in child_kills.children_to_kill(flow, list(result.changed.values())):
+        advance(child_id, child_kills.kill, full=True)
     if ended_now:
         concurrency.release(flow)
     if ended_now and ex.parent_execution_id:

@@ -22,6 +22,7 @@ from app.model.flow import Flow
 from app.model.inputs import InputError
 from app.model.records import Execution, now
 from app.model.triggers import FlowTrigger
+from app.store import trigger_toggles
 from app.store.tables import executions
 
 log = logging.getLogger("celestra.flow_triggers")
@@ -36,10 +37,12 @@ def watchers(ex: Execution) -> list[tuple[Deployed, FlowTrigger]]:
         if deployed.flow.disabled or (deployed.namespace, deployed.flow_id) == (ex.namespace, ex.flow_id):
             continue
         for trigger in deployed.flow.triggers:
-            if isinstance(trigger, FlowTrigger) and not trigger.disabled and \
-                    trigger.matches(ex.namespace, ex.flow_id, ex.state):
+            if isinstance(trigger, FlowTrigger) and trigger.matches(ex.namespace, ex.flow_id, ex.state):
                 found.append((deployed, trigger))
-    return found
+    toggles = trigger_toggles.toggled(runtime.store()) if found else {}  # read only when one may fire
+    return [(deployed, trigger) for deployed, trigger in found
+            if not trigger_toggles.is_disabled(toggles, deployed.namespace, deployed.flow_id, trigger.id,
+                                               trigger.disabled)]
 
 
 class StartExecution(Protocol):

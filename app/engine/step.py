@@ -108,8 +108,7 @@ class Step:
         (stored: workers see it too); the execution then ends in `state`, whatever they did."""
         if self.ex.final_state != state:
             self.ex.final_state, self.result.execution_changed = state, True
-        done, _ = self._sequential(self.flow.afterExecution, None, None, [])
-        return state if done else None
+        return state if self._sequential(self.flow.afterExecution, None, None, [])[0] else None
 
     def _stop(self, state: State) -> StepResult:
         """End the execution now in `state`: what still waits or runs ends KILLED (a worker running one stops it,
@@ -287,7 +286,8 @@ class Step:
         if run.state == State.RUNNING and is_flowable(task) and not isinstance(task, WAITS_FOR_EVENTS) \
                 and (self.full or run.id in self.dirty):
             self._advance(task, run)  # subflows and pauses end by events (child ended, timer, resume)
-        elif self.killing and run.state in (State.CREATED, State.PAUSED, State.RETRYING):
+        elif self.killing and (run.state in (State.CREATED, State.PAUSED, State.RETRYING) or isinstance(
+                task, WAITS_FOR_EVENTS) and run.state == State.RUNNING):  # its child executions: events.py kills them
             self._finish(run, State.KILLED)
         return run
 

@@ -23,6 +23,7 @@ from app.engine.deployed import Deployed, DeployedFlows
 from app.model.inputs import InputError
 from app.model.records import Execution, now
 from app.model.triggers import Schedule, ScheduleOnDates, TimedTrigger
+from app.store import trigger_toggles
 from app.store.tables import triggers
 
 log = logging.getLogger("celestra.scheduler")
@@ -35,11 +36,13 @@ class _AlreadyFired(Exception):
 class Scheduler:
     def __init__(self, deployed: DeployedFlows | None = None) -> None:
         self.deployed = deployed or DeployedFlows()
+        self.toggles: dict[trigger_toggles.Key, bool] = {}
 
     def tick(self, moment: datetime | None = None) -> int:
         """Fire every due date; returns how many executions were started."""
         moment = moment or now()
         started = 0
+        self.toggles = trigger_toggles.toggled(runtime.store())
         for deployed in self.deployed.all():
             for trigger in deployed.flow.triggers:
                 if isinstance(trigger, Schedule | ScheduleOnDates):
@@ -64,7 +67,8 @@ class Scheduler:
         stored_next = _utc(row.next_date)
         if stored_next is None or stored_next > moment:
             return 0
-        if trigger.disabled or deployed.flow.disabled:
+        if deployed.flow.disabled or trigger_toggles.is_disabled(self.toggles, deployed.namespace, deployed.flow_id,
+                                                                  trigger.id, trigger.disabled):
             self._move(key, stored_next, _utc(trigger.next_after(moment)))  # dates pass by unfired
             return 0
         dates, after = trigger.due(stored_next.astimezone(trigger.zone), moment)

@@ -19,6 +19,14 @@ def mark_told(conn: Connection, child_id: str) -> bool:
     return updated.rowcount == 1
 
 
+def running_under(store: Store, task_run_ids: list[str]) -> list[str]:
+    """The child executions of these task runs that have not ended."""
+    query = sa.select(executions.c.id).where(executions.c.parent_task_run_id.in_(task_run_ids),
+                                             executions.c.state.not_in([s.value for s in TERMINAL]))
+    with store.reads() as conn:
+        return [row.id for row in conn.execute(query)]
+
+
 def ended_untold(store: Store) -> list[str]:
     """Child executions that ended while their parent's Subflow run still waits (the notice was lost)."""
     child = executions.alias("child")

@@ -60,6 +60,16 @@ executions = sa.Table(
     sa.Index("ix_executions_sla_due", "sla_due"),
 )
 
+trigger_toggles = sa.Table(
+    "trigger_toggles",
+    metadata,  # a trigger switched on or off by a trigger.Toggle task: it wins over the flow's `disabled`
+    sa.Column("namespace", sa.String(255), primary_key=True),
+    sa.Column("flow_id", sa.String(255), primary_key=True),
+    sa.Column("trigger_id", sa.String(255), primary_key=True),
+    sa.Column("disabled", sa.Boolean, nullable=False),
+    sa.Column("updated", TS, nullable=False),
+)
+
 task_runs = sa.Table(
     "task_runs",
     metadata,

@@ -599,3 +599,11 @@ TABLE.update({
 })
 for _model in ("PythonCommands", "PythonScript", "ShellCommands", "ShellScript", "NodeCommands", "NodeScript"):
     TABLE[f"{_model}.targetOS"] = SC + "test_target_os_linux_and_auto_run_the_commands_with_a_posix_shell"
+TG = "tests/unit/test_trigger_toggle.py::"
+TOGGLE = TG + "test_a_schedule_switched_off_lets_its_dates_pass_and_switched_on_fires_again"
+TABLE.update({"Toggle.id": TOGGLE, "Toggle.type": TOGGLE, "Toggle.trigger": TOGGLE, "Toggle.enabled": TOGGLE,
+              "Toggle.flowId": TOGGLE,
+              "Toggle.namespace": TG + "test_a_trigger_it_cannot_toggle_fails_the_task_saying_why",
+              "Toggle.description": DOCS, "Toggle.disabled": OFF, "Toggle.allowFailure": MAY_FAIL,
+              "Toggle.allowWarning": MAY_WARN, "Toggle.retry": RETRY, "Toggle.timeout": TIMEOUT,
+              "Toggle.workerGroup": GROUP, "Toggle.logLevel": LOGS, "Toggle.logToFile": REFUSED, "Toggle.runIf": SKIP})
