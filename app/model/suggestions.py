@@ -19,7 +19,7 @@ NOT_YET = {f"io.kestra.plugin.core.{name}" for name in (
     "execution.PurgeExecutions", "execution.Resume", "execution.SetVariables", "execution.UnsetVariables",
     "log.PurgeLogs", "kv.PurgeKV", "storage.DeduplicateItems", "storage.FilterItems",
     "http.Download", "http.Request",
-    "http.SseRequest", "templating.TemplatedTask",
+    "http.SseRequest",
     "metric.Publish", "flow.Approval", "flow.Loop")} | {
     # Kestra's deprecated script tasks and its old name of Subflow, whose properties differ from today's
     "io.kestra.core.tasks.scripts.Bash", "io.kestra.core.tasks.scripts.Python", "io.kestra.core.tasks.scripts.Node",

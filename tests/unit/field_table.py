@@ -607,3 +607,9 @@ TABLE.update({"Toggle.id": TOGGLE, "Toggle.type": TOGGLE, "Toggle.trigger": TOGG
               "Toggle.description": DOCS, "Toggle.disabled": OFF, "Toggle.allowFailure": MAY_FAIL,
               "Toggle.allowWarning": MAY_WARN, "Toggle.retry": RETRY, "Toggle.timeout": TIMEOUT,
               "Toggle.workerGroup": GROUP, "Toggle.logLevel": LOGS, "Toggle.logToFile": REFUSED, "Toggle.runIf": SKIP})
+TT = "tests/unit/test_templated_task.py::test_the_rendered_spec_runs_as_the_task_and_gives_its_outputs"
+TABLE.update({"TemplatedTask.id": TT, "TemplatedTask.type": TT, "TemplatedTask.spec": TT,
+              "TemplatedTask.description": DOCS, "TemplatedTask.disabled": OFF, "TemplatedTask.allowFailure": MAY_FAIL,
+              "TemplatedTask.allowWarning": MAY_WARN, "TemplatedTask.retry": RETRY, "TemplatedTask.timeout": TIMEOUT,
+              "TemplatedTask.workerGroup": GROUP, "TemplatedTask.logLevel": LOGS, "TemplatedTask.logToFile": REFUSED,
+              "TemplatedTask.runIf": SKIP})
