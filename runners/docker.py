@@ -27,6 +27,7 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from pydantic import BaseModel, ConfigDict, Field
 
 from runners.base import CommandSpec, LogSink, RunControl, RunnerError, RunResult, Stream, TaskRunner, collect_outputs
+from runners.docker_auth import Credentials, registry_auth
 
 log = logging.getLogger("celestra.runners.docker")
 _clients: dict[str, docker.DockerClient] = {}
@@ -35,17 +36,10 @@ _clients_lock = threading.Lock()
 os.register_at_fork(after_in_child=lambda: globals().update(_clients_lock=threading.Lock()))
 WORKDIR = "/celestra/work"
 PULL_ATTEMPTS = 3
+# The engine answers 500 for a registry's refusals too: these say retrying cannot help.
+PULL_REFUSED = ("manifest unknown", "not found", "unauthorized", "authentication required", "no basic auth",
+                "denied", "invalid reference")
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
-
-
-class Credentials(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    registry: str | None = None
-    username: str | None = None
-    password: str | None = None
-    auth: str | None = None
-    identityToken: str | None = None
-    registryToken: str | None = None
 
 
 class Cpu(BaseModel):
@@ -124,14 +118,22 @@ class DockerRunner(TaskRunner):
             volume = None
             if self.options.fileHandlingStrategy == "VOLUME":
                 volume = client.volumes.create(name=f"{spec.name}-work", labels=spec.labels)
-            container = self._create(client, image, spec, volume)
-            control.on_external_id(container.id)
-            outputs_before = None
-            if volume is not None:
-                container.put_archive(WORKDIR, _tar_of(spec.working_dir))
-                if not any((spec.working_dir / spec.output_dir).iterdir()):  # else a rewrite keeps the dir's mtime
-                    outputs_before = _stat(client, container, _output_path(spec))
-            container.start()
+            container = None
+            try:  # the engine may refuse the start (a device driver it lacks, capabilities it may not grant)
+                container = self._create(client, image, spec, volume)
+                control.on_external_id(container.id)
+                outputs_before = None
+                if volume is not None:
+                    container.put_archive(WORKDIR, _tar_of(spec.working_dir))
+                    if not any((spec.working_dir / spec.output_dir).iterdir()):  # a rewrite keeps the dir's mtime
+                        outputs_before = _stat(client, container, _output_path(spec))
+                container.start()
+            except (DockerException, RunnerError) as exc:
+                if self.options.delete:  # nothing ran: leave nothing behind
+                    _remove(container, volume)
+                if isinstance(exc, RunnerError):
+                    raise
+                raise RunnerError(f"Cannot start the container: {getattr(exc, 'explanation', None) or exc}") from exc
             return self._follow(client, container, spec, sink, control, volume, outputs_before)
         except DockerException as exc:
             raise RunnerError(f"Docker engine error: {exc}") from exc
@@ -193,7 +195,7 @@ class DockerRunner(TaskRunner):
             except ImageNotFound:
                 if policy == "NEVER":
                     raise RunnerError(f"Image '{image}' is not present and pullPolicy is NEVER") from None
-        auth = self._auth()
+        auth = registry_auth(image, self.options.credentials, self.options.config)
         for attempt in range(1, PULL_ATTEMPTS + 1):
             try:
                 client.images.pull(image, auth_config=auth)
@@ -201,18 +203,10 @@ class DockerRunner(TaskRunner):
             except ImageNotFound as exc:
                 raise RunnerError(f"Image '{image}' not found: {exc.explanation}") from exc
             except APIError as exc:
-                if attempt == PULL_ATTEMPTS or (exc.status_code and 400 <= exc.status_code < 500):
+                refused = any(words in str(exc.explanation or exc).lower() for words in PULL_REFUSED)
+                if attempt == PULL_ATTEMPTS or refused or (exc.status_code and 400 <= exc.status_code < 500):
                     raise RunnerError(f"Cannot pull image '{image}': {exc.explanation or exc}") from exc
                 time.sleep(2**attempt)
-
-    def _auth(self) -> dict[str, Any] | None:
-        creds = self.options.credentials
-        if creds is None:
-            return None
-        auth = {"username": creds.username, "password": creds.password, "auth": creds.auth,
-                "identitytoken": creds.identityToken, "registrytoken": creds.registryToken,
-                "serveraddress": creds.registry}
-        return {k: v for k, v in auth.items() if v is not None}
 
     def _create(self, client: docker.DockerClient, image: str, spec: CommandSpec, volume: Any) -> Any:
         opts = self.options
@@ -439,8 +433,9 @@ def _kill(container: Any) -> None:
 
 
 def _remove(container: Any, volume: Any) -> None:
-    with contextlib.suppress(NotFound, APIError):
-        container.remove(force=True)
+    if container is not None:
+        with contextlib.suppress(NotFound, APIError):
+            container.remove(force=True)
     if volume is not None:
         with contextlib.suppress(NotFound, APIError):
             volume.remove(force=True)

@@ -64,7 +64,10 @@ ON_DATES = SCH + "test_schedule_on_dates_fires_each_date_once_then_has_none_left
 # Runner options implemented in runners/ that no test against the real engine (Docker, moto, the GCP fake) exercises
 # yet: they count as gaps (test_every_field.SILENT_GAPS), not as tested.
 UNTESTED = "UNTESTED"
-DOCKER_OPTIONS = AWS_OPTIONS = GCP_OPTIONS = UNTESTED
+AWS_OPTIONS = GCP_OPTIONS = UNTESTED
+DO = "tests/runners/test_docker_options.py::"
+DOCKER_SHAPE = DO + "test_cpu_memory_shm_network_user_and_hosts_shape_the_container"
+DOCKER_DEVICES = DO + "test_device_requests_reach_the_engine_and_a_missing_driver_fails_leaving_nothing"
 WORKING_DIRECTORY = FF + "test_working_directory_with_local_files"
 WD_FILES = KC + "test_a_working_directory_starts_with_its_input_and_namespace_files_and_keeps_its_output_files"
 STORAGE_WRITE = ST + "test_write_stores_the_content_and_size_counts_its_bytes"
@@ -334,15 +337,19 @@ TABLE: dict[str, str] = {
     "PurgeCurrentExecutionFiles.workerGroup": GROUP, "PurgeCurrentExecutionFiles.logLevel": LOGS,
     "PurgeCurrentExecutionFiles.logToFile": REFUSED, "PurgeCurrentExecutionFiles.runIf": SKIP,
     "PurgeCurrentExecutionFiles.includeChildExecutions": REFUSED, "PurgeCurrentExecutionFiles.includeStates": REFUSED,
-    "DockerOptions.host": DK + "test_unreachable_daemon_is_a_clear_error", "DockerOptions.credentials": DOCKER_OPTIONS,
-    "DockerOptions.pullPolicy": DK + "test_missing_image_is_a_clear_error", "DockerOptions.cpu": DOCKER_OPTIONS,
-    "DockerOptions.memory": DOCKER_OPTIONS, "DockerOptions.shmSize": DOCKER_OPTIONS,
-    "DockerOptions.networkMode": DOCKER_OPTIONS, "DockerOptions.user": DOCKER_OPTIONS,
-    "DockerOptions.entryPoint": DOCKER_OPTIONS, "DockerOptions.extraHosts": DOCKER_OPTIONS,
-    "DockerOptions.volumes": DOCKER_OPTIONS, "DockerOptions.deviceRequests": DOCKER_OPTIONS,
+    "DockerOptions.host": DK + "test_unreachable_daemon_is_a_clear_error",
+    "DockerOptions.config": DO + "test_config_json_gives_the_auth_of_the_images_registry",
+    "DockerOptions.credentials": DO + "test_credentials_for_the_images_registry_are_sent_with_the_pull",
+    "DockerOptions.pullPolicy": DK + "test_missing_image_is_a_clear_error", "DockerOptions.cpu": DOCKER_SHAPE,
+    "DockerOptions.memory": DOCKER_SHAPE, "DockerOptions.shmSize": DOCKER_SHAPE,
+    "DockerOptions.networkMode": DOCKER_SHAPE, "DockerOptions.user": DOCKER_SHAPE,
+    "DockerOptions.entryPoint": DO + "test_entry_point_replaces_the_images", "DockerOptions.extraHosts": DOCKER_SHAPE,
+    "DockerOptions.volumes": DO + "test_volumes_mount_host_folders_as_written",
+    "DockerOptions.deviceRequests": DOCKER_DEVICES,
     "DockerOptions.fileHandlingStrategy": DK + "test_mount_strategy_shares_the_folder",
     "DockerOptions.delete": DK + "test_no_container_left_after_failure_or_timeout",
-    "DockerOptions.privileged": DOCKER_OPTIONS, "BatchOptions.accessKeyId": AWS_OPTIONS,
+    "DockerOptions.privileged": DO + "test_privileged_asks_the_engine_for_every_capability",
+    "BatchOptions.accessKeyId": AWS_OPTIONS,
     "BatchOptions.secretKeyId": AWS_OPTIONS, "BatchOptions.sessionToken": AWS_OPTIONS,
     "BatchOptions.region": AWS_OPTIONS,
     "BatchOptions.endpointOverride": AW + "test_unreachable_endpoint_is_a_clear_error",
@@ -449,14 +456,18 @@ TABLE: dict[str, str] = {
     "NamespaceFiles.enabled": SC + "test_namespace_files_include_exclude",
     "NamespaceFiles.include": SC + "test_namespace_files_include_exclude",
     "NamespaceFiles.exclude": SC + "test_namespace_files_include_exclude",
-    "TaskRunnerRef.type": SC + "test_spec_handed_to_the_runner", "Credentials.registry": DOCKER_OPTIONS,
-    "Credentials.username": DOCKER_OPTIONS, "Credentials.password": DOCKER_OPTIONS, "Credentials.auth": DOCKER_OPTIONS,
-    "Credentials.identityToken": DOCKER_OPTIONS, "Credentials.registryToken": DOCKER_OPTIONS,
-    "Cpu.cpus": DOCKER_OPTIONS, "Memory.memory": DOCKER_OPTIONS, "Memory.memorySwap": DOCKER_OPTIONS,
-    "Memory.memorySwappiness": DOCKER_OPTIONS, "Memory.memoryReservation": DOCKER_OPTIONS,
-    "Memory.oomKillDisable": DOCKER_OPTIONS, "DeviceRequest.driver": DOCKER_OPTIONS,
-    "DeviceRequest.count": DOCKER_OPTIONS, "DeviceRequest.deviceIds": DOCKER_OPTIONS,
-    "DeviceRequest.capabilities": DOCKER_OPTIONS, "DeviceRequest.options": DOCKER_OPTIONS,
+    "TaskRunnerRef.type": SC + "test_spec_handed_to_the_runner",
+    "Credentials.registry": DO + "test_credentials_of_another_registry_are_not_sent",
+    "Credentials.username": DO + "test_credentials_for_the_images_registry_are_sent_with_the_pull",
+    "Credentials.password": DO + "test_credentials_for_the_images_registry_are_sent_with_the_pull",
+    "Credentials.auth": DO + "test_credentials_registry_and_an_auth_string",
+    "Credentials.identityToken": DO + "test_identity_token_is_exchanged_for_an_access_token",
+    "Credentials.registryToken": DO + "test_registry_token_is_sent_as_the_bearer",
+    "Cpu.cpus": DOCKER_SHAPE, "Memory.memory": DOCKER_SHAPE, "Memory.memorySwap": DOCKER_SHAPE,
+    "Memory.memorySwappiness": DOCKER_SHAPE, "Memory.memoryReservation": DOCKER_SHAPE,
+    "Memory.oomKillDisable": DOCKER_SHAPE, "DeviceRequest.driver": DOCKER_DEVICES,
+    "DeviceRequest.count": DOCKER_DEVICES, "DeviceRequest.deviceIds": DOCKER_DEVICES,
+    "DeviceRequest.capabilities": DOCKER_DEVICES, "DeviceRequest.options": DOCKER_DEVICES,
     "Resources.request": AWS_OPTIONS, "ComputeResource.cpu": GC + "test_job_body_is_what_kestra_sends",
     "ComputeResource.memory": GC + "test_job_body_is_what_kestra_sends",
     "ComputeResource.bootDisk": GC + "test_job_body_is_what_kestra_sends",

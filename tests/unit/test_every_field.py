@@ -71,7 +71,6 @@ UI_PREFILL = "a UI pre-filled value in Kestra (refused there beside defaults); i
 RUNNER_UNTESTED = "implemented in runners/, but no test against the real engine exercises it yet"
 TABLE = {name: entry for name, entry in LISTED.items() if entry != UNTESTED}
 SILENT_GAPS: dict[str, str] = {name: RUNNER_UNTESTED for name, entry in LISTED.items() if entry == UNTESTED} | {
-    "DockerOptions.config": "ignored: the runner never reads it (Kestra: a Docker config.json for registries)",
     "BatchOptions.sidecarResources": "accepted and ignored (a warning is logged): no sidecar container",
     "StringInput.display_name": UI_LABEL, "StringInput.depends_on": UI_DEPENDS_ON, "StringInput.prefill": UI_PREFILL,
     "SecretInput.display_name": UI_LABEL, "SecretInput.depends_on": UI_DEPENDS_ON, "SecretInput.prefill": UI_PREFILL,
