@@ -153,6 +153,40 @@ def flow_list(namespace: Annotated[str | None, typer.Option()] = None, config: C
         out.print(f"{row['namespace']}.{row['id']}  revision {row['revision']}", highlight=False)
 
 
+@flow_cli.command("describe")
+def flow_describe(
+    source: Annotated[str, typer.Argument(help="A flow file, or the namespace of a deployed flow.")],
+    flow_id: Annotated[str | None, typer.Argument(help="The deployed flow's id, after its namespace.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False, config: ConfigOption = None,
+) -> None:
+    """The inputs a flow asks for and the outputs it gives: types, display names, defaults, prefills and when an
+    input applies (dependsOn)."""
+    client = _client(config)
+    try:
+        flow = client.validate(Path(source)) if flow_id is None else client.flow(source, flow_id)
+    except FlowValidationError as exc:
+        _fail("\n".join(exc.problems), 2)
+    except CelestraError as exc:
+        _fail(str(exc), 2)
+    shape = flow.interface()
+    if as_json:
+        sys.stdout.write(json.dumps(shape, indent=2, default=str) + "\n")
+        return
+    out.print(f"[bold]{shape['namespace']}.{shape['id']}[/bold]", highlight=False)
+    for kind in ("inputs", "outputs"):
+        for row in shape[kind]:
+            hints = [row["type"], "required" if row["required"] else "optional"]
+            hints += [f"{name} {row[name]!r}" for name in ("defaults", "prefill") if row.get(name) is not None]
+            if row.get("dependsOn"):
+                after, condition = row["dependsOn"]["inputs"], row["dependsOn"]["condition"]
+                hints.append("after " + ", ".join(after) if after else "")
+                hints.append(f"only if {condition}" if condition is not None else "")
+            label = f" \"{row['displayName']}\"" if row["displayName"] else ""
+            about = f"  [dim]{escape(row['description'])}[/dim]" if row["description"] else ""
+            out.print(f"  {kind[:-1]} [bold]{escape(row['id'])}[/bold]{escape(label)}: "
+                      f"{escape(', '.join(h for h in hints if h))}{about}", highlight=False, soft_wrap=True)
+
+
 @cli.command()
 def execute(
     namespace: str,

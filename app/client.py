@@ -63,6 +63,10 @@ class Client:
         flow_triggers.deployed_flows.forget_listing()  # its flow triggers watch from now on in this process too
         return {"namespace": flow.namespace, "id": flow.id, "revision": revision}
 
+    def flow(self, namespace: str, flow_id: str, revision: int | None = None) -> Flow:
+        """A deployed flow (its latest revision unless one is named)."""
+        return parse_flow(runtime.store().get_flow(namespace, flow_id, revision)[1])
+
     def flows(self, namespace: str | None = None) -> list[dict[str, Any]]:
         return runtime.store().list_flows(namespace)
 

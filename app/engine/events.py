@@ -86,7 +86,9 @@ def new_execution(flow: Flow, source: str, inputs: dict[str, Any], *, revision: 
     ex = Execution(id=new_id(), namespace=flow.namespace, flow_id=flow.id, flow_revision=revision,
                    flow_source=source, labels={**flow.label_map, **(labels or {})}, trigger=trigger,
                    trigger_key=trigger_key)
-    ex.inputs = resolve_inputs(flow.inputs, inputs, store_file=_file_storer(flow, ex))
+    variables = {"flow": {"id": flow.id, "namespace": flow.namespace, "revision": revision},
+                 "execution": {"id": ex.id}, "labels": ex.labels}  # what a dependsOn condition sees besides inputs
+    ex.inputs = resolve_inputs(flow.inputs, inputs, store_file=_file_storer(flow, ex), variables=variables)
     for inp in flow.inputs:  # stored encrypted; decrypted only where a task is rendered (app/engine/variables.py)
         if getattr(inp, "type", None) == "SECRET" and isinstance(ex.inputs.get(inp.id), str):
             ex.inputs[inp.id] = encryption.encrypt(ex.inputs[inp.id])

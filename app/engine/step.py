@@ -23,12 +23,12 @@ from app.engine import fan_outs, flowable_retries, flowable_timeouts, loop_until
 from app.engine.chains import Next
 from app.engine.routing import Route
 from app.engine.run_index import RunIndex
-from app.engine.variables import secret_inputs_masker, without_secret_inputs
+from app.engine.variables import flow_outputs, secret_inputs_masker
 from app.model import flowables as fl
 from app.model import log_levels
 from app.model.flow import Flow, Task
 from app.model.for_each_item import ForEachItem, ForEachItemExecutable
-from app.model.inputs import InputError, coerce_output
+from app.model.inputs import InputError
 from app.model.inputs.values import InvalidValue, parse_duration
 from app.model.records import Attempt, Execution, TaskRun, new_id
 from app.model.states import State, worst
@@ -180,9 +180,7 @@ class Step:
         if state == State.SUCCESS and self.flow.outputs:
             try:
                 scope = self.context(None, None)
-                ex.outputs = without_secret_inputs(self.flow, scope, {
-                    o.id: coerce_output(o.id, o.type, templating.render_value(o.value, scope))
-                    for o in self.flow.outputs})
+                ex.outputs = flow_outputs(self.flow, scope)
             except (templating.TemplateError, InputError) as exc:
                 ex.error, state = f"Flow outputs: {exc}", State.FAILED
         ex.state, ex.ended = state, self.now

@@ -9,6 +9,7 @@ from typing import Any
 from app import runtime, templating
 from app.errors import ConfigError
 from app.model.flow import Flow, Task
+from app.model.inputs import InputError, coerce_output
 from app.model.records import Execution, TaskRun, iso
 from app.model.states import State
 from app.store import encryption
@@ -98,6 +99,21 @@ def secret_inputs_masker(flow: Flow, scope: Mapping[str, Any], min_length: int =
 def without_secret_inputs(flow: Flow, scope: Mapping[str, Any], value: Any) -> Any:
     """`value` (rendered against `scope`) with the flow's decrypted SECRET inputs masked, before it is stored."""
     return secret_inputs_masker(flow, scope).mask_value(value)
+
+
+def flow_outputs(flow: Flow, scope: Mapping[str, Any]) -> dict[str, Any]:
+    """The flow's `outputs`, rendered and typed, secrets masked. One that renders to null is left out when it is
+    not `required`, and fails the execution when it is (raises InputError, or TemplateError from rendering)."""
+    values: dict[str, Any] = {}
+    for output in flow.outputs:
+        value = coerce_output(output.id, output.type, templating.render_value(output.value, scope))
+        if value is None and output.required:
+            name = f"'{output.id}'" + (f" ({output.displayName})" if output.displayName else "")
+            raise InputError(output.id, f"Missing required output {name}: its value is null (set required: false "
+                                        "to leave it out then)")
+        if value is not None:
+            values[output.id] = value
+    return without_secret_inputs(flow, scope, values)
 
 
 def build_context(

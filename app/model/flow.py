@@ -250,6 +250,16 @@ class Flow(Model):
         if self.disabled:
             raise CelestraError(f"Flow {self.namespace}.{self.id} is disabled: it cannot be executed")
 
+    def interface(self) -> dict[str, Any]:
+        """What the flow asks for and gives, with the labels and hints meant for people filling it in (display
+        names, defaults, prefills, when an input applies): what `celestra flow describe` shows."""
+        inputs = [{"id": inp.id, "type": inp.type, "displayName": inp.display_name, "description": inp.description,
+                   "required": inp.required, "defaults": inp.defaults, "prefill": inp.prefill,
+                   "dependsOn": inp.depends_on.model_dump() if inp.depends_on else None} for inp in self.inputs]
+        outputs = [{"id": out.id, "type": out.type, "displayName": out.displayName, "description": out.description,
+                    "required": out.required} for out in self.outputs]
+        return {"namespace": self.namespace, "id": self.id, "inputs": inputs, "outputs": outputs}
+
     def task(self, task_id: str) -> Task:
         """A task by id. The index is built once: parsed flows are cached, and this is on the per-task path."""
         if self._index is None:

@@ -16,6 +16,7 @@ from app import settings as app_settings
 from app.errors import FlowValidationError
 from app.model import suggestions
 from app.model.flow import Flow
+from app.model.inputs import dependency_problems
 from app.model.registry import registry
 
 Position = tuple[int, int]
@@ -226,6 +227,10 @@ def load_flow(text: str, filename: str = "<flow>", *, running: bool = False) -> 
         twice = sorted({task_id for task_id in made if made.count(task_id) > 1})
         problems.append(f"{filename}: duplicate task id {', '.join(map(repr, twice))}: a ForEachItem's internal "
                         "tasks are named <id>_split, <id>_items and <id>_merge")
+    positions_of = {inp.id: index for index, inp in enumerate(flow.inputs)}
+    for input_id, problem in dependency_problems(flow.inputs):
+        line, column = _locate(("inputs", positions_of[input_id], "dependsOn"), positions)
+        problems.append(f"{filename}:{line}:{column}: inputs[{positions_of[input_id]}].dependsOn: {problem}")
     for path, problem in [] if running else suggestions.unknown_outputs(data, set(made)):
         line, column = _locate(path, positions)
         problems.append(f"{filename}:{line}:{column}: {_dotted(path)}{suggestions.label(path, data)}: {problem}")

@@ -88,6 +88,10 @@ PARALLEL = STEP + "test_parallel_starts_up_to_its_concurrency_limit"
 IF = STEP + "test_if_takes_the_branch_its_condition_renders_to"
 FOR_EACH = FF + "test_foreach_with_concurrency_limit_runs_every_value"
 DAG = FF + "test_dag_starts_a_task_only_after_its_dependencies_ended"
+II = "tests/unit/test_input_interface.py::"
+INPUT_NAME = II + "test_a_missing_input_that_is_on_is_named_with_its_display_name"
+INPUT_ON = II + "test_an_input_whose_condition_is_false_is_off_not_required_and_absent"
+PREFILL = II + "test_prefill_suggests_but_never_supplies_a_value"
 PAUSE_BEHAVIOR = KC + "test_a_pause_that_reaches_its_duration_ends_as_its_behavior_says"
 
 TABLE: dict[str, str] = {
@@ -623,4 +627,27 @@ TABLE.update({"TemplatedTask.id": TT, "TemplatedTask.type": TT, "TemplatedTask.s
               "TemplatedTask.description": DOCS, "TemplatedTask.disabled": OFF, "TemplatedTask.allowFailure": MAY_FAIL,
               "TemplatedTask.allowWarning": MAY_WARN, "TemplatedTask.retry": RETRY, "TemplatedTask.timeout": TIMEOUT,
               "TemplatedTask.workerGroup": GROUP, "TemplatedTask.logLevel": LOGS, "TemplatedTask.logToFile": REFUSED,
-              "TemplatedTask.runIf": SKIP})
+              "TemplatedTask.runIf": SKIP,
+    "StringInput.display_name": INPUT_NAME, "StringInput.depends_on": INPUT_ON, "StringInput.prefill": PREFILL,
+    "SecretInput.display_name": INPUT_NAME, "SecretInput.depends_on": INPUT_ON, "SecretInput.prefill": PREFILL,
+    "IntInput.display_name": INPUT_NAME, "IntInput.depends_on": INPUT_ON, "IntInput.prefill": PREFILL,
+    "FloatInput.display_name": INPUT_NAME, "FloatInput.depends_on": INPUT_ON, "FloatInput.prefill": PREFILL,
+    "BooleanInput.display_name": INPUT_NAME, "BooleanInput.depends_on": INPUT_ON, "BooleanInput.prefill": PREFILL,
+    "DateTimeInput.display_name": INPUT_NAME, "DateTimeInput.depends_on": INPUT_ON, "DateTimeInput.prefill": PREFILL,
+    "DateInput.display_name": INPUT_NAME, "DateInput.depends_on": INPUT_ON, "DateInput.prefill": PREFILL,
+    "TimeInput.display_name": INPUT_NAME, "TimeInput.depends_on": INPUT_ON, "TimeInput.prefill": PREFILL,
+    "DurationInput.display_name": INPUT_NAME, "DurationInput.depends_on": INPUT_ON, "DurationInput.prefill": PREFILL,
+    "JsonInput.display_name": INPUT_NAME, "JsonInput.depends_on": INPUT_ON, "JsonInput.prefill": PREFILL,
+    "YamlInput.display_name": INPUT_NAME, "YamlInput.depends_on": INPUT_ON, "YamlInput.prefill": PREFILL,
+    "UriInput.display_name": INPUT_NAME, "UriInput.depends_on": INPUT_ON, "UriInput.prefill": PREFILL,
+    "EmailInput.display_name": INPUT_NAME, "EmailInput.depends_on": INPUT_ON, "EmailInput.prefill": PREFILL,
+    "SelectInput.display_name": INPUT_NAME, "SelectInput.depends_on": INPUT_ON, "SelectInput.prefill": PREFILL,
+    "MultiselectInput.display_name": INPUT_NAME, "MultiselectInput.depends_on": INPUT_ON,
+    "MultiselectInput.prefill": PREFILL,
+    "ArrayInput.display_name": INPUT_NAME, "ArrayInput.depends_on": INPUT_ON, "ArrayInput.prefill": PREFILL,
+    "FileInput.display_name": INPUT_NAME, "FileInput.depends_on": INPUT_ON, "FileInput.prefill": PREFILL,
+    "DependsOn.inputs": II + "test_a_dependency_declared_later_is_resolved_first",
+    "DependsOn.condition": INPUT_ON,
+    "Output.displayName": II + "test_a_required_output_that_is_null_fails_the_execution_naming_it",
+    "Output.required": INPUT_ON,
+})

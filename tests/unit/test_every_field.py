@@ -65,33 +65,10 @@ REFUSED_VALUES: dict[str, Any] = {
 
 
 # -- what is accepted and has no behaviour yet: test_no_property_is_accepted_silently fails until it is empty
-UI_LABEL = "a UI label in Kestra; nothing here shows it"
-UI_DEPENDS_ON = "conditional display in Kestra's UI; accepted and ignored here"
-UI_PREFILL = "a UI pre-filled value in Kestra (refused there beside defaults); ignored here"
 RUNNER_UNTESTED = "implemented in runners/, but no test against the real engine exercises it yet"
 TABLE = {name: entry for name, entry in LISTED.items() if entry != UNTESTED}
 SILENT_GAPS: dict[str, str] = {name: RUNNER_UNTESTED for name, entry in LISTED.items() if entry == UNTESTED} | {
     "BatchOptions.sidecarResources": "accepted and ignored (a warning is logged): no sidecar container",
-    "StringInput.display_name": UI_LABEL, "StringInput.depends_on": UI_DEPENDS_ON, "StringInput.prefill": UI_PREFILL,
-    "SecretInput.display_name": UI_LABEL, "SecretInput.depends_on": UI_DEPENDS_ON, "SecretInput.prefill": UI_PREFILL,
-    "IntInput.display_name": UI_LABEL, "IntInput.depends_on": UI_DEPENDS_ON, "IntInput.prefill": UI_PREFILL,
-    "FloatInput.display_name": UI_LABEL, "FloatInput.depends_on": UI_DEPENDS_ON, "FloatInput.prefill": UI_PREFILL,
-    "BooleanInput.display_name": UI_LABEL, "BooleanInput.depends_on": UI_DEPENDS_ON,
-    "BooleanInput.prefill": UI_PREFILL, "DateTimeInput.display_name": UI_LABEL,
-    "DateTimeInput.depends_on": UI_DEPENDS_ON, "DateTimeInput.prefill": UI_PREFILL, "DateInput.display_name": UI_LABEL,
-    "DateInput.depends_on": UI_DEPENDS_ON, "DateInput.prefill": UI_PREFILL, "TimeInput.display_name": UI_LABEL,
-    "TimeInput.depends_on": UI_DEPENDS_ON, "TimeInput.prefill": UI_PREFILL, "DurationInput.display_name": UI_LABEL,
-    "DurationInput.depends_on": UI_DEPENDS_ON, "DurationInput.prefill": UI_PREFILL, "JsonInput.display_name": UI_LABEL,
-    "JsonInput.depends_on": UI_DEPENDS_ON, "JsonInput.prefill": UI_PREFILL, "YamlInput.display_name": UI_LABEL,
-    "YamlInput.depends_on": UI_DEPENDS_ON, "YamlInput.prefill": UI_PREFILL, "UriInput.display_name": UI_LABEL,
-    "UriInput.depends_on": UI_DEPENDS_ON, "UriInput.prefill": UI_PREFILL, "EmailInput.display_name": UI_LABEL,
-    "EmailInput.depends_on": UI_DEPENDS_ON, "EmailInput.prefill": UI_PREFILL, "SelectInput.display_name": UI_LABEL,
-    "SelectInput.depends_on": UI_DEPENDS_ON, "SelectInput.prefill": UI_PREFILL,
-    "MultiselectInput.display_name": UI_LABEL, "MultiselectInput.depends_on": UI_DEPENDS_ON,
-    "MultiselectInput.prefill": UI_PREFILL, "ArrayInput.display_name": UI_LABEL,
-    "ArrayInput.depends_on": UI_DEPENDS_ON, "ArrayInput.prefill": UI_PREFILL, "FileInput.display_name": UI_LABEL,
-    "FileInput.depends_on": UI_DEPENDS_ON, "FileInput.prefill": UI_PREFILL, "Output.displayName": UI_LABEL,
-    "Output.required": "ignored: an output that cannot be rendered fails the execution either way",
 }
 
 

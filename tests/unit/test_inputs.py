@@ -77,7 +77,8 @@ def test_common_properties_accepted() -> None:
             "prefill": "p",
         }
     )
-    assert decl.display_name == "A" and decl.depends_on == {"inputs": ["b"], "condition": "{{ inputs.b }}"}
+    assert decl.display_name == "A" and decl.depends_on is not None
+    assert decl.depends_on.model_dump() == {"inputs": ["b"], "condition": "{{ inputs.b }}"}
     # populate_by_name: Python callers may use the snake_case field names.
     assert StringInput.model_validate({"id": "a", "type": "STRING", "display_name": "A"}).display_name == "A"
 

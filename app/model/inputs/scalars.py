@@ -8,7 +8,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, ClassVar, Literal
 
 import regex
-from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from app.model.inputs.values import InvalidValue, describe, format_duration, parse_duration, scalar_str, utc
 
@@ -22,6 +22,14 @@ def _fullmatch(pattern: str, text: str) -> Any:
         raise InvalidValue(f"validator '{pattern}' took more than {VALIDATOR_SECONDS:g} s on this value") from None
 
 
+class DependsOn(BaseModel):
+    """Kestra's input `dependsOn`: the inputs this one waits for and when it applies."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    inputs: list[str] = Field(default_factory=list)
+    condition: str | bool | None = None
+
+
 class Input(BaseModel):
     """Properties shared by every input type. Subclasses add ``type`` and their own validation properties."""
 
@@ -32,11 +40,32 @@ class Input(BaseModel):
     required: bool = True
     defaults: Any = None
     description: str | None = None
+    # The input's label where it is shown (`celestra flow describe`, messages about it).
     display_name: str | None = Field(default=None, alias="displayName")
-    # Only accepted so flows that use it validate; conditional display is a UI concern.
-    depends_on: Any = Field(default=None, alias="dependsOn")
-    # UI-only hint in Kestra (pre-filled but removable); unlike `defaults` it never supplies a value.
+    # Resolved after `inputs`; while `condition` renders false (or one of them is off) the input is off: not
+    # asked for, not required, absent from `inputs` (resolve_inputs).
+    depends_on: DependsOn | None = Field(default=None, alias="dependsOn")
+    # A suggested value shown where inputs are filled in; unlike `defaults` it never supplies a value by itself.
     prefill: Any = None
+
+    @model_validator(mode="after")
+    def _prefill_is_a_value(self) -> Input:
+        if self.prefill is None:
+            return self
+        if self.defaults is not None:
+            raise ValueError("`prefill` and `defaults` cannot both be set: `defaults` always gives a value, "
+                             "`prefill` only suggests one that can be removed")
+        if getattr(self, "type", None) != "FILE":  # a FILE prefill is a path known only where it starts
+            try:
+                self.coerce(self.prefill)
+            except InvalidValue as exc:
+                raise ValueError(f"invalid prefill: {exc}") from None
+        return self
+
+    @property
+    def label(self) -> str:
+        """How messages name the input: its id, with its display name when it has one."""
+        return f"'{self.id}'" + (f" ({self.display_name})" if self.display_name else "")
 
     # Whether "" counts as "no value": true for typed inputs, whose empty form field means "not filled in".
     blank_is_missing: ClassVar[bool] = True
