@@ -14,8 +14,10 @@ run. Kestra's runner uses multi-container `ecsProperties` jobs with before/after
   token, while the job runs and once after: nothing twice, nothing lost. Batch keeps one stream per container,
   so stderr lines reach the sink as "stdout" (as with Kestra's runner).
 - Kill and timeout: TerminateJob, a short wait for the job to stop, then cleanup: the job definition is
-  deregistered and the run's S3 objects deleted (unless `delete: false`). SubmitJob also gets Batch's own attempt
-  timeout (task timeout + 60 s) so the job stops even if the worker dies.
+  deregistered and the run's S3 objects deleted (unless `delete: false`). As in Kestra, the run waits for the
+  task's `timeout` when it has one, else for `waitUntilCompletion`; a job still running at that point is
+  terminated (a timeout, or a failure naming waitUntilCompletion). SubmitJob also gets that wait + 60 s as Batch's
+  own attempt timeout, so the job stops even if the worker dies.
 - Without `jobQueueArn`, a queue `celestra-<compute environment name>` is created once and reused; it is never
   deleted (other task runs may be using it).
 """
@@ -88,7 +90,7 @@ class BatchOptions(BaseModel):
     taskRoleArn: str | None = None
     bucket: str | None = None
     resources: Resources = Field(default_factory=Resources)
-    sidecarResources: Resources | None = None  # Kestra's sidecars; accepted, unused (no sidecar here)
+    sidecarResources: Resources | None = None  # Kestra's sidecars: refused, there is no sidecar here
     waitUntilCompletion: datetime.timedelta = datetime.timedelta(hours=1)
     completionCheckInterval: datetime.timedelta = datetime.timedelta(seconds=5)
     delete: bool = True
@@ -105,7 +107,8 @@ class AwsBatchRunner(TaskRunner):
         except Exception as exc:
             raise RunnerError(f"Invalid AWS Batch task runner properties: {exc}") from exc
         if self.options.sidecarResources is not None:
-            log.warning("sidecarResources is ignored: this runner uses no sidecar container")
+            raise RunnerError("sidecarResources is not supported yet: this runner moves files inside the job's own "
+                              "container (no sidecar container); size that one with resources.request")
         self._clients: dict[str, Any] = {}
 
     # -- the contract ---------------------------------------------------------------------------------------
@@ -158,11 +161,16 @@ class AwsBatchRunner(TaskRunner):
         if not opts.stsRoleArn:
             return session
         # Kestra's STS properties: act as that role (once per runner: every client shares the credentials)
-        sts = session.client("sts", endpoint_url=opts.stsEndpointOverride or opts.endpointOverride)
+        endpoint = opts.stsEndpointOverride or opts.endpointOverride
+        config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5)
+        sts = session.client("sts", endpoint_url=endpoint, config=config)
         extra = {"ExternalId": opts.stsRoleExternalId} if opts.stsRoleExternalId else {}
-        creds = sts.assume_role(RoleArn=opts.stsRoleArn, RoleSessionName=opts.stsRoleSessionName or "celestra",
-                                DurationSeconds=int(opts.stsRoleSessionDuration.total_seconds()),
-                                **extra)["Credentials"]
+        try:
+            creds = sts.assume_role(RoleArn=opts.stsRoleArn, RoleSessionName=opts.stsRoleSessionName or "celestra",
+                                    DurationSeconds=int(opts.stsRoleSessionDuration.total_seconds()),
+                                    **extra)["Credentials"]
+        except (BotoCoreError, ClientError) as exc:
+            raise RunnerError(f"AWS STS could not give the role {opts.stsRoleArn}: {_reason(exc, endpoint)}") from exc
         return boto3.session.Session(aws_access_key_id=creds["AccessKeyId"],
                                      aws_secret_access_key=creds["SecretAccessKey"],
                                      aws_session_token=creds["SessionToken"], region_name=opts.region)
@@ -230,7 +238,7 @@ class AwsBatchRunner(TaskRunner):
 
     def _stage_inputs(self, spec: CommandSpec, name: str) -> dict[str, str]:
         s3, bucket, prefix = self._client("s3"), self.options.bucket, self._prefix(name)
-        expires = int(min(self.options.waitUntilCompletion.total_seconds() + 900, 7 * 24 * 3600))
+        expires = int(min(self._wait(spec) + 900, 7 * 24 * 3600))
         env: dict[str, str] = {"BUCKET_PATH": f"s3://{bucket}/{prefix}".rstrip("/")}
         if spec.working_dir.exists() and any(spec.working_dir.iterdir()):
             s3.put_object(Bucket=bucket, Key=prefix + "inputs.tar", Body=_tar_of(spec.working_dir))
@@ -267,15 +275,18 @@ class AwsBatchRunner(TaskRunner):
     def _submit(self, spec: CommandSpec, name: str, queue: str, job_def: str) -> str:
         kwargs: dict[str, Any] = {"jobName": name, "jobQueue": queue, "jobDefinition": job_def,
                                   "tags": _tags(spec.labels)}
-        if spec.timeout:  # Batch's own backstop, should this worker die (Batch's minimum is 60 s)
-            kwargs["timeout"] = {"attemptDurationSeconds": max(60, int(spec.timeout) + 60)}
+        # Batch's own backstop, should this worker die (Batch's minimum is 60 s)
+        kwargs["timeout"] = {"attemptDurationSeconds": max(60, int(self._wait(spec)) + 60)}
         return self._client("batch").submit_job(**kwargs)["jobId"]  # type: ignore[no-any-return]
+
+    def _wait(self, spec: CommandSpec) -> float:
+        """How long a run waits for its job, as Kestra's: the task's timeout if it has one, else waitUntilCompletion."""
+        return spec.timeout or self.options.waitUntilCompletion.total_seconds()
 
     def _follow(self, job_id: str, spec: CommandSpec, sink: LogSink, control: RunControl) -> RunResult:
         """Poll the job and its log stream until it ends, the kill request, or the deadline; then bring files back."""
         interval = max(self.options.completionCheckInterval.total_seconds(), TICK)
-        limits = [self.options.waitUntilCompletion.total_seconds(), *([spec.timeout] if spec.timeout else [])]
-        deadline = time.monotonic() + min(limits)
+        deadline = time.monotonic() + self._wait(spec)
         lines = CloudWatchLines(self._client("logs"), sink)
         killed = timed_out = False
         job: dict[str, Any] = {}
@@ -305,6 +316,10 @@ class AwsBatchRunner(TaskRunner):
             raise RunnerError(f"AWS Batch job {job_id} ({job.get('jobName')}) failed: {reason}")
         if exit_code is None:
             exit_code = -1
+        if timed_out and not spec.timeout:
+            wait = self.options.waitUntilCompletion
+            raise RunnerError(f"AWS Batch job {job_id} did not complete within waitUntilCompletion "
+                              f"({wait.total_seconds():g} s): it was terminated")
         if killed or timed_out:
             return RunResult(exit_code=exit_code, external_id=job_id, killed=killed, timed_out=timed_out)
         if self.options.bucket:
@@ -360,7 +375,7 @@ class AwsBatchRunner(TaskRunner):
                 if listed:
                     s3.delete_objects(Bucket=self.options.bucket,
                                       Delete={"Objects": [{"Key": o["Key"]} for o in listed], "Quiet": True})
-        except (BotoCoreError, ClientError) as exc:  # never hide the run's own result or error
+        except (BotoCoreError, ClientError, RunnerError) as exc:  # never hide the run's own result or error
             log.warning("AWS Batch cleanup of %s failed: %s", name, exc)
 
 

@@ -10,7 +10,9 @@ external id as soon as the job exists. Kill and timeout delete the job (cancel i
 
 Endpoints can be redirected for emulators and tests (operator settings, not flow properties):
 CELESTRA_GCP_BATCH_ENDPOINT, CELESTRA_GCP_LOGGING_ENDPOINT and CELESTRA_GCP_STORAGE_ENDPOINT (or the storage
-client's own STORAGE_EMULATOR_HOST). A redirected client uses anonymous credentials.
+client's own STORAGE_EMULATOR_HOST), and CELESTRA_GCP_IAM_ENDPOINT for impersonation's generateAccessToken. A
+redirected client uses anonymous credentials unless the flow gives `serviceAccount` or
+`impersonatedServiceAccount`: those are always used, so what they do can be seen on an emulator too.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 from google.api_core.future import polling
 from google.auth.credentials import AnonymousCredentials, Credentials
+from google.auth.exceptions import GoogleAuthError
 from google.cloud import batch_v1
 from google.cloud import logging as gcp_logging
 from pydantic import BaseModel, ConfigDict, Field
@@ -157,11 +160,12 @@ class GcpBatchRunner(TaskRunner):
         urls = {kind: os.environ.get(f"CELESTRA_GCP_{kind.upper()}_ENDPOINT") for kind in ("batch", "logging")}
         urls["storage"] = os.environ.get("CELESTRA_GCP_STORAGE_ENDPOINT") or os.environ.get("STORAGE_EMULATOR_HOST")
         used = ["batch", "logging", "storage"] if self.options.bucket else ["batch", "logging"]
-        real = self._credentials() if not all(urls[kind] for kind in used) else None
+        explicit = bool(self.options.serviceAccount or self.options.impersonatedServiceAccount)
+        real = self._credentials() if explicit or not all(urls[kind] for kind in used) else None
 
         def where(kind: str) -> dict[str, Any]:
             url = urls[kind]
-            return {"credentials": AnonymousCredentials() if url else real,
+            return {"credentials": AnonymousCredentials() if url and not explicit else real,
                     "client_options": {"api_endpoint": url} if url else None}
 
         try:
@@ -185,9 +189,12 @@ class GcpBatchRunner(TaskRunner):
             else:
                 creds, _ = google.auth.default(scopes=opts.scopes)
             if opts.impersonatedServiceAccount:
+                target = opts.impersonatedServiceAccount
+                iam = os.environ.get("CELESTRA_GCP_IAM_ENDPOINT", "").rstrip("/")
+                override = f"{iam}/v1/projects/-/serviceAccounts/{target}:generateAccessToken" if iam else None
                 creds = impersonated_credentials.Credentials(
-                    source_credentials=creds, target_principal=opts.impersonatedServiceAccount,
-                    target_scopes=opts.scopes)
+                    source_credentials=creds, target_principal=target, target_scopes=opts.scopes,
+                    iam_endpoint_override=override)
         except Exception as exc:
             raise RunnerError(f"GCP credentials: {exc}") from exc
         return creds
@@ -197,6 +204,8 @@ class GcpBatchRunner(TaskRunner):
             return clients.batch.get_job(name=name, retry=None, timeout=CALL_TIMEOUT)
         except gexc.NotFound:
             return None
+        except (gexc.Unauthorized, gexc.Forbidden, GoogleAuthError) as exc:
+            raise RunnerError(f"GCP Batch refused the credentials for {name}: {exc}") from exc
         except (gexc.GoogleAPIError, RequestException) as exc:
             raise RunnerError(f"Cannot reach GCP Batch for {name}: {exc}") from exc
 
@@ -207,7 +216,7 @@ class GcpBatchRunner(TaskRunner):
                                             timeout=CALL_TIMEOUT)
         except gexc.AlreadyExists:  # another worker created it between our get and create: follow that one
             return clients.batch.get_job(name=name, retry=RETRY, timeout=CALL_TIMEOUT)
-        except (gexc.GoogleAPIError, RequestException) as exc:
+        except (gexc.GoogleAPIError, RequestException, GoogleAuthError) as exc:
             raise RunnerError(f"GCP Batch did not create job {name}: {exc}") from exc
 
     def _job(self, spec: CommandSpec, name: str) -> batch_v1.Job:
@@ -275,16 +284,18 @@ class GcpBatchRunner(TaskRunner):
             until = time.monotonic() + (0 if killed or timed_out else self.options.waitForLogInterval.total_seconds())
             while tail.poll(sink) >= 0 and time.monotonic() < until:
                 time.sleep(min(0.5, max(0.0, until - time.monotonic())))
+            exit_code = NO_EXIT_CODE if killed or timed_out or job.status.state in STOPPED else _exit_code(job)
+            timed_out = timed_out or exit_code == MAX_RUN_DURATION_EXIT  # Batch stopped it at maxRunDuration
+            if timed_out and not spec.timeout:  # as in Kestra: waitUntilCompletion bounds a run without a timeout
+                raise RunnerError(f"Batch job {job.name} did not complete within waitUntilCompletion "
+                                  f"({self.options.waitUntilCompletion.total_seconds():g} s): it was stopped")
             if killed or timed_out or job.status.state in STOPPED:
-                return RunResult(exit_code=NO_EXIT_CODE, external_id=job.name, killed=not timed_out,
+                return RunResult(exit_code=exit_code, external_id=job.name, killed=not timed_out,
                                  timed_out=timed_out)
-            exit_code = _exit_code(job)
-            if exit_code == MAX_RUN_DURATION_EXIT:  # Batch stopped it at maxRunDuration: our timeout
-                return RunResult(exit_code=exit_code, external_id=job.name, timed_out=True)
             if clients.storage is not None:
                 self._download(clients, spec, job.name)
             return RunResult(exit_code=exit_code, external_id=job.name, output_files=collect_outputs(spec))
-        except (gexc.GoogleAPIError, RequestException) as exc:
+        except (gexc.GoogleAPIError, RequestException, GoogleAuthError) as exc:
             raise RunnerError(f"GCP error while following Batch job {job.name}: {exc}") from exc
         finally:
             self._cleanup(clients, job.name, job_deleted=stopped and self.options.delete)
@@ -334,7 +345,7 @@ class GcpBatchRunner(TaskRunner):
                     bucket.blob(f"{prefix}{rel}/").upload_from_string(b"", retry=STORAGE_RETRY)
                 elif path.is_file():
                     bucket.blob(prefix + rel).upload_from_filename(str(path), retry=STORAGE_RETRY)
-        except (gexc.GoogleAPIError, RequestException) as exc:
+        except (gexc.GoogleAPIError, RequestException, GoogleAuthError) as exc:
             raise RunnerError(f"Cannot upload the working directory to gs://{bucket_name}/{prefix}: {exc}") from exc
 
     def _download(self, clients: _Clients, spec: CommandSpec, name: str) -> None:

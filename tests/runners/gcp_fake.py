@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,9 @@ class GcpFake:
         self.operations: dict[str, dict[str, Any]] = {}
         self.logs = FakeLogStore()
         self.requests: list[tuple[str, str]] = []  # (method, path): what the clients called
+        self.authorizations: list[tuple[str, str | None]] = []  # (path, Authorization header) of each request
+        # When set, a request whose Authorization header it refuses gets 401 (as GCP refuses a bad token).
+        self.accepts: Callable[[str | None], bool] | None = None
         self.created: list[dict[str, Any]] = []  # every job body as the client sent it
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
@@ -356,6 +360,10 @@ def _handler(fake: GcpFake) -> type[BaseHTTPRequestHandler]:
         def _route(self, method: str) -> None:
             url = urlparse(self.path)
             fake.requests.append((method, url.path))
+            fake.authorizations.append((url.path, self.headers.get("Authorization")))
+            if fake.accepts is not None and not fake.accepts(self.headers.get("Authorization")):
+                self._reply(401, rest_error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials"))
+                return
             body = self._body() if method == "POST" else {}
             job = JOB_PATH.match(url.path)
             op = OP_PATH.match(url.path)

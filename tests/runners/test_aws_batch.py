@@ -1,20 +1,17 @@
 """The AWS Batch runner against moto's real server: jobs run as containers on the local Docker engine.
 
 Needs DOCKER_HOST (`.ci/start-dockerd` prints it), the local images of deploy/images/build.sh and `moto[server]`.
-Skips locally when one is missing; fails in CI. moto runs each job with MOTO_DOCKER_NETWORK_MODE=host, so the job's
-bootstrap reaches moto's S3 on 127.0.0.1 through the presigned URLs the runner made.
+Skips locally when one is missing; fails in CI. The services: tests/runners/aws_services.py.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,118 +22,25 @@ from runners import RunnerError, TaskRunner, runner_for
 from runners.base import CommandSpec, RunControl
 
 try:
-    import boto3
-    import docker
-    from aws_moto_batch import live_cloudwatch_logs  # imports moto
+    from aws_services import (
+        PYTHON_IMAGE,
+        REGION,
+        RUN_LABEL,
+        SHELL_IMAGE,
+        Aws,
+        active_job_definitions,
+        assert_nothing_left,
+        definition_status,
+        free_port,
+        job_containers,
+        objects_left,
+    )
 
     from runners.aws_batch import AwsBatchRunner
 except ImportError as exc:
     if os.environ.get("CI"):
         raise  # CI installs `.[dev]`: a missing boto3, docker or moto is a failure there
     pytest.skip(f"boto3, docker SDK or moto missing: {exc}", allow_module_level=True)
-
-SHELL_IMAGE = "celestra/busybox:local"
-PYTHON_IMAGE = "celestra/python:3.11"
-REGION = "us-east-1"
-RUN_LABEL = uuid.uuid4().hex[:10]  # in every job (so container) name of this test run
-
-
-@dataclass
-class Aws:
-    endpoint: str
-    compute_environment: str
-    queue: str
-    bucket: str
-    role: str
-    engine: Any
-
-    def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION,
-                            aws_access_key_id="test", aws_secret_access_key="test")
-
-    def properties(self, **overrides: Any) -> dict[str, Any]:
-        props: dict[str, Any] = {
-            "accessKeyId": "test", "secretKeyId": "test", "region": REGION, "endpointOverride": self.endpoint,
-            "computeEnvironmentArn": self.compute_environment, "jobQueueArn": self.queue, "bucket": self.bucket,
-            "executionRoleArn": self.role, "taskRoleArn": self.role, "completionCheckInterval": "PT0.2S",
-            "resources": {"request": {"cpu": "0.25", "memory": "512"}},
-        }
-        props.update(overrides)
-        return {k: v for k, v in props.items() if v is not None}
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"AWS Batch test services unavailable in CI: {reason}")
-    pytest.skip(f"no Docker engine with {SHELL_IMAGE} or no moto server: {reason}")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def aws() -> Iterator[Aws]:
-    try:
-        engine = docker.from_env()
-        engine.ping()
-        engine.images.get(SHELL_IMAGE)
-        engine.images.get(PYTHON_IMAGE)
-        from moto.server import ThreadedMotoServer
-    except Exception as exc:
-        _unavailable(str(exc))
-    os.environ["MOTO_DOCKER_NETWORK_MODE"] = "host"  # no bridge network on this engine; moto reads it per job
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        setup = Aws(endpoint, "", "", f"celestra-{RUN_LABEL}", "", engine)
-        role = setup.client("iam").create_role(RoleName="celestra-batch", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        ec2 = setup.client("ec2")
-        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
-        group = ec2.create_security_group(GroupName="celestra", Description="batch", VpcId=vpc)["GroupId"]
-        batch = setup.client("batch")
-        environment = batch.create_compute_environment(
-            computeEnvironmentName="celestra-fargate", type="MANAGED", state="ENABLED", serviceRole=role,
-            computeResources={"type": "FARGATE", "maxvCpus": 16, "subnets": [subnet], "securityGroupIds": [group]},
-        )["computeEnvironmentArn"]
-        queue = batch.create_job_queue(jobQueueName="celestra-tests", state="ENABLED", priority=1,
-                                       computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment}])
-        setup.client("s3").create_bucket(Bucket=setup.bucket)
-        aws = Aws(endpoint, environment, queue["jobQueueArn"], setup.bucket, role, engine)
-    except Exception as exc:
-        server.stop()
-        _unavailable(f"moto setup failed: {exc}")
-    with live_cloudwatch_logs():
-        yield aws
-    server.stop()
-    engine.close()
-
-
-def job_containers(engine: Any, needle: str = RUN_LABEL) -> list[str]:
-    """Containers moto made for our jobs: it names them `<job name>-<job id>`. The low-level list: the SDK's
-    `containers.list` inspects each one and fails on a container removed in between."""
-    return [c["Names"][0].lstrip("/") for c in engine.api.containers(all=True, filters={"name": needle})]
-
-
-def active_job_definitions(aws: Aws) -> list[str]:
-    found = aws.client("batch").describe_job_definitions(status="ACTIVE")["jobDefinitions"]
-    return [d["jobDefinitionArn"] for d in found if RUN_LABEL in d["jobDefinitionName"]]
-
-
-def definition_status(aws: Aws, job_id: str) -> str:
-    """ACTIVE or INACTIVE (deregistered): the status of the job definition a job ran from."""
-    batch = aws.client("batch")
-    arn = batch.describe_jobs(jobs=[job_id])["jobs"][0]["jobDefinition"]
-    return str(batch.describe_job_definitions(jobDefinitions=[arn])["jobDefinitions"][0]["status"])
-
-
-def objects_left(aws: Aws) -> list[str]:
-    return [o["Key"] for o in aws.client("s3").list_objects_v2(Bucket=aws.bucket).get("Contents", [])]
 
 
 def kill_on(sink: ListSink, line: str, control: RunControl) -> None:
@@ -150,15 +54,7 @@ class TestAwsBatchRunner(RunnerConformance):  # type: ignore[misc]
     def _nothing_left(self, aws: Aws) -> Iterator[None]:
         self.aws = aws
         yield
-        # moto removes a job's container right after marking the job stopped: allow it that moment
-        wait_until(lambda: not job_containers(aws.engine), 5.0, step=0.1)
-        left = job_containers(aws.engine)
-        for name in left:
-            with contextlib.suppress(docker.errors.NotFound):
-                aws.engine.api.remove_container(name, force=True)
-        assert not left, f"containers left behind: {left}"
-        assert not active_job_definitions(aws), "job definitions left registered"
-        assert not objects_left(aws), "S3 objects of the task run left behind"
+        assert_nothing_left(aws)
 
     def make_runner(self) -> TaskRunner:
         return runner_for("aws_batch", self.aws.properties())
@@ -323,7 +219,7 @@ class TestAwsBatchRunner(RunnerConformance):  # type: ignore[misc]
                 runner.run(self.spec(workdir, "true"), lambda *_: None, RunControl())
 
     def test_unreachable_endpoint_is_a_clear_error(self, workdir: Path) -> None:
-        runner = runner_for("aws_batch", self.aws.properties(endpointOverride=f"http://127.0.0.1:{_free_port()}"))
+        runner = runner_for("aws_batch", self.aws.properties(endpointOverride=f"http://127.0.0.1:{free_port()}"))
         started = time.monotonic()
         with pytest.raises(RunnerError, match="cannot reach the AWS endpoint"):
             runner.run(self.spec(workdir, "true"), lambda *_: None, RunControl())

@@ -156,7 +156,8 @@ class TestGcpBatchRunner(RunnerConformance):  # type: ignore[misc]
     def test_job_body_is_what_kestra_sends(self, workdir: Path) -> None:
         runner = batch_runner(machineType="n2-standard-2", reservation="my-res", entryPoint=["/bin/sh", "-c"],
                               computeResource={"cpu": "1000", "memory": "512MB", "bootDisk": "10GB"},
-                              networkInterfaces=[{"network": "projects/p/global/networks/n"}])
+                              networkInterfaces=[{"network": "projects/p/global/networks/n",
+                                                  "subnetwork": "projects/p/regions/r/subnetworks/s"}])
         spec = self.spec(workdir, "true", timeout=120)
         spec.command = ["echo entry-ok"]  # the entrypoint is `/bin/sh -c`: commands are its arguments
         (workdir / "in.txt").write_text("x")
@@ -169,7 +170,8 @@ class TestGcpBatchRunner(RunnerConformance):  # type: ignore[misc]
         assert body["labels"]["celestra-taskrun"] == spec.labels["celestra.taskrun"]
         policy = body["allocationPolicy"]["instances"][0]["policy"]
         assert policy == {"machineType": "n2-standard-2", "reservation": "my-res"}
-        assert body["allocationPolicy"]["network"]["networkInterfaces"][0]["network"] == "projects/p/global/networks/n"
+        assert body["allocationPolicy"]["network"]["networkInterfaces"] == [
+            {"network": "projects/p/global/networks/n", "subnetwork": "projects/p/regions/r/subnetworks/s"}]
         assert task["computeResource"] == {"cpuMilli": "1000", "memoryMib": "512", "bootDiskMib": "10240"}
         assert task["maxRunDuration"] == "120s"
         assert task["volumes"] == [{"gcs": {"remotePath": f"{BUCKET}/celestra/{spec.name}"},
@@ -273,7 +275,7 @@ class TestGcpBatchRunner(RunnerConformance):  # type: ignore[misc]
         """Batch itself stops a task past maxRunDuration (reserved exit code 50005): reported as a timeout."""
         spec = self.spec(workdir, "echo up; sleep 30", timeout=1)
         self.create_job_as_a_dead_worker_did(spec)  # maxRunDuration: 1s
-        spec.timeout = None  # the worker's own deadline is out of the way: only Batch's limit applies
+        spec.timeout = 60  # the worker's own deadline is out of the way: only Batch's limit applies
         result, sink, elapsed = self.run(batch_runner(), spec)
         assert (result.exit_code, result.timed_out, result.killed) == (50005, True, False)
         assert sink.lines == [("up", "stdout")] and elapsed < 5.0

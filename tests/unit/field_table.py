@@ -25,6 +25,8 @@ FT = "tests/unit/test_flow_triggers.py::"
 DK = "tests/runners/test_docker.py::"
 AW = "tests/runners/test_aws_batch.py::"
 GC = "tests/runners/test_gcp_batch.py::"
+AO = "tests/runners/test_aws_batch_options.py::"
+GO = "tests/runners/test_gcp_batch_options.py::"
 STEP = "tests/unit/test_step.py::"
 LD = "tests/unit/test_loader.py::"
 WG = "tests/integration/test_worker_groups.py::"
@@ -61,11 +63,9 @@ MISSED = SCH + "test_missed_dates_follow_recover_missed_schedules"
 LATE = SCH + "test_late_maximum_delay_drops_dates_too_old_to_run"
 SCHEDULE_OFF = SCH + "test_a_changed_cron_starts_afresh_and_a_disabled_trigger_lets_dates_pass"
 ON_DATES = SCH + "test_schedule_on_dates_fires_each_date_once_then_has_none_left"
-# Runner options implemented in runners/ that no test against the real engine (Docker, moto, the GCP fake) exercises
-# yet: they count as gaps (test_every_field.SILENT_GAPS), not as tested.
-UNTESTED = "UNTESTED"
-AWS_OPTIONS = GCP_OPTIONS = UNTESTED
 DO = "tests/runners/test_docker_options.py::"
+STS_OPTIONS = AO + "test_sts_options_reach_assume_role_through_the_sts_endpoint"
+AWS_JOB = AO + "test_roles_and_resources_are_the_job_definitions"
 DOCKER_SHAPE = DO + "test_cpu_memory_shm_network_user_and_hosts_shape_the_container"
 DOCKER_DEVICES = DO + "test_device_requests_reach_the_engine_and_a_missing_driver_fails_leaving_nothing"
 WORKING_DIRECTORY = FF + "test_working_directory_with_local_files"
@@ -353,31 +353,35 @@ TABLE: dict[str, str] = {
     "DockerOptions.fileHandlingStrategy": DK + "test_mount_strategy_shares_the_folder",
     "DockerOptions.delete": DK + "test_no_container_left_after_failure_or_timeout",
     "DockerOptions.privileged": DO + "test_privileged_asks_the_engine_for_every_capability",
-    "BatchOptions.accessKeyId": AWS_OPTIONS,
-    "BatchOptions.secretKeyId": AWS_OPTIONS, "BatchOptions.sessionToken": AWS_OPTIONS,
-    "BatchOptions.region": AWS_OPTIONS,
+    "BatchOptions.accessKeyId": AO + "test_static_keys_sign_every_request",
+    "BatchOptions.secretKeyId": AO + "test_static_keys_sign_every_request",
+    "BatchOptions.sessionToken": AO + "test_session_token_goes_with_temporary_keys",
+    "BatchOptions.region": AO + "test_region_chooses_where_the_job_goes",
     "BatchOptions.endpointOverride": AW + "test_unreachable_endpoint_is_a_clear_error",
-    "BatchOptions.stsRoleArn": AW + "test_sts_role_is_assumed", "BatchOptions.stsRoleExternalId": AWS_OPTIONS,
+    "BatchOptions.stsRoleArn": AW + "test_sts_role_is_assumed", "BatchOptions.stsRoleExternalId": STS_OPTIONS,
     "BatchOptions.stsRoleSessionName": AW + "test_sts_role_is_assumed",
-    "BatchOptions.stsRoleSessionDuration": AWS_OPTIONS, "BatchOptions.stsEndpointOverride": AWS_OPTIONS,
+    "BatchOptions.stsRoleSessionDuration": STS_OPTIONS, "BatchOptions.stsEndpointOverride": STS_OPTIONS,
     "BatchOptions.computeEnvironmentArn": AW + "test_missing_compute_environment_property",
     "BatchOptions.jobQueueArn": AW + "test_a_queue_is_created_when_none_is_given",
-    "BatchOptions.executionRoleArn": AWS_OPTIONS, "BatchOptions.taskRoleArn": AWS_OPTIONS,
-    "BatchOptions.bucket": AW + "test_without_bucket_files_are_refused", "BatchOptions.resources": AWS_OPTIONS,
-    "BatchOptions.waitUntilCompletion": AWS_OPTIONS,
+    "BatchOptions.executionRoleArn": AWS_JOB, "BatchOptions.taskRoleArn": AWS_JOB,
+    "BatchOptions.bucket": AW + "test_without_bucket_files_are_refused", "BatchOptions.resources": AWS_JOB,
+    "BatchOptions.waitUntilCompletion": AO + "test_wait_until_completion_stops_a_job_that_runs_on",
+    "BatchOptions.sidecarResources": AO + "test_sidecar_resources_are_refused",
     "BatchOptions.completionCheckInterval": AW + "test_lines_are_followed_live",
     "BatchOptions.delete": AW + "test_delete_false_keeps_definition_and_objects",
     "BatchOptions.resume": AW + "test_run_follows_a_left_behind_job_instead_of_a_duplicate",
     "GcpBatchOptions.projectId": GC + "test_project_and_region_are_required",
     "GcpBatchOptions.region": GC + "test_project_and_region_are_required",
-    "GcpBatchOptions.serviceAccount": GCP_OPTIONS, "GcpBatchOptions.impersonatedServiceAccount": GCP_OPTIONS,
-    "GcpBatchOptions.scopes": GCP_OPTIONS, "GcpBatchOptions.bucket": GC + "test_files_travel_through_the_bucket",
+    "GcpBatchOptions.serviceAccount": GO + "test_service_account_key_signs_every_call",
+    "GcpBatchOptions.impersonatedServiceAccount": GO + "test_impersonated_service_account_is_who_the_calls_speak_for",
+    "GcpBatchOptions.scopes": GO + "test_scopes_are_the_scopes_of_the_token",
+    "GcpBatchOptions.bucket": GC + "test_files_travel_through_the_bucket",
     "GcpBatchOptions.machineType": GC + "test_job_body_is_what_kestra_sends",
     "GcpBatchOptions.reservation": GC + "test_job_body_is_what_kestra_sends",
     "GcpBatchOptions.computeResource": GC + "test_job_body_is_what_kestra_sends",
     "GcpBatchOptions.networkInterfaces": GC + "test_job_body_is_what_kestra_sends",
     "GcpBatchOptions.entryPoint": GC + "test_job_body_is_what_kestra_sends",
-    "GcpBatchOptions.waitUntilCompletion": GCP_OPTIONS,
+    "GcpBatchOptions.waitUntilCompletion": GO + "test_wait_until_completion_bounds_a_run_without_timeout",
     "GcpBatchOptions.completionCheckInterval": GC + "test_lines_arrive_before_the_job_ends",
     "GcpBatchOptions.waitForLogInterval": GC + "test_lines_arrive_before_the_job_ends",
     "GcpBatchOptions.delete": GC + "test_delete_removes_the_job_and_the_prefix",
@@ -472,16 +476,17 @@ TABLE: dict[str, str] = {
     "Memory.oomKillDisable": DOCKER_SHAPE, "DeviceRequest.driver": DOCKER_DEVICES,
     "DeviceRequest.count": DOCKER_DEVICES, "DeviceRequest.deviceIds": DOCKER_DEVICES,
     "DeviceRequest.capabilities": DOCKER_DEVICES, "DeviceRequest.options": DOCKER_DEVICES,
-    "Resources.request": AWS_OPTIONS, "ComputeResource.cpu": GC + "test_job_body_is_what_kestra_sends",
+    "Resources.request": AWS_JOB, "ComputeResource.cpu": GC + "test_job_body_is_what_kestra_sends",
     "ComputeResource.memory": GC + "test_job_body_is_what_kestra_sends",
     "ComputeResource.bootDisk": GC + "test_job_body_is_what_kestra_sends",
-    "NetworkInterface.network": GC + "test_job_body_is_what_kestra_sends", "NetworkInterface.subnetwork": GCP_OPTIONS,
+    "NetworkInterface.network": GC + "test_job_body_is_what_kestra_sends",
+    "NetworkInterface.subnetwork": GC + "test_job_body_is_what_kestra_sends",
     "ExecutionFlowCondition.type": WATCHER, "ExecutionFlowCondition.namespace": WATCHER,
     "ExecutionFlowCondition.flowId": WATCHER, "ExecutionStatusCondition.type": CONDITIONS,
     "ExecutionStatusCondition.in_": CONDITIONS, "ExecutionStatusCondition.notIn": WATCHERS,
     "ExecutionNamespaceCondition.type": CONDITIONS, "ExecutionNamespaceCondition.namespace": CONDITIONS,
     "ExecutionNamespaceCondition.comparison": CONDITIONS, "ExecutionNamespaceCondition.prefix": WATCHERS,
-    "Request.cpu": AWS_OPTIONS, "Request.memory": AWS_OPTIONS,
+    "Request.cpu": AWS_JOB, "Request.memory": AWS_JOB,
     "Cache.patterns": WDC + "test_the_next_execution_finds_the_kept_files_of_its_own_loop_value",
     "Cache.ttl": WDC + "test_an_expired_cache_and_a_failed_run_give_nothing",
     "SLA.id": SLA + "test_max_duration_cancels_a_long_execution_and_labels_it",

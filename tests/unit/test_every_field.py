@@ -21,7 +21,7 @@ from typing import Annotated, Any, ForwardRef, Literal, get_args, get_origin
 
 import pytest
 import yaml
-from field_table import REFUSED, UNTESTED
+from field_table import REFUSED
 from field_table import TABLE as LISTED
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -64,12 +64,10 @@ REFUSED_VALUES: dict[str, Any] = {
 }
 
 
-# -- what is accepted and has no behaviour yet: test_no_property_is_accepted_silently fails until it is empty
-RUNNER_UNTESTED = "implemented in runners/, but no test against the real engine exercises it yet"
-TABLE = {name: entry for name, entry in LISTED.items() if entry != UNTESTED}
-SILENT_GAPS: dict[str, str] = {name: RUNNER_UNTESTED for name, entry in LISTED.items() if entry == UNTESTED} | {
-    "BatchOptions.sidecarResources": "accepted and ignored (a warning is logged): no sidecar container",
-}
+# -- what is accepted and has no behaviour yet: test_no_property_is_accepted_silently fails while any is listed.
+# A property lands here only with the reason it cannot have its behaviour yet; better, refuse it (REFUSED).
+TABLE = LISTED
+SILENT_GAPS: dict[str, str] = {}
 
 
 # -- the walk ----------------------------------------------------------------------------------------------------
@@ -250,8 +248,6 @@ def test_every_task_type_has_a_minimal_declaration_that_loads() -> None:
     assert len(load_flow(yaml.safe_dump(flow, sort_keys=False)).tasks) == len(task_classes())
 
 
-@pytest.mark.xfail(strict=True, reason="the properties in SILENT_GAPS are accepted without their Kestra behaviour (or "
-                   "without a test against a real service) yet; when the list is empty this passes: remove the mark")
 def test_no_property_is_accepted_silently() -> None:
     gaps = [f"{name} ({declaration(name)}): {why}" for name, why in sorted(SILENT_GAPS.items())]
     if gaps:
