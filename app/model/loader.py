@@ -75,7 +75,9 @@ def _construct(node: yaml.Node, path: PathKey, positions: dict[PathKey, Position
         _local.constructor.flatten_mapping(node)  # merge keys (`<<: *defaults`), as YAML 1.1 defines them
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _scalar(key_node)
+            # A key is its text as written, as Kestra reads keys: `on:`, `yes:`, `1:` are not YAML 1.1's booleans
+            # and numbers (a Switch case `on` must match the value "on").
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else _scalar(key_node)
             try:
                 hash(key)
             except TypeError:

@@ -408,3 +408,27 @@ def test_dag_with_a_cycle_is_rejected() -> None:
     assert len(found) == 1
     assert found[0].startswith("flow.yaml:4:5: tasks[0] (task 'dag'): ")
     assert "cycle" in found[0]
+
+
+def test_mapping_keys_are_their_text_as_written() -> None:
+    """Kestra reads every key as text: YAML 1.1's `on`, `yes`, `off` (booleans) and `1` (a number) stay the words
+    written, so a Switch case `on` is taken for the value "on"."""
+    flow = load("""
+        id: keys
+        namespace: t
+        variables:
+          on: 1
+          12:30: lunch
+        tasks:
+          - id: switch
+            type: io.kestra.plugin.core.flow.Switch
+            value: "on"
+            cases:
+              on: [{id: is_on, type: io.kestra.plugin.core.log.Log, message: "on"}]
+              off: [{id: is_off, type: io.kestra.plugin.core.log.Log, message: "off"}]
+              yes: [{id: is_yes, type: io.kestra.plugin.core.log.Log, message: "yes"}]
+              1: [{id: is_one, type: io.kestra.plugin.core.log.Log, message: "1"}]
+              true: [{id: is_true, type: io.kestra.plugin.core.log.Log, message: "true"}]
+        """)
+    assert list(flow.tasks[0].cases) == ["on", "off", "yes", "1", "true"]  # type: ignore[attr-defined]
+    assert flow.variables == {"on": 1, "12:30": "lunch"}
