@@ -18,7 +18,6 @@ NOT_YET = {f"io.kestra.plugin.core.{name}" for name in (
     "flow.Template", "execution.Count",
     "execution.PurgeExecutions", "execution.Resume", "execution.SetVariables", "execution.UnsetVariables",
     "log.PurgeLogs", "kv.PurgeKV", "storage.DeduplicateItems", "storage.FilterItems",
-    "http.Download", "http.Request",
     "http.SseRequest",
     "metric.Publish", "flow.Approval", "flow.Loop")} | {
     # Kestra's deprecated script tasks and its old name of Subflow, whose properties differ from today's

@@ -241,7 +241,7 @@ def test_kestra_core_types_not_run_yet_are_named_as_such_even_nested(client: Any
     from app.model.suggestions import NOT_YET
 
     assert not NOT_YET & set(TYPE_NAMES)  # a type that is implemented is no longer listed
-    for kind in ("io.kestra.plugin.core.flow.Template", "io.kestra.plugin.core.http.Request"):
+    for kind in ("io.kestra.plugin.core.flow.Template", "io.kestra.plugin.core.http.SseRequest"):
         with pytest.raises(FlowValidationError, match=f"task type '{kind}' is not supported yet"):
             client.validate(flow(f"""
                 id: not_yet

@@ -39,7 +39,7 @@ _UNITS = {None: 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}  # as Kestra reads 
 
 
 # -- the namespace boundary, names and streams -------------------------------------------------------------------
-def _checked(ctx: RunContext, uri: Any) -> str:
+def owned_file(ctx: RunContext, uri: Any) -> str:
     """The normalized URI of a file of the task's own namespace, or a TaskFailure naming `uri`."""
     text = str(uri).strip()
     owned = owned_by(text, ctx.namespace)
@@ -54,7 +54,7 @@ def _checked(ctx: RunContext, uri: Any) -> str:
 
 
 @contextlib.contextmanager
-def _reading(ctx: RunContext, uri: str) -> Iterator[BinaryIO]:
+def reading(ctx: RunContext, uri: str) -> Iterator[BinaryIO]:
     try:
         stream = ctx.storage.open(uri)
     except StorageNotFoundError as exc:
@@ -145,7 +145,7 @@ class Size(RunnableTask):
     uri: str
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        with _reading(ctx, _checked(ctx, ctx.render_str(self.uri))) as stream:
+        with reading(ctx, owned_file(ctx, ctx.render_str(self.uri))) as stream:
             try:
                 return {"size": stream.seek(0, io.SEEK_END)}
             except (OSError, io.UnsupportedOperation):  # not seekable: count it, block by block
@@ -161,7 +161,7 @@ class Delete(RunnableTask):
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         rendered = ctx.render_str(self.uri).strip()
-        deleted = ctx.storage.delete(_checked(ctx, rendered))
+        deleted = ctx.storage.delete(owned_file(ctx, rendered))
         if not deleted and is_truthy(ctx.render(self.errorOnMissing)):
             raise TaskFailure(f"Unable to find file '{rendered}'")
         return {"uri": rendered, "deleted": deleted}
@@ -188,12 +188,12 @@ class Concat(RunnableTask):
         return uris
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        uris = [_checked(ctx, uri) for uri in self._uris(ctx)]  # every one checked before anything is read
+        uris = [owned_file(ctx, uri) for uri in self._uris(ctx)]  # every one checked before anything is read
         extension = _extension(ctx, self.extension)
         separator = b"" if self.separator is None else ctx.render_str(self.separator).encode()
         spool = new_spool()
         for uri in uris:
-            with _reading(ctx, uri) as stream:
+            with reading(ctx, uri) as stream:
                 shutil.copyfileobj(stream, spool)
             spool.write(separator)
         return {"uri": store_spooled(ctx, "concat" + extension, spool)}
@@ -230,9 +230,9 @@ class Split(RunnableTask):
         return self
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        source = _checked(ctx, ctx.render_str(self.from_))
+        source = owned_file(ctx, ctx.render_str(self.from_))
         cut = _Cutter(ctx, ctx.render_str(self.separator), _suffix(source))
-        with _reading(ctx, source) as stream:
+        with reading(ctx, source) as stream:
             lines = _lines(stream)
             if self.regexPattern is not None:
                 return {"uris": cut.by_regex(lines, ctx.render_str(self.regexPattern))}
@@ -337,7 +337,7 @@ class Reverse(RunnableTask):
     charset: str = "UTF-8"
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        source = _checked(ctx, ctx.render_str(self.from_))
+        source = owned_file(ctx, ctx.render_str(self.from_))
         separator = ctx.render_str(self.separator)
         charset = ctx.render_str(self.charset).strip()
         try:
@@ -345,7 +345,7 @@ class Reverse(RunnableTask):
         except LookupError:
             raise TaskFailure(f"Unknown charset '{charset}'") from None
         with new_spool() as lines:  # the lines decoded, one per \n-terminated line of UTF-8, to walk back through
-            with _reading(ctx, source) as stream:
+            with reading(ctx, source) as stream:
                 for line in _lines(stream, charset):
                     lines.write(line.encode("utf-8", "surrogateescape") + b"\n")
             out = new_spool()
