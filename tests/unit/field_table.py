@@ -739,3 +739,23 @@ TABLE.update({"TemplatedTask.id": TT, "TemplatedTask.type": TT, "TemplatedTask.s
     "Output.displayName": II + "test_a_required_output_that_is_null_fails_the_execution_naming_it",
     "Output.required": INPUT_ON,
 })
+
+# -- SQL tasks (workers/plugins/sql.py): every database's Query and Queries, each property by the test of it
+SQ = "tests/integration/test_sql_tasks.py::"
+SQL_FETCH = SQ + "test_each_fetch_type_gives_kestras_outputs"
+SQL_ERRORS = SQ + "test_bad_sql_and_a_refused_connection_are_clear_failures"
+SQL_PROPERTIES = {
+    "id": SQL_FETCH, "type": SQL_FETCH, "description": DOCS, "disabled": OFF, "allowFailure": MAY_FAIL,
+    "allowWarning": MAY_WARN, "retry": RETRY, "timeout": SQ + "test_a_timeout_cancels_the_statement_on_the_database",
+    "workerGroup": GROUP, "logLevel": LOGS, "logToFile": REFUSED, "runIf": SKIP,
+    "url": SQL_FETCH, "username": SQL_ERRORS, "password": SQL_ERRORS,
+    "timeZoneId": SQ + "test_time_zone_id_places_timestamps", "sql": SQL_FETCH,
+    "parameters": SQ + "test_parameters_are_bound_never_formatted_into_the_sql", "fetchType": SQL_FETCH,
+    "fetchSize": SQ + "test_a_store_of_100000_rows_keeps_the_workers_memory_flat",
+    "afterSQL": SQ + "test_after_sql_runs_in_the_same_transaction",
+    "store": SQL_FETCH, "fetchOne": SQL_FETCH, "fetch": SQL_FETCH,
+}
+TABLE.update({f"{db}{kind}.{name}": entry for db in ("Postgres", "MySql", "MariaDb", "Sqlite", "DuckDb")
+              for kind in ("Query", "Queries") for name, entry in SQL_PROPERTIES.items()})
+TABLE.update({f"{db}Queries.transaction": SQ + "test_queries_run_a_script_in_one_transaction_unless_told"
+              for db in ("Postgres", "MySql", "MariaDb", "Sqlite", "DuckDb")})
