@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal
 
 from workers.plugin_api import RunContext, RunnableTask, TaskFailure, TaskKilled
 from workers.plugins.sql_support import DIALECTS, Dialect, cancel, ion_line, json_cell, split_statements, sqlalchemy_url
-from workers.plugins.storage import new_spool, store_spooled
+from workers.plugins.storage import new_spool, positive_int, store_spooled
 
 FetchType = Literal["NONE", "FETCH_ONE", "FETCH", "STORE"]
 CONNECT_TIMEOUT = 10  # seconds: a refused or unreachable database fails the task in seconds, not minutes
@@ -70,16 +70,6 @@ class _Sql(RunnableTask):
         if not isinstance(rendered, dict):
             raise TaskFailure(f"parameters must render to a map of names to values, got {type(rendered).__name__}")
         return {str(k): v for k, v in rendered.items()}
-
-    def _fetch_size(self, ctx: RunContext) -> int:
-        text = ctx.render_str(self.fetchSize).strip() if isinstance(self.fetchSize, str) else self.fetchSize
-        try:
-            size = int(text)
-        except ValueError:
-            raise TaskFailure(f"fetchSize must be a whole number, got '{text}'") from None
-        if size < 1:
-            raise TaskFailure(f"fetchSize must be at least 1, got {size}")
-        return size
 
     # -- connection and statements ---------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -166,7 +156,7 @@ class _Query(_Sql):
             raise TaskFailure(f"sql holds {len(statements)} statements: the Query task runs one; use the Queries "
                               "task for a script")
         fetch_type, params = self._fetch_type(ctx), self._parameters(ctx)
-        stream = self._fetch_size(ctx) if fetch_type == "STORE" else None
+        stream = positive_int(ctx, self.fetchSize, "fetchSize") if fetch_type == "STORE" else None
         with self._connection(ctx) as conn:
             result = self._execute(ctx, conn, statements[0], params, stream=stream)
             outputs = self._results(ctx, statements[0], result, fetch_type)
@@ -186,7 +176,7 @@ class _Queries(_Sql):
         if not statements:
             raise TaskFailure("sql holds no statement")
         fetch_type, params = self._fetch_type(ctx), self._parameters(ctx)
-        stream = self._fetch_size(ctx) if fetch_type == "STORE" else None
+        stream = positive_int(ctx, self.fetchSize, "fetchSize") if fetch_type == "STORE" else None
         one = self.transaction if isinstance(self.transaction, bool) else (
             ctx.render_str(self.transaction).strip().lower() == "true")
         outputs: list[dict[str, Any]] = []

@@ -102,7 +102,7 @@ def new_spool() -> IO[bytes]:
     return tempfile.TemporaryFile()
 
 
-def _integer(ctx: RunContext, value: int | str, name: str) -> int:
+def positive_int(ctx: RunContext, value: int | str, name: str) -> int:
     rendered = ctx.render_str(value).strip() if isinstance(value, str) else value
     try:
         number = int(rendered)
@@ -237,14 +237,14 @@ class Split(RunnableTask):
             if self.regexPattern is not None:
                 return {"uris": cut.by_regex(lines, ctx.render_str(self.regexPattern))}
             if self.partitions is not None:
-                return {"uris": cut.partitioned(lines, _integer(ctx, self.partitions, "partitions"))}
+                return {"uris": cut.partitioned(lines, positive_int(ctx, self.partitions, "partitions"))}
             if self.bytes is not None:
                 try:
                     limit = parse_bytes(ctx.render_str(self.bytes))
                 except ValueError as exc:
                     raise TaskFailure(str(exc)) from None
                 return {"uris": cut.chunked(lines, lambda size, count: size >= limit)}
-            rows = _integer(ctx, self.rows if self.rows is not None else 0, "rows")
+            rows = positive_int(ctx, self.rows if self.rows is not None else 0, "rows")
             return {"uris": cut.chunked(lines, lambda size, count: count >= rows)}
 
 
