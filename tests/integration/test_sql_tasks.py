@@ -16,11 +16,13 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import POSTGRES_BASE, unavailable
+from groups_support import _base, unavailable
 
 from app.model.states import State
 
+pytestmark = pytest.mark.integration
 MARIADB = "mysql+pymysql://root@127.0.0.1:3306/"
+POSTGRES_BASE = _base.POSTGRES_BASE  # tests/integration/conftest.py
 
 
 @dataclass
