@@ -759,3 +759,27 @@ TABLE.update({f"{db}{kind}.{name}": entry for db in ("Postgres", "MySql", "Maria
               for kind in ("Query", "Queries") for name, entry in SQL_PROPERTIES.items()})
 TABLE.update({f"{db}Queries.transaction": SQ + "test_queries_run_a_script_in_one_transaction_unless_told"
               for db in ("Postgres", "MySql", "MariaDb", "Sqlite", "DuckDb")})
+
+# -- notification tasks (workers/plugins/notifications.py)
+NT = "tests/unit/test_notification_tasks.py::"
+WEBHOOK = NT + "test_an_incoming_webhook_posts_its_rendered_payload"
+WEBHOOK_OPTIONS = NT + "test_webhook_options_bound_the_call"
+MAIL_ALL = NT + "test_mail_send_delivers_text_html_cc_attachments_and_images"
+COMMON_TASK = {"description": DOCS, "disabled": OFF, "allowFailure": MAY_FAIL, "allowWarning": MAY_WARN,
+               "retry": RETRY, "workerGroup": GROUP, "logLevel": LOGS, "logToFile": REFUSED, "runIf": SKIP}
+for _hook in ("SlackIncomingWebhook", "TeamsIncomingWebhook", "DiscordIncomingWebhook", "GoogleChatIncomingWebhook"):
+    TABLE.update({f"{_hook}.{name}": entry for name, entry in COMMON_TASK.items()})
+    TABLE.update({f"{_hook}.id": WEBHOOK, f"{_hook}.type": WEBHOOK, f"{_hook}.url": WEBHOOK,
+                  f"{_hook}.payload": WEBHOOK, f"{_hook}.options": WEBHOOK_OPTIONS,
+                  f"{_hook}.timeout": HT + "test_the_task_timeout_closes_the_connection_at_once"})
+TABLE.update({f"WebhookOptions.{name}": WEBHOOK_OPTIONS for name in (
+    "connectTimeout", "readTimeout", "readIdleTimeout", "connectionPoolIdleTimeout", "maxContentLength",
+    "defaultCharset")})
+TABLE.update({f"MailSend.{name}": entry for name, entry in COMMON_TASK.items()})
+TABLE.update({f"MailSend.{name}": MAIL_ALL for name in (
+    "id", "type", "host", "port", "username", "password", "from_", "to", "cc", "subject", "htmlTextContent",
+    "plainTextContent", "attachments", "embeddedImages")})
+TABLE.update({"MailSend.transportStrategy": NT + "test_mail_send_over_tls_checks_the_servers_certificate",
+              "MailSend.sessionTimeout": NT + "test_mail_send_failures_are_clear",
+              "MailSend.timeout": TIMEOUT,
+              "Attachment.uri": MAIL_ALL, "Attachment.name": MAIL_ALL, "Attachment.contentType": MAIL_ALL})

@@ -3,23 +3,27 @@
 Routes: `/echo` answers what it received as JSON (method, path, query, headers, body as text, form or multipart
 parts); `/status/N` answers N; `/redirect` is a 302 to /echo; `/slow?s=N` waits N seconds first; `/file` a file
 with a Content-Disposition name; `/empty` no body; `/bytes?n=N` N bytes; `/binary` bytes that are not UTF-8;
-`/basic` and `/digest` need user `ada` with password `lovelace`, `/bearer` the token `t0ken`. `requests` keeps
-each request's (method, path, headers). `ProxyServer` forwards absolute-form requests and records them.
+`/hook` answers ok; `/basic` and `/digest` need user `ada` with password `lovelace`, `/bearer` the token `t0ken`.
+`requests` keeps each request's (method, path, headers), `bodies` its (path, body). `unanswered_port()` is a port
+a connect to never completes. `ProxyServer` forwards absolute-form requests and records them.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import email.parser
 import email.policy
 import hashlib
 import json
+import socket
 import ssl
 import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -55,6 +59,7 @@ class _Handler(BaseHTTPRequestHandler):
         query = dict(urllib.parse.parse_qsl(url.query))
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.server.requests.append((self.command, url.path, dict(self.headers)))
+        self.server.bodies.append((url.path, raw))
         auth = self.headers.get("Authorization", "")
         if url.path == "/echo":
             self._send(200, json.dumps(self._echo(url, query, raw)).encode(),
@@ -62,6 +67,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif url.path.startswith("/status/"):
             code = int(url.path.rsplit("/", 1)[1])
             self._send(code, f"status {code}".encode() if code != 204 else b"")
+        elif url.path == "/hook":  # an incoming webhook: Slack answers a plain "ok"
+            self._send(200, b"ok")
         elif url.path == "/redirect":
             self._send(302, b"", {"Location": "/echo"})
         elif url.path == "/slow":
@@ -113,6 +120,7 @@ class HttpServer(ThreadingHTTPServer):
     def __init__(self, tls: Path | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.bodies: list[tuple[str, bytes]] = []  # (path, body) of each request
         scheme = "http"
         if tls is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -191,3 +199,22 @@ class ProxyServer(ThreadingHTTPServer):
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
         self.server_close()
+
+
+@contextlib.contextmanager
+def unanswered_port() -> Iterator[int]:
+    """A port whose listen queue is full: Linux drops further SYNs, so a connect there waits until it times out."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(listener.getsockname())
+        fillers.append(filler)
+    try:
+        yield int(listener.getsockname()[1])
+    finally:
+        for sock in [*fillers, listener]:
+            sock.close()

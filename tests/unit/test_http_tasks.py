@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from http_server import PASSWORD, TOKEN, USER, HttpServer, ProxyServer
+from http_server import PASSWORD, TOKEN, USER, HttpServer, ProxyServer, unanswered_port
 
 from app.model.states import State
 
@@ -131,25 +129,6 @@ def test_timeouts_fail_the_task_saying_so(client: Any, server: HttpServer) -> No
         assert "ConnectTimeout" in error(client, request(f"http://127.0.0.1:{port}/",
                                                          options={"connectTimeout": "PT0.5S"}))
         assert time.monotonic() - started < 5
-
-
-@contextlib.contextmanager
-def unanswered_port() -> Iterator[int]:
-    """A port whose listen queue is full: Linux drops further SYNs, so a connect there waits until it times out."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    fillers = []
-    for _ in range(4):
-        filler = socket.socket()
-        filler.setblocking(False)
-        filler.connect_ex(listener.getsockname())
-        fillers.append(filler)
-    try:
-        yield int(listener.getsockname()[1])
-    finally:
-        for sock in [*fillers, listener]:
-            sock.close()
 
 
 def test_the_task_timeout_closes_the_connection_at_once(client: Any, server: HttpServer) -> None:

@@ -15,7 +15,7 @@ import json
 import socket
 import threading
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -138,35 +138,9 @@ class _Http(RunnableTask):
 
     @contextlib.contextmanager
     def _exchange(self, ctx: RunContext, *, limit: int | None) -> Iterator[tuple[httpx.Response, Iterator[bytes]]]:
-        """Send the request; yield the response (headers read) and its body's chunks. Kill closes the client."""
-        try:
-            import httpx
-        except ImportError as exc:
-            raise TaskFailure(f"The HTTP tasks need httpx: pip install 'celestra[http]' ({exc})") from exc
         options = self._options()
-        with contextlib.ExitStack() as stack:
-            client, sockets = stack.enter_context(_client(ctx, options))
-            request = client.build_request(**self._request(ctx, options, stack))
-            _log_request(ctx, options, request)
-            done = threading.Event()
-            watcher = threading.Thread(target=_shut_on_kill, args=(ctx, sockets, done), daemon=True)
-            watcher.start()
-            stack.callback(done.set)
-            try:
-                response = client.send(request, stream=True)
-                stack.callback(response.close)
-                _log_response_headers(ctx, options, response)
-                if response.status_code >= 400 and not _flag(ctx, options.allowFailed):
-                    preview = response.read()[:1000].decode(errors="replace")
-                    raise TaskFailure(f"Failed http request with response code '{response.status_code}'"
-                                      + (f": {preview}" if preview else ""))
-                yield response, _chunks(ctx, response, limit)
-            except httpx.TimeoutException as exc:
-                raise TaskFailure(f"HTTP request to {request.url} timed out: {type(exc).__name__} {exc}") from exc
-            except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
-                if ctx.killed:
-                    raise TaskKilled("killed during the HTTP request") from exc
-                raise TaskFailure(f"HTTP request to {request.url} failed: {type(exc).__name__}: {exc}") from exc
+        with exchange(ctx, options, lambda stack: self._request(ctx, options, stack), limit=limit) as sent:
+            yield sent
 
     def _request(self, ctx: RunContext, options: HttpOptions, stack: contextlib.ExitStack) -> dict[str, Any]:
         uri = ctx.render_str(self.uri).strip()
@@ -259,6 +233,40 @@ class HttpDownload(_Http):
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def exchange(ctx: RunContext, options: HttpOptions, request_args: Callable[[contextlib.ExitStack], dict[str, Any]], *,
+             limit: int | None) -> Iterator[tuple[httpx.Response, Iterator[bytes]]]:
+    """Send the request (httpx.Client.build_request's arguments); yield the response (headers read) and its body's
+    chunks. A status of 400 or more fails the task unless options.allowFailed; a kill shuts the connection."""
+    try:
+        import httpx
+    except ImportError as exc:
+        raise TaskFailure(f"The HTTP tasks need httpx: pip install 'celestra[http]' ({exc})") from exc
+    with contextlib.ExitStack() as stack:
+        client, sockets = stack.enter_context(_client(ctx, options))
+        request = client.build_request(**request_args(stack))
+        _log_request(ctx, options, request)
+        done = threading.Event()
+        watcher = threading.Thread(target=_shut_on_kill, args=(ctx, sockets, done), daemon=True)
+        watcher.start()
+        stack.callback(done.set)
+        try:
+            response = client.send(request, stream=True)
+            stack.callback(response.close)
+            _log_response_headers(ctx, options, response)
+            if response.status_code >= 400 and not _flag(ctx, options.allowFailed):
+                preview = response.read()[:1000].decode(errors="replace")
+                raise TaskFailure(f"Failed http request with response code '{response.status_code}'"
+                                  + (f": {preview}" if preview else ""))
+            yield response, _chunks(ctx, response, limit)
+        except httpx.TimeoutException as exc:
+            raise TaskFailure(f"HTTP request to {request.url} timed out: {type(exc).__name__} {exc}") from exc
+        except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
+            if ctx.killed:
+                raise TaskKilled("killed during the HTTP request") from exc
+            raise TaskFailure(f"HTTP request to {request.url} failed: {type(exc).__name__}: {exc}") from exc
+
+
 def _flag(ctx: RunContext, value: bool | str) -> bool:
     if isinstance(value, bool):
         return value
