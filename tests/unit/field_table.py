@@ -783,3 +783,22 @@ TABLE.update({"MailSend.transportStrategy": NT + "test_mail_send_over_tls_checks
               "MailSend.sessionTimeout": NT + "test_mail_send_failures_are_clear",
               "MailSend.timeout": TIMEOUT,
               "Attachment.uri": MAIL_ALL, "Attachment.name": MAIL_ALL, "Attachment.contentType": MAIL_ALL})
+
+# -- serdes conversions (workers/plugins/serdes.py)
+SD = "tests/unit/test_serdes_tasks.py::"
+ROUND_TRIP = SD + "test_csv_to_ion_to_json_and_back_to_csv"
+CSV_READING = SD + "test_csv_reading_options"
+CSV_WRITING = SD + "test_ion_to_csv_formats_dates_times_and_zones"
+JSON_SHAPES = SD + "test_json_documents_and_arrays"
+for _conversion in ("CsvToIon", "IonToCsv", "JsonToIon", "IonToJson"):
+    TABLE.update({f"{_conversion}.{name}": entry for name, entry in COMMON_TASK.items()})
+    TABLE.update({f"{_conversion}.id": ROUND_TRIP, f"{_conversion}.type": ROUND_TRIP,
+                  f"{_conversion}.from_": ROUND_TRIP, f"{_conversion}.timeout": TIMEOUT})
+TABLE.update({f"CsvToIon.{name}": CSV_READING for name in (
+    "header", "fieldSeparator", "textDelimiter", "skipEmptyRows", "errorOnDifferentFieldCount", "skipRows", "charset")})
+TABLE.update({f"IonToCsv.{name}": CSV_WRITING for name in (
+    "header", "fieldSeparator", "textDelimiter", "lineDelimiter", "alwaysDelimitText", "charset", "dateFormat",
+    "dateTimeFormat", "timeZoneId")})
+TABLE["IonToCsv.timeFormat"] = REFUSED
+TABLE.update({"JsonToIon.charset": JSON_SHAPES, "JsonToIon.newLine": JSON_SHAPES, "IonToJson.charset": JSON_SHAPES,
+              "IonToJson.newLine": JSON_SHAPES, "IonToJson.timeZoneId": JSON_SHAPES})

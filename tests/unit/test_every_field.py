@@ -61,6 +61,7 @@ REFUSED_VALUES: dict[str, Any] = {
         "Sequential", "AllowFailure", "Parallel", "If", "Switch", "ForEach", "EachSequential", "EachParallel", "Dag",
         "LoopUntil", "ForEachItem", "Pause", "Subflow")},
     "FlowTrigger.preconditions": {"id": "both", "flows": []},
+    "IonToCsv.timeFormat": "HH:mm",
 }
 
 

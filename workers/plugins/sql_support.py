@@ -158,14 +158,13 @@ def ion_cell(value: Any, zone: datetime.tzinfo | None) -> Any:
     return str(value)
 
 
-def ion_line(row: dict[str, Any], zone: datetime.tzinfo | None) -> bytes:
+def ion_line(value: Any, zone: datetime.tzinfo | None) -> bytes:
+    """One value (a row: a map, or a list) as a line of an Ion text file, as Kestra writes them."""
     try:
         from amazon.ion import simpleion
     except ImportError as exc:
-        raise TaskFailure(f"fetchType STORE writes Ion files and needs amazon.ion: pip install 'celestra[sql]' "
-                          f"({exc})") from exc
-    text = simpleion.dumps({k: ion_cell(v, zone) for k, v in row.items()}, binary=False, omit_version_marker=True)
-    return text.encode() + b"\n"
+        raise TaskFailure(f"Writing Ion files needs amazon.ion: pip install 'celestra[sql]' ({exc})") from exc
+    return simpleion.dumps(ion_cell(value, zone), binary=False, omit_version_marker=True).encode() + b"\n"
 
 
 # -- cancel --------------------------------------------------------------------------------------------------------
