@@ -15,6 +15,7 @@ from app.model.registry import registry
 
 RUN_TASK = "celestra.run_task"
 START_EXECUTION = "celestra.start_execution"
+EVALUATE_TRIGGER = "celestra.evaluate_trigger"  # a polling trigger's evaluation, on a worker of its group
 
 
 def make_celery() -> Celery:

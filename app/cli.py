@@ -397,7 +397,8 @@ def triggers(
     as_json: Annotated[bool, typer.Option("--json")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Schedule triggers of deployed flows: when each fires next, and what it fired last."""
+    """Schedule and polling triggers of deployed flows: when each fires or is evaluated next, what the last
+    evaluation found and on which worker it ran, what it fired last."""
     _client(config)
     from app.services.scheduler import trigger_states
 
@@ -406,11 +407,14 @@ def triggers(
         sys.stdout.write(json.dumps(states, default=str) + "\n")
         return
     table = Table()
-    for column in ("flow", "trigger", "next", "last", "last execution"):
+    for column in ("flow", "trigger", "next", "last result", "evaluated on", "last fired", "last execution"):
         table.add_column(column, overflow="fold")
     for state in states:
-        table.add_row(escape(f"{state['namespace']}.{state['flow_id']}"), escape(state["trigger_id"]),
-                      str(state["next_date"] or "none left"), str(state["last_date"] or ""),
+        upcoming = f"evaluating since {state['evaluation_sent']}" if state.get("evaluation_id") else str(
+            state["next_date"] or "none left")
+        result = f"{state['last_result']} ({state['last_evaluated']})" if state.get("last_result") else ""
+        table.add_row(escape(f"{state['namespace']}.{state['flow_id']}"), escape(state["trigger_id"]), upcoming,
+                      escape(result), escape(state.get("evaluated_on") or ""), str(state["last_date"] or ""),
                       state["last_execution_id"] or "")
     out.print(table)
 

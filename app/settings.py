@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     store_retry_for: float = Field(
         3600.0, description="Seconds a worker keeps retrying to claim a task run or to record an attempt's outcome "
                             "while the database is unreachable (the outcome is kept in memory meanwhile).")
+    trigger_evaluation_timeout: float = Field(
+        120.0, gt=0, description="Seconds a polling trigger's evaluation may take: then the worker stops it and the "
+                                 "server releases the trigger (also when the worker or its message was lost), so a "
+                                 "hung evaluation never locks the trigger.")
+    local_files_allowed_paths: list[Path] = Field(
+        default_factory=list, description="Folders of the worker the fs.local tasks and Trigger may read and write "
+                                          "(Kestra's allowed-paths); empty: those tasks are refused.")
     namespaces: dict[str, NamespaceSettings] = Field(default_factory=dict)
     worker_groups: dict[str, WorkerGroupSettings] = Field(default_factory=dict)
     globals: dict[str, Any] = Field(default_factory=dict, description="Values exposed as {{ globals.* }}.")

@@ -272,7 +272,7 @@ def make_context(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogB
 
     attempt = len(run.attempts)
     return RunContext(
-        variables=variables, log=logs, storage=files, kv=_KeyValues(store, settings.store_retry_for),
+        variables=variables, log=logs, storage=files, kv=KeyValues(store, settings.store_retry_for),
         attempt=AttemptInfo(
             name=f"celestra-{run.id}-{attempt}".lower(),
             labels={"celestra.execution": ex.id, "celestra.taskrun": run.id, "celestra.attempt": str(attempt)}),
@@ -299,7 +299,7 @@ class _Logs:
 
 
 @dataclass(frozen=True)
-class _KeyValues:
+class KeyValues:
     """The store's KV table as the plugin API's KeyValueStore (waiting for the database through an outage)."""
 
     store: Store

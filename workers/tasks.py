@@ -1,4 +1,5 @@
-"""The Celery tasks: one runs a task run on a worker, one starts an execution on the server."""
+"""The Celery tasks: one runs a task run on a worker, one evaluates a polling trigger on a worker, one starts an
+execution on the server."""
 
 from __future__ import annotations
 
@@ -8,31 +9,54 @@ from typing import Any
 from celery import Task, shared_task
 
 from app import runtime
-from app.celery_app import RUN_TASK, START_EXECUTION
+from app.celery_app import EVALUATE_TRIGGER, RUN_TASK, START_EXECUTION
 from app.engine import events
 from app.store.outage import until_stored
-from workers import heartbeat
+from workers import heartbeat, polling
 from workers.execute import run_task_run
 
 log = logging.getLogger("celestra.worker")
 
 
+def _served(task: Task) -> set[str] | None:
+    """The queues this worker serves; None: the embedded in-process worker, which serves every queue."""
+    if runtime.settings().embedded:
+        return None
+    return heartbeat.served_queues(task.app) or {runtime.settings().default_queue}
+
+
+def _misrouted(task: Task, what: str, group: str | None, served: set[str] | None, args: list[Any],
+               kwargs: dict[str, Any]) -> bool:
+    """Work of a group this worker does not serve is never run here. Requeueing would hand it back to this same
+    queue forever, so it is sent to its own group's queue instead, and this copy is acknowledged."""
+    if not group or served is None or group in served:
+        return False
+    log.error("refusing %s of group %r: this worker serves %s; sent to queue %r", what, group, sorted(served), group)
+    task.app.send_task(task.name, args=args, kwargs=kwargs, queue=group)
+    return True
+
+
+def _worker_name(task: Task) -> str:
+    worker = task.request.hostname or "unknown"
+    return worker.split("@", 1)[-1] if runtime.settings().embedded else worker
+
+
 @shared_task(name=RUN_TASK, ignore_result=True, bind=True)
 def run_task(self: Task, execution_id: str, task_run_id: str, **names: Any) -> None:
-    group = names.get("group")
-    embedded = runtime.settings().embedded  # the in-process worker serves every queue
-    served = None if embedded else (heartbeat.served_queues(self.app) or {runtime.settings().default_queue})
-    if group and served is not None and group not in served:
-        # Misrouted: never run it here. Requeueing would hand it back to this same queue forever, so it is sent
-        # to its own group's queue instead, and this copy is acknowledged.
-        log.error("refusing task run %s of group %r: this worker serves %s; sent to queue %r",
-                  task_run_id, group, sorted(served), group)
-        self.app.send_task(RUN_TASK, args=[execution_id, task_run_id], kwargs=names, queue=group)
+    served = _served(self)
+    if _misrouted(self, f"task run {task_run_id}", names.get("group"), served, [execution_id, task_run_id], names):
         return
-    worker = self.request.hostname or "unknown"
-    if embedded:
-        worker = worker.split("@", 1)[-1]
-    run_task_run(execution_id, task_run_id, worker, served)
+    run_task_run(execution_id, task_run_id, _worker_name(self), served)
+
+
+@shared_task(name=EVALUATE_TRIGGER, ignore_result=True, bind=True)
+def evaluate_trigger(self: Task, namespace: str, flow_id: str, trigger_id: str, evaluation_id: str,
+                     group: str | None = None) -> None:
+    args = [namespace, flow_id, trigger_id, evaluation_id]
+    if _misrouted(self, f"evaluation of trigger {trigger_id}", group, _served(self), args, {"group": group}):
+        return
+    result = polling.evaluate(namespace, flow_id, trigger_id, evaluation_id, _worker_name(self))
+    log.info("trigger %s of %s.%s evaluated: %s", trigger_id, namespace, flow_id, result)
 
 
 @shared_task(name=START_EXECUTION, ignore_result=True)

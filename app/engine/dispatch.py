@@ -75,6 +75,17 @@ def send(messages: Iterable[RunMessage]) -> None:
             )
 
 
+def send_evaluation(namespace: str, flow_id: str, trigger_id: str, evaluation_id: str, group: str | None) -> None:
+    """One polling trigger evaluation, to a worker of its group (ids only: the worker reads the trigger)."""
+    from app.celery_app import EVALUATE_TRIGGER, get_celery
+
+    queue = queue_of(group)
+    if runtime.settings().embedded and _subscriber is not None:
+        _subscriber(queue)
+    get_celery().send_task(EVALUATE_TRIGGER, args=[namespace, flow_id, trigger_id, evaluation_id],
+                           kwargs={"group": group}, queue=queue)
+
+
 def queue_depth(queue: str) -> int | None:
     """How many messages the broker holds in `queue` (not those a worker has fetched); None if it cannot tell."""
     from app.celery_app import get_celery

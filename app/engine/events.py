@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from app import runtime, templating
-from app.engine import chains, child_kills, concurrency, dispatch, flow_triggers, for_each_item, retried
+from app.engine import chains, child_kills, concurrency, dispatch, flow_triggers, for_each_item, retried, trigger_stops
 from app.engine.liveness import group_is_alive
 from app.engine.memory import Kept, memory
 from app.engine.retries import next_try
@@ -80,10 +80,11 @@ def router(flow: Flow, ex: Execution) -> Callable[[Task, TaskRun], Route]:
 # -- events -----------------------------------------------------------------------------------------------------
 def new_execution(flow: Flow, source: str, inputs: dict[str, Any], *, revision: int | None = None,
                   labels: dict[str, str] | None = None, parent: tuple[str, str] | None = None,
-                  trigger: dict[str, Any] | None = None, trigger_key: str | None = None) -> Execution:
+                  trigger: dict[str, Any] | None = None, trigger_key: str | None = None,
+                  execution_id: str | None = None) -> Execution:
     """An execution with validated inputs, not stored yet (a bad input raises before anything is written)."""
     flow.refuse_if_disabled()
-    ex = Execution(id=new_id(), namespace=flow.namespace, flow_id=flow.id, flow_revision=revision,
+    ex = Execution(id=execution_id or new_id(), namespace=flow.namespace, flow_id=flow.id, flow_revision=revision,
                    flow_source=source, labels={**flow.label_map, **(labels or {})}, trigger=trigger,
                    trigger_key=trigger_key)
     variables = {"flow": {"id": flow.id, "namespace": flow.namespace, "revision": revision},
@@ -109,14 +110,14 @@ def create_execution(flow: Flow, source: str, inputs: dict[str, Any], *, revisio
 
 def create_and_start(flow: Flow, source: str, inputs: dict[str, Any], *, revision: int | None = None,
                      labels: dict[str, str] | None = None, trigger: dict[str, Any] | None = None,
-                     trigger_key: str | None = None,
+                     trigger_key: str | None = None, execution_id: str | None = None,
                      also: Callable[[Connection, Execution], None] | None = None) -> Execution:
     """Store an execution together with its first step, in one transaction, then send its first task runs.
 
     Nobody else can see the execution before the commit, so no lock is needed and nothing is read back.
     `also` writes more in the same transaction (the scheduler records the fire date with the execution)."""
     ex = new_execution(flow, source, inputs, revision=revision, labels=labels, trigger=trigger,
-                       trigger_key=trigger_key)
+                       trigger_key=trigger_key, execution_id=execution_id)
     store = runtime.store()
     with store.begin() as conn:
         if also is not None:
@@ -285,6 +286,11 @@ def _after_commit(flow: Flow, ex: Execution, result: StepResult, ended_now: bool
         advance(child_id, child_kills.kill, full=True)
     if ended_now:
         concurrency.release(flow)
+        if ex.trigger_key is not None and ex.trigger_key.startswith(trigger_stops.POLLED):
+            try:
+                trigger_stops.stop_after(ex)
+            except Exception:  # the execution has ended either way
+                log.exception("stopAfter of the trigger of execution %s could not be applied", ex.id)
     if ended_now and ex.parent_execution_id:
         child_ended(runtime.store().get_execution(ex.id))
     if ended_now and not ex.downstream_checked:

@@ -71,11 +71,25 @@ def route_task(settings: Settings, flow: Flow, task: Task, scope: Callable[[], d
     return Route(key, fallback)
 
 
+def route_trigger(settings: Settings, flow: Flow, ref: WorkerGroup | None) -> Route:
+    """The route of a polling trigger's evaluation: its own `workerGroup`, the flow's, the namespace default. A
+    templated key renders with `{{ flow.* }}` only (no execution exists yet)."""
+    key, fallback = _declared_ref(settings, flow, ref)
+    if key is not None and any(marker in key for marker in TEMPLATE_MARKERS):
+        key = templating.render(key, {"flow": {"id": flow.id, "namespace": flow.namespace}}).strip() or None
+        if key is not None and not re.match(WORKER_GROUP_KEY_PATTERN, key):
+            raise UnknownWorkerGroup(f"Worker group key {key!r} (rendered) must match {WORKER_GROUP_KEY_PATTERN}")
+    if key is not None:
+        check_group(settings, key)
+    return Route(key, fallback)
+
+
 def static_group_problems(settings: Settings, flow: Flow) -> Iterator[str]:
     """Undeclared static keys, found before anything runs (validate, deploy, run)."""
     refs: list[tuple[str, WorkerGroup]] = [(f"task '{t.id}'", t.workerGroup) for t in flow.all_tasks() if t.workerGroup]
     if flow.workerGroup:
         refs.append(("the flow", flow.workerGroup))
+    refs += [(f"trigger '{t.id}'", t.workerGroup) for t in flow.triggers if getattr(t, "workerGroup", None)]
     for where, ref in refs:
         if any(marker in ref.key for marker in TEMPLATE_MARKERS):
             continue

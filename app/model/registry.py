@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Annotated, Any, Union, get_args
 
@@ -26,7 +26,8 @@ from app.errors import ConfigError
 from app.model import flowables
 from app.model.flow import Flow, Task
 from app.model.inputs import InputDef
-from app.model.triggers import AnyTrigger
+from app.model.polling import PollingTrigger
+from app.model.triggers import trigger_union
 
 GROUP = "celestra.tasks"
 
@@ -41,15 +42,17 @@ class Family:
     target: str  # module:attribute
     distribution: str | None
     classes: tuple[type[Task], ...]
+    triggers: tuple[type[PollingTrigger], ...] = ()  # its polling triggers (a SQL family's jdbc Trigger)
 
 
 @dataclass(frozen=True)
 class TaskRegistry:
     families: tuple[Family, ...]
     by_type: Mapping[str, type[Task]]
+    triggers: Mapping[str, type[PollingTrigger]] = field(default_factory=dict)  # polling triggers by type name
 
 
-def type_names(cls: type[Task]) -> tuple[str, ...]:
+def type_names(cls: type[Task] | type[PollingTrigger]) -> tuple[str, ...]:
     """A task class's names: its `type` Literal, the canonical Kestra name first, then the aliases."""
     return tuple(get_args(cls.model_fields["type"].annotation))
 
@@ -69,12 +72,14 @@ def load_family(entry: EntryPoint) -> Family:
         loaded = entry.load()
     except ImportError as exc:
         raise PluginError(f"The {where} cannot be imported: {exc}{install_hint(entry)}") from exc
-    classes = tuple(loaded) if isinstance(loaded, Iterable) else (loaded,)
-    for cls in classes:
-        if not (isinstance(cls, type) and issubclass(cls, Task)) or not type_names(cls):
-            raise PluginError(f"The {where} must name a Task subclass (or a list of them) whose `type` is a "
-                              f"Literal of its names; got {cls!r}")
-    return Family(entry.name, entry.value, dist, classes)
+    loaded_classes = tuple(loaded) if isinstance(loaded, Iterable) else (loaded,)
+    for cls in loaded_classes:
+        if not (isinstance(cls, type) and issubclass(cls, Task | PollingTrigger)) or not type_names(cls):
+            raise PluginError(f"The {where} must name a Task or PollingTrigger subclass (or a list of them) whose "
+                              f"`type` is a Literal of its names; got {cls!r}")
+    tasks = tuple(cls for cls in loaded_classes if issubclass(cls, Task))
+    triggers = tuple(cls for cls in loaded_classes if issubclass(cls, PollingTrigger))
+    return Family(entry.name, entry.value, dist, tasks, triggers)
 
 
 def build(entries: Iterable[EntryPoint]) -> TaskRegistry:
@@ -84,21 +89,25 @@ def build(entries: Iterable[EntryPoint]) -> TaskRegistry:
         raise PluginError(f"No task types are registered under the '{GROUP}' entry points: install Celestra "
                           "(pip install -e .) rather than running it from a bare source folder")
     by_type: dict[str, type[Task]] = {}
+    triggers: dict[str, type[PollingTrigger]] = {}
     owner: dict[str, str] = {}
     for family in families:
-        for cls in family.classes:
-            for name in type_names(cls):
-                if name in by_type and by_type[name] is not cls:
-                    raise PluginError(f"Task type '{name}' is registered twice: by family '{owner[name]}' and by "
-                                      f"family '{family.name}'")
-                by_type[name], owner[name] = cls, family.name
-    return TaskRegistry(families, by_type)
+        for kind, classes in ((by_type, family.classes), (triggers, family.triggers)):
+            for cls in classes:
+                for name in type_names(cls):
+                    if name in owner and (by_type.get(name) or triggers.get(name)) is not cls:
+                        raise PluginError(f"Type '{name}' is registered twice: by family '{owner[name]}' and by "
+                                          f"family '{family.name}'")
+                    owner[name] = family.name
+                    kind[name] = cls  # type: ignore[assignment]  # a task class into by_type, a trigger's into triggers
+    return TaskRegistry(families, by_type, triggers)
 
 
-def _bind(classes: list[type[Task]]) -> None:
-    """Resolve the `AnyTask` annotations of the flow and its flowables to the union of every registered class."""
+def _bind(classes: list[type[Task]], polling: list[type[PollingTrigger]]) -> None:
+    """Resolve the `AnyTask` annotations of the flow and its flowables to the union of every registered class, and
+    `Flow.triggers` to the built-in triggers and every registered polling trigger."""
     any_task = Annotated[Union[tuple(classes)], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
-    namespace: dict[str, Any] = {"AnyTask": any_task, "InputDef": InputDef, "AnyTrigger": AnyTrigger}
+    namespace: dict[str, Any] = {"AnyTask": any_task, "InputDef": InputDef, "AnyTrigger": trigger_union(polling)}
     # Every model holding child tasks: the built-in flowables and any other family's (ForEachItem's own module).
     holders = [cls for cls in classes if issubclass(cls, flowables.FlowableTask)]
     models: list[type[BaseModel]] = [*dict.fromkeys([*flowables.FLOWABLE_TASKS, *holders]), flowables.DagTask, Flow]
@@ -127,7 +136,7 @@ def registry() -> TaskRegistry:
         with _lock:
             if _registry is None:
                 built = build(entry_points(group=GROUP))
-                _bind(list(dict.fromkeys(built.by_type.values())))
+                _bind(list(dict.fromkeys(built.by_type.values())), list(dict.fromkeys(built.triggers.values())))
                 _registry = built
     return _registry
 
@@ -143,7 +152,7 @@ RUNNERS_GROUP = "celestra.runners"  # read here by name only: the control plane 
 
 @dataclass(frozen=True)
 class PluginRow:
-    kind: str  # "task" or "runner"
+    kind: str  # "task", "trigger" (a polling trigger) or "runner"
     type: str  # the canonical (Kestra) type name
     aliases: tuple[str, ...]
     family: str  # the entry point's name (tasks) or the distribution (runners)
@@ -154,9 +163,11 @@ class PluginRow:
 
 def plugin_rows() -> list[PluginRow]:
     """Every task type and task runner with its aliases: what `celestra plugins` prints."""
-    rows = [PluginRow("task", names[0], names[1:], family.name, f"{cls.__module__}:{cls.__qualname__}",
+    rows = [PluginRow(kind, names[0], names[1:], family.name, f"{cls.__module__}:{cls.__qualname__}",
                       None, family.distribution)
-            for family in registry().families for cls in family.classes for names in [type_names(cls)]]
+            for family in registry().families
+            for kind, classes in (("task", family.classes), ("trigger", family.triggers))
+            for cls in classes for names in [type_names(cls)]]
     by_target: dict[str, list[EntryPoint]] = {}
     for entry in entry_points(group=RUNNERS_GROUP):
         by_target.setdefault(entry.value, []).append(entry)

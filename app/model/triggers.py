@@ -1,20 +1,23 @@
 """Flow triggers. Schedule and ScheduleOnDates are fired by `celestra server` (app/services/scheduler.py), Flow
-triggers when a watched execution ends (app/engine/flow_triggers.py). Other types (Webhook, polling triggers) are
-not evaluated yet, so they are refused, saying so, unless `disabled: true` (then they are kept as written).
+triggers when a watched execution ends (app/engine/flow_triggers.py), polling triggers (app/model/polling.py) on a
+worker of their group. Other types (Webhook) are not evaluated yet, so they are refused, saying so, unless
+`disabled: true` (then they are kept as written).
 
 The fire dates are pure functions of the trigger and a time window, so they are tested without a clock.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
 from app.model.flow import Duration
+from app.model.polling import PollingTrigger
 from app.model.schedule_conditions import ScheduleCondition, conditions_hold
 from app.model.states import State
 
@@ -222,39 +225,41 @@ class FlowTrigger(BaseModel):
         return state in self.states and all(c.matches(namespace, flow_id, state) for c in self.conditions)
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment is not None else None
-
-
-def _kind(value: Any) -> str:
-    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-    if kind in SCHEDULE_TYPES:
-        return "Schedule"
-    if kind in DATES_TYPES:
-        return "ScheduleOnDates"
-    if kind in FLOW_TYPES:
-        return "Flow"
-    return "other"
-
-
 def _not_evaluated_yet(value: dict[str, Any]) -> dict[str, Any]:
     """A trigger nothing would ever fire is refused rather than accepted and ignored; disabled, it is harmless."""
     if value.get("disabled") is not True:
         raise ValueError(f"trigger type {value.get('type')!r} is not supported yet (supported: Schedule, "
-                         "ScheduleOnDates, Flow); remove it or set `disabled: true`")
+                         "ScheduleOnDates, Flow and the polling triggers listed by `celestra plugins`); remove it "
+                         "or set `disabled: true`")
     return value
 
 
-# Flow.triggers: the supported types validated strictly (errors name the field); another type only when disabled.
-AnyTrigger = Annotated[
-    Union[  # noqa: UP007
-        Annotated[Schedule, Tag("Schedule")],
-        Annotated[ScheduleOnDates, Tag("ScheduleOnDates")],
-        Annotated[FlowTrigger, Tag("Flow")],
-        Annotated[dict[str, Any], AfterValidator(_not_evaluated_yet), Tag("other")],
-    ],
-    Discriminator(_kind),
-]
+def trigger_union(polling: Sequence[type[PollingTrigger]] = ()) -> Any:
+    """The type of one entry of `Flow.triggers`: the supported types validated strictly (errors name the field),
+    another type only when disabled. The registry binds it again with the installed families' polling triggers."""
+    tags = {name: "Schedule" for name in SCHEDULE_TYPES} | {name: "ScheduleOnDates" for name in DATES_TYPES} | {
+        name: "Flow" for name in FLOW_TYPES}
+    members: list[Any] = [Annotated[Schedule, Tag("Schedule")], Annotated[ScheduleOnDates, Tag("ScheduleOnDates")],
+                          Annotated[FlowTrigger, Tag("Flow")]]
+    for cls in polling:
+        names = get_args(cls.model_fields["type"].annotation)
+        tags.update({name: names[0] for name in names})
+        members.append(Annotated[cls, Tag(names[0])])
+    members.append(Annotated[dict[str, Any], AfterValidator(_not_evaluated_yet), Tag("other")])
+
+    def kind(value: Any) -> str:
+        name = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+        return tags.get(name, "other") if isinstance(name, str) else "other"
+
+    return Annotated[Union[tuple(members)], Discriminator(kind)]  # noqa: UP007
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+AnyTrigger = trigger_union()
 TimedTrigger = Schedule | ScheduleOnDates
 
-__all__ = ["AnyTrigger", "FlowTrigger", "Schedule", "ScheduleOnDates", "TimedTrigger", "SCHEDULE_TYPES", "DATES_TYPES"]
+__all__ = ["AnyTrigger", "FlowTrigger", "Schedule", "ScheduleOnDates", "TimedTrigger", "SCHEDULE_TYPES", "DATES_TYPES",
+           "trigger_union"]

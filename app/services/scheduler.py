@@ -162,12 +162,13 @@ def _kv(namespace: str) -> Any:
 
 
 def trigger_states(namespace: str | None = None) -> list[dict[str, Any]]:
-    """Every schedule trigger's stored state, for `celestra triggers`."""
+    """Every schedule and polling trigger's stored state, for `celestra triggers`."""
     query = sa.select(triggers).order_by(triggers.c.namespace, triggers.c.flow_id, triggers.c.trigger_id)
     if namespace:
         query = query.where(triggers.c.namespace == namespace)
     with runtime.store().reads() as conn:
-        return [{**row._mapping, "next_date": _utc(row.next_date), "last_date": _utc(row.last_date)}
+        return [{**row._mapping, **{column: _utc(getattr(row, column)) for column in (
+                    "next_date", "last_date", "evaluation_sent", "last_evaluated")}}
                 for row in conn.execute(query)]
 
 

@@ -1,4 +1,5 @@
-"""`celestra server`: consumes execution starts and fires timers (retry delays, pauses, schedules): the clock."""
+"""`celestra server`: consumes execution starts and fires timers (retry delays, pauses, schedules, polling
+triggers): the clock."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import timedelta
 from app import runtime
 from app.engine import attempts, concurrency, events, redelivery
 from app.model.records import now
+from app.services.polling import Poller
 from app.services.scheduler import Scheduler
 from app.store import children, outage
 
@@ -25,6 +27,7 @@ class TimerLoop:
         self.store_up_since: float | None = None
         # Only `celestra server` fires schedules: an embedded `celestra run` must not start other deployed flows.
         self.scheduler: Scheduler | None = Scheduler() if schedules else None
+        self.poller: Poller | None = Poller(self.scheduler.deployed) if self.scheduler is not None else None
         self.next_recovery = 0.0
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True, name="celestra-timers")
@@ -64,6 +67,8 @@ class TimerLoop:
         events.retry_unchecked()  # ends whose flow triggers a crash left unstarted
         if self.scheduler is not None:
             self.scheduler.tick()
+        if self.poller is not None:
+            self.poller.tick()
         return len(due)
 
     def resend_from_dead_workers(self) -> None:

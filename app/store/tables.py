@@ -146,13 +146,21 @@ workers = sa.Table(
 
 triggers = sa.Table(
     "triggers",
-    metadata,  # the scheduler's state per schedule trigger: written by `celestra server` only
+    metadata,  # the server's state per schedule or polling trigger (a polling evaluation's result: its worker)
     sa.Column("namespace", sa.String(255), primary_key=True),
     sa.Column("flow_id", sa.String(255), primary_key=True),
     sa.Column("trigger_id", sa.String(255), primary_key=True),
     sa.Column("definition", sa.Text, nullable=False),  # the trigger as last seen: a changed cron starts afresh
-    sa.Column("next_date", TS),  # None: the trigger has no date left (ScheduleOnDates)
+    sa.Column("next_date", TS),  # the next fire date or evaluation; None: no date left (ScheduleOnDates)
     sa.Column("last_date", TS),
     sa.Column("last_execution_id", sa.String(32)),
     sa.Column("updated", TS, nullable=False),
+    # Polling triggers (app/services/polling.py): the evaluation sent and not answered yet (one at a time), and
+    # what the last one found. A result is stored only if its evaluation id is still the row's.
+    sa.Column("evaluation_id", sa.String(32)),
+    sa.Column("evaluation_sent", TS),
+    sa.Column("evaluated_on", sa.String(255)),  # the worker (Celery node name) of the last evaluation
+    sa.Column("last_evaluated", TS),
+    sa.Column("last_result", sa.Text),
+    sa.Column("state", sa.JSON),  # what the trigger keeps between evaluations (files already seen)
 )
