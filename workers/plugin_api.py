@@ -83,6 +83,8 @@ class RunContext:
     set_external_id: Callable[[str], None] = _no_external_id
     warning: bool = False  # set it: the task succeeded with warnings (e.g. it wrote to stderr)
     logs: LogReader | None = None  # the store's logs, where the worker has a store
+    # Where store_output puts a file of this name (to stream one there instead); None: under this task run.
+    output_uri: Callable[[str], str] | None = None
 
     def render(self, value: Any, extra: Mapping[str, Any] | None = None) -> Any:
         """Every string inside `value` rendered; `extra` adds variables (e.g. workingDir inside a container)."""

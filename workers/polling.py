@@ -141,9 +141,11 @@ def _context(deployed: Deployed, trigger: PollingTrigger, execution_id: str, sec
     }
     variables["render"] = templating.make_render_function(variables)
 
+    def output_uri(name: str) -> str:
+        return execution_uri(namespace, deployed.flow_id, execution_id, "trigger", trigger.id, name)
+
     def store_output(name: str, data: bytes) -> str:
-        uri = execution_uri(namespace, deployed.flow_id, execution_id, "trigger", trigger.id, name)
-        return runtime.storage().put(uri, data)
+        return runtime.storage().put(output_uri(name), data)
 
     def logged(level: str, message: str) -> None:
         log.log(logging.getLevelName("WARNING" if level == "WARN" else level),
@@ -152,7 +154,7 @@ def _context(deployed: Deployed, trigger: PollingTrigger, execution_id: str, sec
     return RunContext(variables=variables, log=logged, storage=NamespaceStorage(runtime.storage(), namespace),
                       kv=KeyValues(store, settings.store_retry_for),
                       attempt=AttemptInfo(name=f"celestra-trigger-{execution_id}", labels={}),
-                      store_output=store_output)
+                      store_output=store_output, output_uri=output_uri)
 
 
 __all__ = ["evaluate"]

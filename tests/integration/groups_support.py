@@ -297,8 +297,10 @@ def configured_client(settings: Any) -> Iterator[Any]:
 
 
 @contextlib.contextmanager
-def groups_cluster(broker_url: str, database_url: str, root: Path) -> Iterator[GroupsCluster]:
-    """Server + default worker + `gpu` worker (celery form) + `onprem` worker (`celestra worker` form), all live."""
+def groups_cluster(broker_url: str, database_url: str, root: Path,
+                   env_extra: dict[str, str] | None = None) -> Iterator[GroupsCluster]:
+    """Server + default worker + `gpu` worker (celery form) + `onprem` worker (`celestra worker` form), all live;
+    `env_extra` adds settings every process reads (CELESTRA_...)."""
     from app import runtime
 
     for folder in ("storage", "logs", "flows"):
@@ -313,6 +315,7 @@ def groups_cluster(broker_url: str, database_url: str, root: Path) -> Iterator[G
         CELESTRA_TIMER_INTERVAL=str(TIMER_INTERVAL),
         **{f"SECRET_{SECRET_NAME}": base64.b64encode(SECRET_VALUE.encode()).decode()},
     )
+    env.update(env_extra or {})
     settings = cluster_settings(broker_url, database_url, root)
     with configured_client(settings) as client:
         runtime.store()  # migrate once, before processes that would race to do it

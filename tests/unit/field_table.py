@@ -760,6 +760,38 @@ TABLE.update({f"{db}{kind}.{name}": entry for db in ("Postgres", "MySql", "Maria
 TABLE.update({f"{db}Queries.transaction": SQ + "test_queries_run_a_script_in_one_transaction_unless_told"
               for db in ("Postgres", "MySql", "MariaDb", "Sqlite", "DuckDb")})
 
+# -- polling triggers (app/model/polling.py; workers/plugins/sql_trigger.py, http_trigger.py, local_files.py)
+PT = "tests/unit/test_polling_triggers.py::"
+IPT = "tests/integration/test_polling_triggers.py::"
+POLLING = {
+    "id": PT + "test_rows_fire_one_execution_with_trigger_rows_and_no_rows_fire_nothing",
+    "type": PT + "test_rows_fire_one_execution_with_trigger_rows_and_no_rows_fire_nothing",
+    "description": DOCS, "disabled": PT + "test_a_disabled_trigger_or_flow_is_not_evaluated",
+    "interval": PT + "test_a_query_that_fails_is_a_failed_evaluation_not_a_stuck_trigger",
+    "conditions": PT + "test_conditions_false_skip_the_evaluation",
+    "stopAfter": PT + "test_stop_after_switches_the_trigger_off_once_an_execution_ends_so",
+    "workerGroup": IPT + "test_a_postgres_trigger_is_evaluated_on_its_group_with_its_secret_resolved_there",
+}
+SQL_TRIGGER_PARAMS = PT + "test_the_sql_trigger_binds_parameters_and_stores_rows_in_the_execution_files"
+SQL_TRIGGER = {
+    **POLLING, "url": POLLING["id"], "sql": POLLING["id"], "afterSQL": POLLING["id"],
+    "username": IPT + "test_a_postgres_trigger_is_evaluated_on_its_group_with_its_secret_resolved_there",
+    "password": IPT + "test_a_postgres_trigger_is_evaluated_on_its_group_with_its_secret_resolved_there",
+    "parameters": SQL_TRIGGER_PARAMS, "fetchType": SQL_TRIGGER_PARAMS, "fetchSize": SQL_TRIGGER_PARAMS,
+    "timeZoneId": SQL_TRIGGER_PARAMS,
+}
+TABLE.update({f"{db}Trigger.{name}": entry for db in ("Postgres", "MySql", "MariaDb", "Sqlite", "DuckDb")
+              for name, entry in SQL_TRIGGER.items()})
+HTTP_TRIGGER = PT + "test_the_http_trigger_sends_its_request_as_the_request_task_does"
+TABLE.update({f"HttpTrigger.{name}": entry for name, entry in POLLING.items()})
+TABLE.update({f"HttpTrigger.{name}": HTTP_TRIGGER for name in (
+    "uri", "method", "body", "formData", "contentType", "headers", "options")})
+TABLE["HttpTrigger.responseCondition"] = PT + "test_the_http_trigger_fires_on_its_response_condition"
+FILE_TRIGGER = PT + "test_the_file_trigger_fires_on_new_and_updated_files_and_moves_them"
+TABLE.update({f"LocalTrigger.{name}": entry for name, entry in POLLING.items()})
+TABLE.update({f"LocalTrigger.{name}": FILE_TRIGGER for name in (
+    "from_", "action", "moveDirectory", "regExp", "recursive", "maxFiles")})
+
 # -- notification tasks (workers/plugins/notifications.py)
 NT = "tests/unit/test_notification_tasks.py::"
 WEBHOOK = NT + "test_an_incoming_webhook_posts_its_rendered_payload"
@@ -802,3 +834,15 @@ TABLE.update({f"IonToCsv.{name}": CSV_WRITING for name in (
 TABLE["IonToCsv.timeFormat"] = REFUSED
 TABLE.update({"JsonToIon.charset": JSON_SHAPES, "JsonToIon.newLine": JSON_SHAPES, "IonToJson.charset": JSON_SHAPES,
               "IonToJson.newLine": JSON_SHAPES, "IonToJson.timeZoneId": JSON_SHAPES})
+
+# -- fs.local tasks (workers/plugins/local_files.py)
+LF = "tests/unit/test_local_file_tasks.py::"
+LOCAL_ALL = LF + "test_list_copy_move_delete_on_the_workers_disk"
+LOCAL_ERRORS = LF + "test_what_would_lose_data_or_leave_the_allowed_folders_fails_saying_why"
+for _local, _names in (("LocalList", ("from_", "regExp", "recursive", "maxFiles")),
+                       ("LocalCopy", ("from_", "to", "overwrite")), ("LocalMove", ("from_", "to", "overwrite")),
+                       ("LocalDelete", ("from_", "recursive", "errorOnMissing"))):
+    TABLE.update({f"{_local}.{name}": entry for name, entry in COMMON_TASK.items()})
+    TABLE.update({f"{_local}.{name}": LOCAL_ALL for name in ("id", "type", *_names)})
+    TABLE[f"{_local}.timeout"] = TIMEOUT
+TABLE["LocalDelete.errorOnMissing"] = LOCAL_ERRORS

@@ -121,5 +121,5 @@ def test_a_type_registered_twice_is_an_error_naming_both_families(monkeypatch: p
 
 def test_an_entry_point_that_is_not_a_task_class_is_refused() -> None:
     odd = EntryPoint("odd", "json:dumps", registry.GROUP)
-    with pytest.raises(registry.PluginError, match="must name a Task subclass"):
+    with pytest.raises(registry.PluginError, match="must name a Task or PollingTrigger subclass"):
         registry.build([odd])

@@ -312,3 +312,85 @@ def test_celestra_triggers_shows_the_last_result_and_where_it_ran(client: Any, o
     shown = CliRunner().invoke(cli, ["triggers", "--namespace", NS, "--json"])
     assert shown.exit_code == 0, shown.output
     assert '"last_result": "2 rows"' in shown.output and state["evaluated_on"] in shown.output
+
+
+def test_a_disabled_trigger_or_flow_is_not_evaluated(client: Any, orders: Path) -> None:
+    off = client.deploy(flow(sql_trigger(orders, "disabled: true\n")))
+    poller = Poller()
+    poller.tick()
+    assert poller.tick() == 0 and state_of(off["id"])["last_evaluated"] is None
+    assert executions_of(client, off["id"]) == []
+
+
+def test_the_sql_trigger_binds_parameters_and_stores_rows_in_the_execution_files(client: Any, orders: Path) -> None:
+    deployed = client.deploy(flow(f"""\
+        - id: poll
+          type: io.kestra.plugin.jdbc.sqlite.Trigger
+          url: jdbc:sqlite:{orders}
+          sql: SELECT id, item, '2026-01-01 10:00:00' AS at FROM orders WHERE item = :item
+          parameters: {{item: "pear' OR '1'='1"}}
+          fetchType: STORE
+          fetchSize: 1
+          timeZoneId: Europe/Paris
+          interval: PT1H
+        """, task='{id: read, type: io.kestra.plugin.core.debug.Return, format: "{{ read(trigger.uri) }}"}'))
+    poller = Poller()
+    poller.tick()
+    assert evaluated(poller, deployed["id"])["last_result"] == "no rows", "a parameter is bound, never formatted"
+    with sqlite3.connect(orders) as db:
+        db.execute("INSERT INTO orders (item) VALUES (?)", ("pear' OR '1'='1",))
+    due_now(deployed["id"])
+    assert evaluated(poller, deployed["id"])["last_result"] == "1 row"
+    [ex] = executions_of(client, deployed["id"])
+    ended = client.wait(ex.id, timeout=30)
+    assert ended.state == State.SUCCESS and ended.trigger["size"] == 1
+    assert f"/executions/{ex.id}/trigger/poll/" in ended.trigger["uri"], "stored with the execution it started"
+    assert "pear' OR '1'='1" in ended.task_runs[0].outputs["value"]
+
+
+def test_the_duckdb_trigger_fires_on_a_duckdb_file(client: Any, tmp_path: Path) -> None:
+    duckdb = pytest.importorskip("duckdb")
+    path = tmp_path / "events.duckdb"
+    with duckdb.connect(str(path)) as db:
+        db.execute("CREATE TABLE events AS SELECT 42 AS answer")
+    deployed = client.deploy(flow(f"""\
+        - {{id: poll, type: io.kestra.plugin.jdbc.duckdb.Trigger, url: "jdbc:duckdb:{path}",
+            sql: "SELECT answer FROM events", fetchType: FETCH_ONE, interval: PT1H}}
+        """))
+    poller = Poller()
+    poller.tick()
+    assert evaluated(poller, deployed["id"])["last_result"] == "1 row"
+    [ex] = executions_of(client, deployed["id"])
+    assert ex.trigger["row"] == {"answer": 42}
+
+
+def test_the_http_trigger_sends_its_request_as_the_request_task_does(client: Any) -> None:
+    with HttpServer() as server:
+        posted = client.deploy(flow(f"""\
+            - id: poll
+              type: io.kestra.plugin.core.http.Trigger
+              uri: {server.url}/echo
+              method: POST
+              headers: {{X-Team: "{{{{ flow.namespace }}}}"}}
+              body: '{{"hello": "world"}}'
+              contentType: application/json
+              options: {{auth: {{type: BASIC, username: me, password: pw}}, allowFailed: false}}
+              responseCondition: "{{{{ response.body | jq('.body') | first == '{{\\"hello\\": \\"world\\"}}' }}}}"
+              interval: PT1H
+            """))
+        form = client.deploy(flow(f"""\
+            - id: poll
+              type: io.kestra.plugin.core.http.Trigger
+              uri: {server.url}/echo
+              method: POST
+              contentType: application/x-www-form-urlencoded
+              formData: {{name: celestra}}
+              responseCondition: "{{{{ (response.body | jq('.form.name') | first) == 'celestra' }}}}"
+              interval: PT1H
+            """))
+        poller = Poller()
+        poller.tick()
+        assert evaluated(poller, posted["id"])["last_result"] == "HTTP 200"
+        assert evaluated(poller, form["id"])["last_result"] == "HTTP 200"
+        method, _, headers = next(r for r in server.requests if r[2].get("X-Team"))
+    assert method == "POST" and headers["X-Team"] == NS and headers["Authorization"].startswith("Basic ")

@@ -112,7 +112,7 @@ class _Transfer(RunnableTask):
         source, target = allowed_path(ctx, self.from_, "from"), allowed_path(ctx, self.to, "to")
         if not source.exists():
             raise TaskFailure(f"'{source}' does not exist")
-        if target.is_dir() and not source.is_dir():
+        if (target.is_dir() or ctx.render_str(self.to).rstrip().endswith("/")) and not source.is_dir():
             target = target / source.name  # into the folder, as `cp file dir/` does
         if target.exists() and not _flag(ctx, self.overwrite):
             raise TaskFailure(f"'{target}' already exists (set overwrite: true to replace it)")

@@ -86,6 +86,8 @@ def _extension(ctx: RunContext, value: str | None) -> str:
 
 def _output_uri(ctx: RunContext, name: str) -> str:
     # Where ctx.store_output puts a file of this task run, for a stream instead of bytes.
+    if ctx.output_uri is not None:
+        return ctx.output_uri(name)
     v = ctx.variables
     return execution_uri(v["flow"]["namespace"], v["flow"]["id"], v["execution"]["id"], "tasks", v["task"]["id"],
                          v["taskrun"]["id"], name)
