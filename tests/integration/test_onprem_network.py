@@ -24,8 +24,18 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import yaml
-from groups_support import CELERY, CELESTRA, CONFIG, HOST, GroupsCluster, _base, cluster_settings, configured_client, \
-    fresh_redis_database, wait_until
+from groups_support import (
+    CELERY,
+    CELESTRA,
+    CONFIG,
+    HOST,
+    GroupsCluster,
+    _base,
+    cluster_settings,
+    configured_client,
+    fresh_redis_database,
+    wait_until,
+)
 
 from app.model.states import State
 
