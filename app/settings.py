@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     store_retry_for: float = Field(
         3600.0, description="Seconds a worker keeps retrying to claim a task run or to record an attempt's outcome "
                             "while the database is unreachable (the outcome is kept in memory meanwhile).")
+    trigger_poll_interval: float = Field(
+        0.1, gt=0, description="Seconds between the server's scans for polling triggers due for evaluation.")
     trigger_evaluation_timeout: float = Field(
         120.0, gt=0, description="Seconds a polling trigger's evaluation may take: then the worker stops it and the "
                                  "server releases the trigger (also when the worker or its message was lost), so a "

@@ -40,3 +40,12 @@ def noop() -> None:
 def stamp() -> float:
     """The wall-clock time at which the task body starts (one-way dispatch = this - the time at send)."""
     return time.time()
+
+
+@app.task(name="bench.poll")
+def poll(url: str) -> None:
+    """What a polling trigger's evaluation does at its simplest: one HTTP GET."""
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as response:
+        response.read()

@@ -27,6 +27,7 @@ class TimerLoop:
         self.store_up_since: float | None = None
         # Only `celestra server` fires schedules: an embedded `celestra run` must not start other deployed flows.
         self.scheduler: Scheduler | None = Scheduler() if schedules else None
+        # Polling triggers on a thread of their own, ticking faster: a due evaluation waits for nothing else.
         self.poller: Poller | None = Poller(self.scheduler.deployed) if self.scheduler is not None else None
         self.next_recovery = 0.0
         self.stopped = threading.Event()
@@ -34,6 +35,8 @@ class TimerLoop:
 
     def start(self) -> TimerLoop:
         self.thread.start()
+        if self.poller is not None:
+            threading.Thread(target=self._poll_loop, daemon=True, name="celestra-poller").start()
         return self
 
     def stop(self) -> None:
@@ -67,8 +70,6 @@ class TimerLoop:
         events.retry_unchecked()  # ends whose flow triggers a crash left unstarted
         if self.scheduler is not None:
             self.scheduler.tick()
-        if self.poller is not None:
-            self.poller.tick()
         return len(due)
 
     def resend_from_dead_workers(self) -> None:
@@ -84,6 +85,17 @@ class TimerLoop:
                 attempts.resend(execution_id, task_run_id, dead.id)
             liveness.forget(dead.id)
             log.warning("worker %s stopped beating; its task runs were resent", dead.id)
+
+    def _poll_loop(self) -> None:
+        assert self.poller is not None
+        while not self.stopped.wait(runtime.settings().trigger_poll_interval):
+            try:
+                self.poller.tick()
+            except Exception as exc:
+                if not outage.is_outage(exc):
+                    log.exception("polling trigger scan failed")
+                else:
+                    log.warning("polling trigger scan: the database is unreachable (%s)", str(exc).splitlines()[0])
 
     def _loop(self) -> None:
         while not self.stopped.wait(self.interval):

@@ -11,8 +11,10 @@ only running a task needs it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import socket
+import ssl
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -294,8 +296,9 @@ def _client(ctx: RunContext, options: HttpOptions) -> Iterator[tuple[httpx.Clien
 
     timeout = options.timeout or HttpTimeout()
     read = _seconds(timeout.readIdleTimeout) or READ_IDLE_TIMEOUT
-    transport: dict[str, Any] = {"verify": not (options.ssl and options.ssl.insecureTrustAllCertificates is not None
-                                                and _flag(ctx, options.ssl.insecureTrustAllCertificates))}
+    insecure = options.ssl and options.ssl.insecureTrustAllCertificates is not None and _flag(
+        ctx, options.ssl.insecureTrustAllCertificates)
+    transport: dict[str, Any] = {"verify": False if insecure else _verified_context()}
     if options.connectionPoolIdleTimeout is not None:  # Kestra ignores it too; say so rather than stay silent
         ctx.log("WARN", "options.connectionPoolIdleTimeout has no effect: each task run opens its own connection "
                         "and closes it when it ends")
@@ -319,6 +322,15 @@ def _client(ctx: RunContext, options: HttpOptions) -> Iterator[tuple[httpx.Clien
                           follow_redirects=_flag(ctx, options.followRedirects), auth=_auth(ctx, options))
     with client:
         yield client, sockets
+
+
+@functools.cache
+def _verified_context() -> ssl.SSLContext:
+    """The certificate-checking context, built once per process: httpx would read the CA bundle again for every
+    client (~20 ms a request)."""
+    import httpx
+
+    return httpx.create_ssl_context()
 
 
 def _auth(ctx: RunContext, options: HttpOptions) -> Any:
