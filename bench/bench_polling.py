@@ -121,7 +121,8 @@ def report(server: Arrivals, args: argparse.Namespace, header: str) -> None:
               f"  max {max(lags):7.1f} ms; {rate:6.1f} evaluations/s ({rate / args.triggers:.0%} of one per "
               f"trigger per second)")
     if ours and raw:
-        print(f"ratio p50 celestra / raw: {bench.fmt_ratio(bench.percentile(ours, 50) / max(bench.percentile(raw, 50), 0.1))}")
+        ratio = bench.percentile(ours, 50) / max(bench.percentile(raw, 50), 0.1)
+        print(f"ratio p50 celestra / raw: {bench.fmt_ratio(ratio)}")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

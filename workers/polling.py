@@ -50,9 +50,10 @@ def evaluate(namespace: str, flow_id: str, trigger_id: str, evaluation_id: str, 
         log.info("evaluation %s of trigger %s of %s.%s is no longer current: dropped", evaluation_id, trigger_id,
                  namespace, flow_id)
         return "stale"
-    deployed = next((d for d in deployed_flows.all() if (d.namespace, d.flow_id) == (namespace, flow_id)), None)
-    trigger = next((t for t in deployed.flow.triggers if isinstance(t, PollingTrigger) and t.id == trigger_id),
-                   None) if deployed else None
+    deployed, trigger = _find(namespace, flow_id, trigger_id)
+    if trigger is None:  # deployed within the last second: this process's listing of flows predates it
+        deployed_flows.forget_listing()
+        deployed, trigger = _find(namespace, flow_id, trigger_id)
     if deployed is None or trigger is None:
         return _store(key, evaluation_id, worker, timedelta(seconds=60), Polled("FAILED: the trigger is no longer "
                                                                                "deployed"), None, None)
@@ -78,6 +79,13 @@ def evaluate(namespace: str, flow_id: str, trigger_id: str, evaluation_id: str, 
         polled = Polled(f"TIMED OUT: the evaluation was stopped after {timeout:g}s")
     variables = secrets.mask_value(polled.variables) if polled.variables is not None else None
     return _store(key, evaluation_id, worker, trigger.interval, polled, variables, (deployed, trigger, execution_id))
+
+
+def _find(namespace: str, flow_id: str, trigger_id: str) -> tuple[Deployed | None, PollingTrigger | None]:
+    deployed = next((d for d in deployed_flows.all() if (d.namespace, d.flow_id) == (namespace, flow_id)), None)
+    trigger = next((t for t in deployed.flow.triggers if isinstance(t, PollingTrigger) and t.id == trigger_id),
+                   None) if deployed else None
+    return deployed, trigger
 
 
 def _store(key: tuple[Any, ...], evaluation_id: str, worker: str, interval: timedelta, polled: Polled,

@@ -257,3 +257,55 @@ def test_a_store_of_100000_rows_keeps_the_workers_memory_flat(client: Any, postg
     assert file_size > 6_000_000
     assert peaks[10000] < file_size / 2, (peaks, file_size)
     assert peaks[500] < peaks[10000], peaks
+
+
+def test_postgres_copy_in_and_copy_out_stream_files_through_copy(client: Any, postgres: Database) -> None:
+    postgres.run("DROP TABLE IF EXISTS stock; CREATE TABLE stock (item text, qty int, note text)")
+    csv = "item;qty;note\nbolt;10;\"a; b\"\nnut;;none\n"
+    base = {"url": postgres.url}
+    out = outputs(client,
+                  {"id": "file", "type": "io.kestra.plugin.core.storage.Write", "content": csv, "extension": ".csv"},
+                  {"id": "load", "type": "io.kestra.plugin.jdbc.postgresql.CopyIn", **base, "table": "public.stock",
+                   "from": "{{ outputs.file.uri }}", "format": "CSV", "header": True, "delimiter": ";",
+                   "columns": ["item", "qty", "note"], "nullString": "", "forceNotNull": ["note"]},
+                  {"id": "dump", "type": "io.kestra.plugin.jdbc.postgresql.CopyOut", **base,
+                   "sql": "SELECT item, qty FROM stock ORDER BY item", "format": "CSV", "header": True},
+                  {"id": "table", "type": "io.kestra.plugin.jdbc.postgresql.CopyOut", **base, "table": "stock",
+                   "columns": ["item"], "format": "TEXT"},
+                  {"id": "read", "type": "io.kestra.plugin.core.debug.Return",
+                   "format": "{{ read(outputs.dump.uri) }}|{{ read(outputs.table.uri) }}"})
+    assert out["load"] == {"rowCount": 2}
+    assert postgres.run("SELECT item, qty, note FROM stock ORDER BY item") == [("bolt", 10, "a; b"),
+                                                                               ("nut", None, "none")]
+    assert out["dump"]["rowCount"] == 2 and out["dump"]["uri"].endswith("copy.csv")
+    assert out["read"]["value"] == "item,qty\nbolt,10\nnut,\n|bolt\nnut\n"
+    message = failure(client, {"id": "file", "type": "io.kestra.plugin.core.storage.Write", "content": "x\n"},
+                      {"id": "q", "type": "io.kestra.plugin.jdbc.postgresql.CopyIn", **base,
+                       "table": "stock; DROP TABLE stock", "from": "{{ outputs.file.uri }}"})
+    assert "PostgreSQL COPY failed" in message and "does not exist" in message, message
+    message = failure(client, {"id": "q", "type": "io.kestra.plugin.jdbc.postgresql.CopyOut", **base,
+                               "table": "stock; DROP TABLE stock"})
+    assert 'relation "stock; drop table stock" does not exist' in message.lower(), message
+    assert postgres.run("SELECT COUNT(*) FROM stock") == [(2,)]
+
+
+def test_postgres_copy_options_reach_the_server(client: Any, postgres: Database) -> None:
+    postgres.run("DROP TABLE IF EXISTS stock; CREATE TABLE stock (item text, qty int, note text)")
+    base = {"url": postgres.url}
+    write = {"id": "file", "type": "io.kestra.plugin.core.storage.Write", "content": "'wash;er';3;''\n"}
+    out = outputs(client, write,
+                  {"id": "load", "type": "io.kestra.plugin.jdbc.postgresql.CopyIn", **base, "table": "stock",
+                   "from": "{{ outputs.file.uri }}", "format": "CSV", "delimiter": ";", "quote": "'",
+                   "escape": "'", "encoding": "UTF8", "forceNull": ["note"]},
+                  {"id": "dump", "type": "io.kestra.plugin.jdbc.postgresql.CopyOut", **base, "table": "stock",
+                   "format": "CSV", "forceQuote": ["item"]},
+                  {"id": "read", "type": "io.kestra.plugin.core.debug.Return",
+                   "format": "{{ read(outputs.dump.uri) }}"})
+    assert postgres.run("SELECT item, qty, note FROM stock") == [("wash;er", 3, None)], "'' became NULL (forceNull)"
+    assert out["read"]["value"] == '"wash;er",3,\n'
+    frozen = failure(client, write, {"id": "q", "type": "io.kestra.plugin.jdbc.postgresql.CopyIn", **base,
+                                     "table": "stock", "from": "{{ outputs.file.uri }}", "format": "CSV",
+                                     "delimiter": ";", "quote": "'", "freeze": True})
+    assert "FREEZE" in frozen, frozen
+    assert "no OIDs" in failure(client, {"id": "q", "type": "io.kestra.plugin.jdbc.postgresql.CopyOut", **base,
+                                         "table": "stock", "oids": True})

@@ -762,7 +762,7 @@ TABLE.update({f"{db}Queries.transaction": SQ + "test_queries_run_a_script_in_one
 
 # -- polling triggers (app/model/polling.py; workers/plugins/sql_trigger.py, http_trigger.py, local_files.py)
 PT = "tests/unit/test_polling_triggers.py::"
-IPT = "tests/integration/test_polling_triggers.py::"
+IPT = "tests/integration/test_polling_on_workers.py::"
 POLLING = {
     "id": PT + "test_rows_fire_one_execution_with_trigger_rows_and_no_rows_fire_nothing",
     "type": PT + "test_rows_fire_one_execution_with_trigger_rows_and_no_rows_fire_nothing",
@@ -846,3 +846,16 @@ for _local, _names in (("LocalList", ("from_", "regExp", "recursive", "maxFiles"
     TABLE.update({f"{_local}.{name}": LOCAL_ALL for name in ("id", "type", *_names)})
     TABLE[f"{_local}.timeout"] = TIMEOUT
 TABLE["LocalDelete.errorOnMissing"] = LOCAL_ERRORS
+
+# -- PostgreSQL COPY (workers/plugins/sql_copy.py)
+COPY = "tests/integration/test_sql_tasks.py::test_postgres_copy_in_and_copy_out_stream_files_through_copy"
+COPY_OPTIONS = "tests/integration/test_sql_tasks.py::test_postgres_copy_options_reach_the_server"
+for _copy, _names in (("PostgresCopyIn", ("from_", "forceNotNull")), ("PostgresCopyOut", ("sql",))):
+    TABLE.update({f"{_copy}.{name}": entry for name, entry in COMMON_TASK.items()})
+    TABLE.update({f"{_copy}.{name}": COPY for name in (
+        "id", "type", "url", "table", "columns", "format", "delimiter", "nullString", "header", *_names)})
+    TABLE.update({f"{_copy}.{name}": COPY_OPTIONS for name in ("quote", "escape", "encoding", "oids")})
+    TABLE.update({f"{_copy}.{name}": SQL_ERRORS for name in ("username", "password")})  # the shared connection
+    TABLE[f"{_copy}.timeout"] = TIMEOUT
+TABLE.update({"PostgresCopyIn.freeze": COPY_OPTIONS, "PostgresCopyIn.forceNull": COPY_OPTIONS,
+              "PostgresCopyOut.forceQuote": COPY_OPTIONS})

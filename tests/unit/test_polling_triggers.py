@@ -3,7 +3,7 @@ real SQLite file, HTTP server or folder, and a firing starts one execution with 
 evaluation at a time, a hung one released by its timeout, a stale answer dropped, conditions and stopAfter
 honoured, and what each evaluation found shown by `celestra triggers`.
 
-(The fallback of a group with no live worker needs real workers: tests/integration/test_polling_triggers.py.)
+(The fallback of a group with no live worker needs real workers: tests/integration/test_polling_on_workers.py.)
 """
 
 from __future__ import annotations

@@ -72,39 +72,8 @@ class _Sql(RunnableTask):
         return {str(k): v for k, v in rendered.items()}
 
     # -- connection and statements ---------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _connection(self, ctx: RunContext) -> Iterator[Any]:
-        """A connection whose transaction is committed when the block ends without error (rolled back otherwise);
-        the running statement is cancelled on kill."""
-        try:
-            import sqlalchemy as sa
-            from sqlalchemy.pool import NullPool
-        except ImportError as exc:  # pragma: no cover - SQLAlchemy is a core dependency
-            raise TaskFailure(str(exc)) from exc
-        dialect = DIALECTS[self.dialect]
-        url = sqlalchemy_url(dialect, ctx.render_str(self.url), _opt(ctx, self.username), _opt(ctx, self.password))
-        where = url.render_as_string(hide_password=True)
-        args = {"connect_timeout": CONNECT_TIMEOUT} if dialect.driver not in ("sqlite", "duckdb") else {}
-        try:
-            engine = sa.create_engine(url, poolclass=NullPool, connect_args=args)
-        except ImportError as exc:
-            raise TaskFailure(f"The {dialect.name} tasks need their driver: pip install "
-                              f"'celestra[{dialect.install}]' ({exc})") from exc
-        try:
-            try:
-                conn = engine.connect()
-            except sa.exc.DBAPIError as exc:
-                raise TaskFailure(f"Cannot connect to {dialect.name} at {where}: {_reason(exc)}") from None
-            with conn, _cancelled_on_kill(ctx, dialect, conn, url):
-                try:
-                    yield conn
-                    conn.commit()
-                except sa.exc.DBAPIError as exc:
-                    if ctx.killed:
-                        raise TaskKilled("the statement was cancelled") from None
-                    raise TaskFailure(f"{dialect.name} query failed: {_reason(exc)}") from None
-        finally:
-            engine.dispose()
+    def _connection(self, ctx: RunContext) -> contextlib.AbstractContextManager[Any]:
+        return connection(ctx, self.dialect, self.url, self.username, self.password)
 
     def _execute(self, ctx: RunContext, conn: Any, statement: str, params: dict[str, Any] | None,
                  *, stream: int | None = None) -> Any:
@@ -193,6 +162,42 @@ class _Queries(_Sql):
             if self.afterSQL:
                 self._execute(ctx, conn, ctx.render_str(self.afterSQL), params)
         return {"outputs": outputs}
+
+
+@contextlib.contextmanager
+def connection(ctx: RunContext, dialect_name: str, url_text: str, username: str | None,
+           password: str | None) -> Iterator[Any]:
+    """A connection whose transaction is committed when the block ends without error (rolled back otherwise);
+    the running statement is cancelled on kill."""
+    try:
+        import sqlalchemy as sa
+        from sqlalchemy.pool import NullPool
+    except ImportError as exc:  # pragma: no cover - SQLAlchemy is a core dependency
+        raise TaskFailure(str(exc)) from exc
+    dialect = DIALECTS[dialect_name]
+    url = sqlalchemy_url(dialect, ctx.render_str(url_text), _opt(ctx, username), _opt(ctx, password))
+    where = url.render_as_string(hide_password=True)
+    args = {"connect_timeout": CONNECT_TIMEOUT} if dialect.driver not in ("sqlite", "duckdb") else {}
+    try:
+        engine = sa.create_engine(url, poolclass=NullPool, connect_args=args)
+    except ImportError as exc:
+        raise TaskFailure(f"The {dialect.name} tasks need their driver: pip install "
+                          f"'celestra[{dialect.install}]' ({exc})") from exc
+    try:
+        try:
+            conn = engine.connect()
+        except sa.exc.DBAPIError as exc:
+            raise TaskFailure(f"Cannot connect to {dialect.name} at {where}: {_reason(exc)}") from None
+        with conn, _cancelled_on_kill(ctx, dialect, conn, url):
+            try:
+                yield conn
+                conn.commit()
+            except sa.exc.DBAPIError as exc:
+                if ctx.killed:
+                    raise TaskKilled("the statement was cancelled") from None
+                raise TaskFailure(f"{dialect.name} query failed: {_reason(exc)}") from None
+    finally:
+        engine.dispose()
 
 
 _WRITES = re.compile(r"^\s*(INSERT|UPDATE|DELETE|MERGE|CREATE|DROP|ALTER|COPY|TRUNCATE)\b", re.IGNORECASE)

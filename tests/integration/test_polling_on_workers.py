@@ -103,14 +103,13 @@ def test_a_postgres_trigger_is_evaluated_on_its_group_with_its_secret_resolved_t
     interval: PT1S
     workerGroup: {{key: gpu}}
 """)
-    state = result_of(groups, flow_id, "2 rows")
-    assert state["evaluated_on"] == f"gpu@{HOST}", state
     [ex] = wait_until(lambda: executions_of(groups, flow_id), 30, "the fired execution")
     ended = groups.client.wait(ex.id, timeout=60)
     assert ended.state == State.SUCCESS, ended.to_json()
     assert [row["item"] for row in ended.trigger["rows"]] == ["apple", "pear"] and ended.trigger["size"] == 2
     # afterSQL marked them: later evaluations (each second) find nothing and start nothing.
-    result_of(groups, flow_id, "no rows")
+    state = result_of(groups, flow_id, "no rows")
+    assert state["evaluated_on"] == f"gpu@{HOST}" and state["last_execution_id"] == ex.id, state
     assert len(executions_of(groups, flow_id)) == 1
     shown = groups.celestra("triggers", "--namespace", NS)
     assert flow_id in shown.stdout and f"gpu@{HOST}" in shown.stdout, shown.stdout
