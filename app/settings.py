@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     local_files_allowed_paths: list[Path] = Field(
         default_factory=list, description="Folders of the worker the fs.local tasks and Trigger may read and write "
                                           "(Kestra's allowed-paths); empty: those tasks are refused.")
+    public_url: str | None = Field(
+        None, description="Where users open Celestra (e.g. https://celestra.example.com): the execution-summary "
+                          "notifications link to {public_url}/ui/main/executions/{namespace}/{flow}/{id}; unset: "
+                          "they carry no link.")
     namespaces: dict[str, NamespaceSettings] = Field(default_factory=dict)
     worker_groups: dict[str, WorkerGroupSettings] = Field(default_factory=dict)
     globals: dict[str, Any] = Field(default_factory=dict, description="Values exposed as {{ globals.* }}.")

@@ -279,12 +279,14 @@ def make_context(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogB
         store_output=store_output, working_dir=working_dir,
         set_labels=outcome.labels.update,
         set_state=lambda state: setattr(outcome, "exit_state", State(state)),
-        set_external_id=set_external_id, logs=_Logs(store),
+        set_external_id=set_external_id, executions=_Reads(store),
     )
 
 
 @dataclass(frozen=True)
-class _Logs:
+class _Reads:
+    """The plugin API's ExecutionReader on the store."""
+
     store: Store
 
     def flow_of(self, execution_id: str) -> tuple[str, str] | None:
@@ -296,6 +298,12 @@ class _Logs:
 
     def rows(self, execution_id: str) -> list[dict[str, Any]]:
         return self.store.logs(execution_id)
+
+    def execution(self, execution_id: str) -> Execution | None:
+        try:
+            return self.store.get_execution(execution_id)
+        except NotFoundError:
+            return None
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,10 @@ from typing import Any, Protocol
 from app import templating
 from app.errors import TaskFailure, TaskKilled
 from app.model.flow import Duration, Task
+from app.model.records import Execution
 from app.store.storage import Storage
 
-__all__ = ["AttemptInfo", "Duration", "KeyValueStore", "LogReader", "LogSink", "RunContext", "RunnableTask",
+__all__ = ["AttemptInfo", "Duration", "KeyValueStore", "ExecutionReader", "LogSink", "RunContext", "RunnableTask",
            "TaskFailure", "TaskKilled"]
 
 
@@ -45,11 +46,13 @@ class KeyValueStore(Protocol):
     def keys(self, namespace: str, prefix: str = "") -> list[str]: ...
 
 
-class LogReader(Protocol):
-    """The stored logs of executions (log.Fetch): the caller checks the execution is of its own namespace."""
+class ExecutionReader(Protocol):
+    """Stored executions and their logs (log.Fetch, the execution-summary notifications): the caller checks that
+    the task may read the execution it asks for."""
 
     def flow_of(self, execution_id: str) -> tuple[str, str] | None: ...  # (namespace, flow id); None: no such one
-    def rows(self, execution_id: str) -> list[dict[str, Any]]: ...  # oldest first
+    def rows(self, execution_id: str) -> list[dict[str, Any]]: ...  # its log lines, oldest first
+    def execution(self, execution_id: str) -> Execution | None: ...  # with its task runs; None: no such one
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ class RunContext:
     # A runner's container / job / process id: stored at once, so cancel, timeout and a restart can find it.
     set_external_id: Callable[[str], None] = _no_external_id
     warning: bool = False  # set it: the task succeeded with warnings (e.g. it wrote to stderr)
-    logs: LogReader | None = None  # the store's logs, where the worker has a store
+    executions: ExecutionReader | None = None  # the store's executions and logs, where the worker has a store
     # Where store_output puts a file of this name (to stream one there instead); None: under this task run.
     output_uri: Callable[[str], str] | None = None
 

@@ -24,11 +24,7 @@ NOT_YET = {f"io.kestra.plugin.core.{name}" for name in (
     "io.kestra.core.tasks.scripts.Bash", "io.kestra.core.tasks.scripts.Python", "io.kestra.core.tasks.scripts.Node",
     "io.kestra.core.tasks.flows.Flow",
     # SQL Server: no server to test against here yet
-    "io.kestra.plugin.jdbc.sqlserver.Query", "io.kestra.plugin.jdbc.sqlserver.Queries",
-    # the execution-summary notifications (the incoming-webhook tasks carry any payload meanwhile)
-    *(f"io.kestra.plugin.notifications.{name}Execution" for name in (
-        "slack.Slack", "teams.Teams", "discord.Discord", "google.GoogleChat", "mail.Mail")),
-    "io.kestra.plugin.slack.SlackExecution", "io.kestra.plugin.email.MailExecution"}
+    "io.kestra.plugin.jdbc.sqlserver.Query", "io.kestra.plugin.jdbc.sqlserver.Queries"}
 
 # Kestra properties not run yet, by where they go (a model's Kestra type suffix, or "" for any task or trigger):
 # refused as such, not as unknown (misspelled) properties.

@@ -816,6 +816,34 @@ TABLE.update({"MailSend.transportStrategy": NT + "test_mail_send_over_tls_checks
               "MailSend.timeout": TIMEOUT,
               "Attachment.uri": MAIL_ALL, "Attachment.name": MAIL_ALL, "Attachment.contentType": MAIL_ALL})
 
+# -- execution-summary notifications (workers/plugins/execution_summaries.py)
+ES = "tests/unit/test_execution_summaries.py::"
+OWN_BODY = ES + "test_mail_execution_writes_its_own_body_and_slack_takes_one_message"
+TABLE["SlackIncomingWebhook.messageText"] = ES + "test_slack_message_text_is_slacks_text"
+SUMMARY_OF_TRIGGER = ES + "test_slack_execution_summarizes_the_failed_execution_that_started_its_flow"
+SUMMARY_CHANNELS = ES + "test_each_channel_summarizes_the_current_execution"
+SUMMARY_MAIL = ES + "test_mail_execution_sends_the_summary_as_html_and_text"
+for _summary in ("SlackExecution", "TeamsExecution", "DiscordExecution", "GoogleChatExecution", "MailExecution"):
+    TABLE.update({f"{_summary}.{name}": entry for name, entry in COMMON_TASK.items()})
+    TABLE.update({f"{_summary}.id": SUMMARY_CHANNELS, f"{_summary}.type": SUMMARY_CHANNELS,
+                  f"{_summary}.customMessage": SUMMARY_CHANNELS, f"{_summary}.customFields": SUMMARY_CHANNELS,
+                  f"{_summary}.executionId": SUMMARY_OF_TRIGGER, f"{_summary}.timeout": TIMEOUT})
+    if _summary != "MailExecution":
+        TABLE.update({f"{_summary}.url": SUMMARY_CHANNELS, f"{_summary}.options": WEBHOOK_OPTIONS})
+TABLE.update({f"SlackExecution.{name}": SUMMARY_OF_TRIGGER for name in ("channel", "username", "iconUrl", "iconEmoji")})
+TABLE.update({"SlackExecution.messageText": SUMMARY_CHANNELS, "TeamsExecution.themeColor": SUMMARY_CHANNELS,
+              "TeamsExecution.activityTitle": SUMMARY_CHANNELS, "TeamsExecution.activitySubtitle": SUMMARY_CHANNELS,
+              "GoogleChatExecution.text": SUMMARY_CHANNELS})
+TABLE.update({f"DiscordExecution.{name}": SUMMARY_CHANNELS for name in ("username", "avatarUrl", "content",
+                                                                         "embedList")})
+TABLE.update({f"Embed.{name}": SUMMARY_CHANNELS for name in (
+    "title", "websiteUrl", "description", "thumbnail", "authorName", "color", "footer")})
+TABLE.update({f"MailExecution.{name}": TABLE[f"MailSend.{name}"] for name in (
+    "host", "port", "username", "password", "from_", "to", "cc", "attachments", "embeddedImages",
+    "transportStrategy", "sessionTimeout")})
+TABLE.update({"MailExecution.subject": SUMMARY_MAIL,
+              "MailExecution.htmlTextContent": OWN_BODY, "MailExecution.plainTextContent": OWN_BODY})
+
 # -- serdes conversions (workers/plugins/serdes.py)
 SD = "tests/unit/test_serdes_tasks.py::"
 ROUND_TRIP = SD + "test_csv_to_ion_to_json_and_back_to_csv"

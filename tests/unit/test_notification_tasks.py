@@ -4,21 +4,19 @@ plain SMTP with a login, STARTTLS and SMTPS (a certificate made for the test, tr
 
 from __future__ import annotations
 
-import contextlib
 import email
 import email.policy
 import json
 import socket
-import ssl
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from http_server import HttpServer, _self_signed, unanswered_port
+from http_server import HttpServer, unanswered_port
+from smtp_server import smtp_server
 
 from app.model.states import State
 
@@ -86,50 +84,6 @@ def test_webhook_options_bound_the_call(client: Any, server: HttpServer) -> None
 
 
 # -- MailSend ----------------------------------------------------------------------------------------------------
-@dataclass
-class Smtp:
-    port: int
-    messages: list[Any] = field(default_factory=list)  # aiosmtpd envelopes
-
-
-@contextlib.contextmanager
-def smtp_server(mode: str = "SMTP", tls: Path | None = None) -> Iterator[Smtp]:
-    """aiosmtpd on a free port: plain SMTP (login allowed without TLS), STARTTLS offered, or implicit TLS (SMTPS);
-    the login is ada / lovelace."""
-    from aiosmtpd.controller import Controller
-    from aiosmtpd.smtp import AuthResult, LoginPassword
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    smtp = Smtp(port)
-
-    class Handler:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            smtp.messages.append(envelope)
-            return "250 OK"
-
-    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
-        good = isinstance(data, LoginPassword) and (data.login, data.password) == (b"ada", b"lovelace")
-        return AuthResult(success=good, handled=False)  # handled=False: aiosmtpd answers 535 itself
-
-    context = None
-    if tls is not None:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(_self_signed(tls))
-    kwargs: dict[str, Any] = {"authenticator": authenticator, "auth_require_tls": False}
-    if mode == "SMTP_TLS":
-        kwargs.update(tls_context=context, require_starttls=True)
-    elif mode == "SMTPS":
-        kwargs["ssl_context"] = context
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port, **kwargs)
-    controller.start()
-    try:
-        yield smtp
-    finally:
-        controller.stop()
-
-
 def mail(port: int, **props: Any) -> dict[str, Any]:
     return {"id": "mail", "type": MAIL, "host": "127.0.0.1", "port": port, "transportStrategy": "SMTP",
             "from": "kestra@example.com", "to": "ada@example.com", "subject": "Run {{ flow.id }}", **props}

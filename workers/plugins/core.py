@@ -48,16 +48,16 @@ class Fetch(RunnableTask):
         if namespace != ctx.namespace:
             raise TaskFailure(f"Cannot fetch the logs of namespace '{namespace}': a task reads only the logs of its "
                               f"own namespace '{ctx.namespace}'")
-        if ctx.logs is None:
+        if ctx.executions is None:
             raise TaskFailure("This worker has no store to read logs from")
-        if ctx.logs.flow_of(execution_id) != (namespace, flow_id):
+        if ctx.executions.flow_of(execution_id) != (namespace, flow_id):
             raise TaskFailure(f"No execution '{execution_id}' of the flow {namespace}.{flow_id}")
         wanted = set(self.tasksId)
         lines = [json.dumps({
             "namespace": namespace, "flowId": flow_id, "taskId": row["task_id"], "executionId": execution_id,
             "taskRunId": row["task_run_id"], "attemptNumber": row["attempt"], "timestamp": row["timestamp"].isoformat(),
             "level": row["level"], "message": row["message"]}, separators=(",", ":"))
-            for row in ctx.logs.rows(execution_id)
+            for row in ctx.executions.rows(execution_id)
             if at_least(row["level"], self.level) and (not wanted or row["task_id"] in wanted)]
         uri = ctx.store_output("logs.ion", "".join(line + "\n" for line in lines).encode())
         return {"uri": uri, "size": len(lines)}

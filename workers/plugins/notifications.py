@@ -17,7 +17,7 @@ import ssl
 from collections.abc import Iterator
 from typing import Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from workers.plugin_api import Duration, RunContext, RunnableTask, TaskFailure
 from workers.plugins.http import HttpOptions, HttpTimeout, exchange
@@ -44,32 +44,55 @@ class _IncomingWebhook(RunnableTask):
     options: WebhookOptions | None = None
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        given = self.options or WebhookOptions()
-        for name in ("connectionPoolIdleTimeout", "maxContentLength"):
-            if getattr(given, name) is not None:
-                ctx.log("WARN", f"options.{name} has no effect on a webhook call")
-        options = HttpOptions(timeout=HttpTimeout(connectTimeout=given.connectTimeout,
-                                                  readIdleTimeout=given.readIdleTimeout or given.readTimeout),
-                              defaultCharset=given.defaultCharset)
         rendered = ctx.render(self.payload) if self.payload is not None else {}
-        body = rendered if isinstance(rendered, str) else json.dumps(rendered)
-        charset = ctx.render_str(given.defaultCharset).strip()
-        try:
-            content = body.encode(charset)
-        except LookupError:
-            raise TaskFailure(f"options.defaultCharset: unknown charset '{charset}'") from None
-        args = {"method": "POST", "url": ctx.render_str(self.url).strip(), "content": content,
-                "headers": {"Content-Type": "application/json"}}
-        with exchange(ctx, options, lambda stack: args, limit=1024 * 1024) as (response, chunks):
-            answer = b"".join(chunks).decode(errors="replace")
-        ctx.log("DEBUG", f"webhook answered HTTP {response.status_code}: {answer[:500]}")
-        ctx.log("INFO", "Request succeeded")
+        post(ctx, self.url, rendered, self.options)
         return {}
 
 
+def post(ctx: RunContext, url: str, payload: str | dict[str, Any], given: WebhookOptions | None) -> None:
+    """POST `payload` (JSON text, or a value sent as JSON) to the rendered `url`; a refusal fails the task."""
+    given = given or WebhookOptions()
+    for name in ("connectionPoolIdleTimeout", "maxContentLength"):
+        if getattr(given, name) is not None:
+            ctx.log("WARN", f"options.{name} has no effect on a webhook call")
+    options = HttpOptions(timeout=HttpTimeout(connectTimeout=given.connectTimeout,
+                                              readIdleTimeout=given.readIdleTimeout or given.readTimeout),
+                          defaultCharset=given.defaultCharset)
+    body = payload if isinstance(payload, str) else json.dumps(payload)
+    charset = ctx.render_str(given.defaultCharset).strip()
+    try:
+        content = body.encode(charset)
+    except LookupError:
+        raise TaskFailure(f"options.defaultCharset: unknown charset '{charset}'") from None
+    except UnicodeEncodeError as exc:
+        raise TaskFailure(f"the payload cannot be written in {charset}: {exc.reason} at {exc.start}") from None
+    args = {"method": "POST", "url": ctx.render_str(url).strip(), "content": content,
+            "headers": {"Content-Type": "application/json"}}
+    with exchange(ctx, options, lambda stack: args, limit=1024 * 1024) as (response, chunks):
+        answer = b"".join(chunks).decode(errors="replace")
+    ctx.log("DEBUG", f"webhook answered HTTP {response.status_code}: {answer[:500]}")
+    ctx.log("INFO", "Request succeeded")
+
+
 class SlackIncomingWebhook(_IncomingWebhook):
+    """`messageText` is Slack's `text` (mrkdwn, nothing to escape): the payload `{"text": messageText}`."""
+
     type: Literal["io.kestra.plugin.notifications.slack.SlackIncomingWebhook",
-                  "io.kestra.plugin.slack.SlackIncomingWebhook", "SlackIncomingWebhook"]
+                  "io.kestra.plugin.slack.SlackIncomingWebhook",
+                  "io.kestra.plugin.slack.notifications.SlackIncomingWebhook", "SlackIncomingWebhook"]
+    messageText: str | None = None
+
+    @model_validator(mode="after")
+    def _one_message(self) -> SlackIncomingWebhook:
+        if self.payload is not None and self.messageText is not None:
+            raise ValueError("give payload or messageText, not both")
+        return self
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        if self.messageText is None:
+            return super().run(ctx)
+        post(ctx, self.url, {"text": ctx.render_str(self.messageText)}, self.options)
+        return {}
 
 
 class TeamsIncomingWebhook(_IncomingWebhook):
@@ -157,14 +180,15 @@ class MailSend(RunnableTask):
         message["From"], message["To"] = sender, ", ".join(to)
         if cc:
             message["Cc"] = ", ".join(cc)
-        message["Subject"] = ctx.render_str(self.subject) if self.subject else ""
+        subject, plain, html_text = self._content(ctx)
+        message["Subject"] = subject
         message["Date"] = email.utils.formatdate(localtime=False)
         message["Message-ID"] = email.utils.make_msgid()
         message["Disposition-Notification-To"] = sender  # Kestra asks for a return receipt
-        message.set_content(ctx.render_str(self.plainTextContent) if self.plainTextContent else DEFAULT_TEXT)
+        message.set_content(plain)
         images = self._files(ctx, self.embeddedImages, "embeddedImages")
-        if self.htmlTextContent:
-            message.add_alternative(ctx.render_str(self.htmlTextContent), subtype="html")
+        if html_text:
+            message.add_alternative(html_text, subtype="html")
             html = cast(email.message.EmailMessage, message.get_payload()[-1])  # type: ignore[index]
             for name, kind, data in images:  # referred to as <img src="cid:NAME">
                 main, _, sub = kind.partition("/")
@@ -175,6 +199,12 @@ class MailSend(RunnableTask):
             main, _, sub = kind.partition("/")
             message.add_attachment(data, maintype=main, subtype=sub or "octet-stream", filename=name)
         return message, to + cc
+
+    def _content(self, ctx: RunContext) -> tuple[str, str, str | None]:
+        """The subject, the plain text and the HTML text (None: none), as sent."""
+        return (ctx.render_str(self.subject) if self.subject else "",
+                ctx.render_str(self.plainTextContent) if self.plainTextContent else DEFAULT_TEXT,
+                ctx.render_str(self.htmlTextContent) if self.htmlTextContent else None)
 
     @staticmethod
     def _files(ctx: RunContext, value: list[Attachment] | str | None, what: str) -> list[tuple[str, str, bytes]]:
