@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from app import cli_files, cli_watch
+from app import cli_api, cli_files, cli_watch
 from app.cli_watch import ConfigOption, err, out
 from app.errors import CelestraError, FlowValidationError, NotFoundError
 from app.model.inputs import InputError
@@ -20,8 +20,8 @@ from app.model.inputs import InputError
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Kestra-style YAML flows on Celery.")
 flow_cli = typer.Typer(no_args_is_help=True, help="Deployed flows.")
 cli.add_typer(flow_cli, name="flow")
-cli.add_typer(cli_files.ns_files_cli, name="namespace-files")
-cli.add_typer(cli_files.files_cli, name="files")
+for _module in (cli_files, cli_api):  # `celestra namespace-files`, `files`, `webserver`, `api-token`
+    _module.register(cli)
 _client, _fail = cli_watch.client_for, cli_watch.fail
 
 
@@ -330,12 +330,13 @@ def server(
     concurrency: Annotated[int, typer.Option(help="Threads handling execution starts.")] = 4,
     config: ConfigOption = None,
 ) -> None:
-    """The executor's server: starts executions, fires timers (retries, pauses) and schedule triggers."""
+    """The executor's server: starts executions, fires timers and triggers, serves the REST API (api_port)."""
     client = _client(config)
     from app.celery_app import get_celery
     from app.services.timers import TimerLoop
 
     TimerLoop(schedules=True).start()
+    cli_api.serve_beside(client.settings)
     get_celery().worker_main(["worker", "-Q", client.settings.executor_queue, "-P", "threads", "-c",
                               str(concurrency), "-n", "server@%h", "--loglevel", "INFO"])
 

@@ -15,6 +15,11 @@ ns_files_cli = typer.Typer(no_args_is_help=True, help="Files shared by the flows
 files_cli = typer.Typer(no_args_is_help=True, help="Files in internal storage (outputs, inputs).")
 
 
+def register(cli: typer.Typer) -> None:
+    cli.add_typer(ns_files_cli, name="namespace-files")
+    cli.add_typer(files_cli, name="files")
+
+
 @ns_files_cli.command("upload")
 def ns_files_upload(namespace: str, folder: Path, config: ConfigOption = None) -> None:
     """Upload a folder's files as NAMESPACE's namespace files."""

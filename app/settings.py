@@ -93,6 +93,13 @@ class Settings(BaseSettings):
     encryption_key: SecretStr | None = Field(
         None, description="Key encrypting SECRET inputs at rest (`celestra keygen`); embedded: kept under home."
     )
+    api_host: str = Field("127.0.0.1", description="Address the REST API listens on (`celestra server` and "
+                                                   "`celestra webserver`); 0.0.0.0 to be reached from other hosts.")
+    api_port: int = Field(8080, description="Port of the REST API; 0: `celestra server` serves none.")
+    api_basic_auth: SecretStr | None = Field(
+        None, description="user:password pairs the REST API accepts (comma-separated); bearer tokens come from "
+                          "`celestra api-token create`. With neither, every request is refused unless api_no_auth.")
+    api_no_auth: bool = Field(False, description="Let the REST API serve without authentication (local use).")
     flower_basic_auth: SecretStr | None = Field(
         None, description="Credentials `celestra flower` requires, user:password (several comma-separated, as Flower "
                           "takes them: no comma in a password); it refuses to start without them unless "

@@ -24,6 +24,7 @@ from app.errors import NotFoundError
 from app.model.records import Attempt, Execution, TaskRun, now
 from app.model.states import TERMINAL, State
 from app.store import ends, statements, step_writes
+from app.store.api_queries import ApiQueries
 from app.store.logs_kv import LogsAndKeyValues
 from app.store.rows import (
     FROZEN_RUN_COLUMNS,
@@ -62,7 +63,7 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
-class Store(LogsAndKeyValues):
+class Store(LogsAndKeyValues, ApiQueries):
     def __init__(self, url: str):
         self.url = url
         self.is_sqlite = url.startswith("sqlite")

@@ -164,3 +164,12 @@ triggers = sa.Table(
     sa.Column("last_result", sa.Text),
     sa.Column("state", sa.JSON),  # what the trigger keeps between evaluations (files already seen)
 )
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,  # the REST API's bearer tokens (`celestra api-token create`): only a SHA-256 of each is kept
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created", TS, nullable=False),
+    sa.Column("last_used", TS),
+)

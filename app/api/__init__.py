@@ -1,0 +1,57 @@
+"""The REST API on Kestra's paths (`/api/v1/...`, with or without the `main` tenant segment) and JSON shapes, so
+Kestra's own clients work against Celestra: a FastAPI app that `celestra server` serves beside the executor and
+`celestra webserver` serves alone (to scale apart). Every path but `/health` needs a caller (app/api/auth.py).
+
+What it does goes through the same Client and store as the CLI: one way for data to flow.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from app.api import executions, flows, logs
+from app.api.auth import require_caller
+from app.settings import Settings
+
+TENANT = "main"  # Kestra's open-source tenant: its clients always name it
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="Celestra", description="Kestra-style YAML flows on Celery", version="1",
+                  openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None)
+    api = APIRouter(dependencies=[Depends(require_caller)])
+    for router in (flows.router, executions.router, logs.router):
+        api.include_router(router)
+    app.include_router(api, prefix="/api/v1")
+    app.include_router(api, prefix=f"/api/v1/{TENANT}", include_in_schema=False)
+
+    @app.get("/health", include_in_schema=False)
+    def health() -> dict[str, str]:
+        return {"status": "UP"}
+
+    @app.exception_handler(HTTPException)
+    async def kestra_error(request: Request, exc: HTTPException) -> JSONResponse:
+        # Kestra answers {"message": ...}; a detail that is already a mapping carries its own fields.
+        body: dict[str, Any] = exc.detail if isinstance(exc.detail, dict) else {"message": str(exc.detail)}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    return app
+
+
+def serve(settings: Settings, *, background: bool = False) -> threading.Thread | None:
+    """Serve the API on settings.api_host:api_port (uvicorn); `background`: on a daemon thread, for `celestra
+    server`, which runs the executor in the foreground."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(create_app(), host=settings.api_host, port=settings.api_port,
+                                           log_level="info", access_log=False))
+    if not background:
+        server.run()
+        return None
+    thread = threading.Thread(target=server.run, name="celestra-api", daemon=True)
+    thread.start()
+    return thread
