@@ -455,6 +455,7 @@ def environment(args: argparse.Namespace, token: str, tmp: Path) -> Iterator[dic
 
 def child_env(extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CELESTRA_")}
+    env["CELESTRA_API_PORT"] = "0"  # the benches measure the executor: their servers serve no REST API
     env.update(extra)
     env["PYTHONUNBUFFERED"] = "1"
     return env

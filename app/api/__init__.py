@@ -7,6 +7,10 @@ What it does goes through the same Client and store as the CLI: one way for data
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import signal
 import threading
 from typing import Any
 
@@ -17,6 +21,7 @@ from app.api import executions, flows, logs
 from app.api.auth import require_caller
 from app.settings import Settings
 
+log = logging.getLogger("celestra.api")
 TENANT = "main"  # Kestra's open-source tenant: its clients always name it
 
 
@@ -52,6 +57,15 @@ def serve(settings: Settings, *, background: bool = False) -> threading.Thread |
     if not background:
         server.run()
         return None
-    thread = threading.Thread(target=server.run, name="celestra-api", daemon=True)
+
+    def run() -> None:
+        with contextlib.suppress(SystemExit):  # uvicorn exits when it cannot bind
+            server.run()
+        if not server.started:  # the port is taken, say: a server without its API must not go on unnoticed
+            log.critical("the REST API could not listen on %s:%s; stopping (api_port 0 serves no API)",
+                         settings.api_host, settings.api_port)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=run, name="celestra-api", daemon=True)
     thread.start()
     return thread

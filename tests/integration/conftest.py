@@ -247,6 +247,7 @@ def _cluster_env(redis_url: str, postgres_url: str, root: Path) -> dict[str, str
         CELESTRA_DATABASE_URL=postgres_url,
         CELESTRA_STORAGE_URL=str(root / "storage"),
         CELESTRA_HOME=str(root / "home"),
+        CELESTRA_API_PORT="0",  # several servers run at once: none serves the REST API (test_api_server.py)
         PYTHONUNBUFFERED="1",
         COLUMNS="250",  # rich wraps error messages at 80 columns when not on a terminal
         NO_COLOR="1",
