@@ -79,18 +79,21 @@ class Client:
 
     def execute(self, namespace: str, flow_id: str, inputs: dict[str, Any] | None = None, *, wait: bool = False,
                 timeout: float | None = None, revision: int | None = None,
-                labels: dict[str, str] | None = None, run_here: bool = True) -> Execution:
+                labels: dict[str, str] | None = None, run_here: bool = True,
+                trigger: dict[str, Any] | None = None) -> Execution:
         """Run a deployed flow. Embedded, `run_here=False` stores it without starting this process's worker: an
-        embedded process that outlives this one runs it (`celestra execute --no-wait`)."""
+        embedded process that outlives this one runs it (`celestra execute --no-wait`). `trigger`: what started
+        it (a Webhook's request), as `{{ trigger.* }}`."""
         rev, source = runtime.store().get_flow(namespace, flow_id, revision)
-        return self._submit(parse_flow(source), source, rev, inputs, wait, timeout, labels, run_here)
+        return self._submit(parse_flow(source), source, rev, inputs, wait, timeout, labels, run_here, trigger)
 
     def _submit(self, flow: Flow, source: str, revision: int | None, inputs: dict[str, Any] | None, wait: bool,
-                timeout: float | None, labels: dict[str, str] | None, run_here: bool = True) -> Execution:
+                timeout: float | None, labels: dict[str, str] | None, run_here: bool = True,
+                trigger: dict[str, Any] | None = None) -> Execution:
         if run_here or wait:
             self._ensure_embedded()
         # The first step runs here, in the transaction that stores the execution: no server hop.
-        ex = events.create_and_start(flow, source, inputs or {}, revision=revision, labels=labels)
+        ex = events.create_and_start(flow, source, inputs or {}, revision=revision, labels=labels, trigger=trigger)
         return self.wait(ex.id, timeout) if wait else ex
 
     def start_embedded(self) -> None:
@@ -108,7 +111,7 @@ class Client:
         return runtime.store().execution_state(execution_id)
 
     def get(self, execution_id: str) -> Execution:
-        return _with_secrets_marked(runtime.store().get_execution(execution_id))
+        return with_secrets_marked(runtime.store().get_execution(execution_id))
 
     def wait(self, execution_id: str, timeout: float | None = None) -> Execution:
         """Block until the execution ends; polls fast at first (most flows end in milliseconds), then backs off.
@@ -139,7 +142,7 @@ class Client:
                         break
                 else:  # 1 ms polls for the first second (short flows end in milliseconds), then 50 ms
                     time.sleep(0.001 if time.monotonic() - started < 1 else 0.05)
-        return _with_secrets_marked(store.get_execution(execution_id))
+        return with_secrets_marked(store.get_execution(execution_id))
 
     def logs(self, execution_id: str, follow: bool = False, after: int = 0,
              poll: float = 0.05) -> Iterator[dict[str, Any]]:
@@ -228,10 +231,10 @@ class Client:
     def executions(self, namespace: str | None = None, flow_id: str | None = None, state: str | State | None = None,
                    limit: int = 50) -> list[Execution]:
         found = runtime.store().list_executions(namespace, flow_id, str(state) if state else None, limit)
-        return [_with_secrets_marked(ex) for ex in found]
+        return [with_secrets_marked(ex) for ex in found]
 
 
-def _with_secrets_marked(ex: Execution) -> Execution:
+def with_secrets_marked(ex: Execution) -> Execution:
     """Mark SECRET inputs so that printing the execution masks them."""
     ex.secret_inputs = frozenset(i.id for i in events.flow_of(ex).inputs if i.type == "SECRET")
     return ex

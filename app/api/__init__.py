@@ -1,6 +1,7 @@
 """The REST API on Kestra's paths (`/api/v1/...`, with or without the `main` tenant segment) and JSON shapes, so
 Kestra's own clients work against Celestra: a FastAPI app that `celestra server` serves beside the executor and
-`celestra webserver` serves alone (to scale apart). Every path but `/health` needs a caller (app/api/auth.py).
+`celestra webserver` serves alone (to scale apart). Every path but `/health`, the OpenAPI document and its
+docs page, and the Webhook trigger's (its key is its credential) needs a caller (app/api/auth.py).
 
 What it does goes through the same Client and store as the CLI: one way for data to flow.
 """
@@ -15,10 +16,12 @@ import threading
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from app.api import executions, flows, logs
+from app.api import executions, flows, logs, webhooks
 from app.api.auth import require_caller
+from app.errors import CelestraError, NotFoundError
 from app.settings import Settings
 
 log = logging.getLogger("celestra.api")
@@ -33,6 +36,9 @@ def create_app() -> FastAPI:
         api.include_router(router)
     app.include_router(api, prefix="/api/v1")
     app.include_router(api, prefix=f"/api/v1/{TENANT}", include_in_schema=False)
+    # Outside `api`: a Webhook's key is its credential (no route of `api` has its shape, so none shadows it).
+    app.include_router(webhooks.router, prefix="/api/v1")
+    app.include_router(webhooks.router, prefix=f"/api/v1/{TENANT}", include_in_schema=False)
 
     @app.get("/health", include_in_schema=False)
     def health() -> dict[str, str]:
@@ -43,6 +49,15 @@ def create_app() -> FastAPI:
         # Kestra answers {"message": ...}; a detail that is already a mapping carries its own fields.
         body: dict[str, Any] = exc.detail if isinstance(exc.detail, dict) else {"message": str(exc.detail)}
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(CelestraError)
+    async def refused(request: Request, exc: CelestraError) -> JSONResponse:
+        return JSONResponse({"message": str(exc)}, status_code=404 if isinstance(exc, NotFoundError) else 422)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        return JSONResponse({"message": "; ".join(problems)}, status_code=422)
 
     return app
 

@@ -6,14 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from app import runtime
 from app.api import shapes
 from app.api.queries import SearchQuery
-from app.client import Client
+from app.client import Client, with_secrets_marked
 from app.errors import CelestraError, NotFoundError
 from app.model.inputs import InputError
+from app.model.loader import parse_flow
 from app.model.storage_uri import is_storage_uri
 
 router = APIRouter(tags=["Executions"])
@@ -22,7 +24,10 @@ router = APIRouter(tags=["Executions"])
 async def form_inputs(request: Request, file_inputs: set[str]) -> dict[str, Any]:
     """The form's parts as inputs: a file part as (filename, bytes); a text part as text. A FILE input given as
     text must be a kestra:// URI: a path would read the server's own disk."""
-    if not request.headers.get("content-type", "").startswith(("multipart/", "application/x-www-form-urlencoded")):
+    kind = request.headers.get("content-type", "").lower()
+    if not kind.startswith(("multipart/", "application/x-www-form-urlencoded")):
+        if await request.body():
+            raise HTTPException(415, "inputs are sent as a multipart form (or url-encoded), one part per input")
         return {}
     inputs: dict[str, Any] = {}
     for key, value in (await request.form()).multi_items():
@@ -33,6 +38,18 @@ async def form_inputs(request: Request, file_inputs: set[str]) -> dict[str, Any]
         else:
             inputs[key] = value
     return inputs
+
+
+def check_file_inputs(flow: Any, given: dict[str, Any]) -> None:
+    """Over HTTP a FILE input is an uploaded file or a kestra:// URI, its default too: a path (given, or a
+    default written in the flow) would read the API server's own disk."""
+    for declared in flow.inputs:
+        if declared.type != "FILE":
+            continue
+        value = given.get(declared.id, declared.defaults)
+        if value is not None and not isinstance(value, tuple) and not is_storage_uri(value):
+            raise HTTPException(422, f"input {declared.id}: a FILE input started over HTTP is an uploaded file or "
+                                     "a kestra:// URI, not a path of the server")
 
 
 def _labels(request: Request) -> dict[str, str]:
@@ -52,8 +69,8 @@ def _execution(execution_id: str) -> Any:
         raise HTTPException(404, f"Execution {execution_id} not found") from None
 
 
-def _shaped(ex: Any) -> dict[str, Any]:
-    shaped = shapes.execution(ex)
+def shaped(ex: Any) -> dict[str, Any]:
+    shaped = shapes.execution(with_secrets_marked(ex))
     public = runtime.settings().public_url
     if public:
         shaped["url"] = f"{public.rstrip('/')}/ui/main/executions/{ex.namespace}/{ex.flow_id}/{ex.id}"
@@ -62,9 +79,11 @@ def _shaped(ex: Any) -> dict[str, Any]:
 
 @router.get("/executions/search")
 def search_executions(query: SearchQuery) -> dict[str, Any]:
+    if query.text:
+        raise HTTPException(400, "a text search (q) of executions is not supported yet")
     found, total = runtime.store().execution_page(query.namespace, query.flow_id, query.states, query.page,
                                                   query.size)
-    return {"results": [_shaped(ex) for ex in found], "total": total}
+    return {"results": [shaped(ex) for ex in found], "total": total}
 
 
 @router.get("/executions")
@@ -72,27 +91,9 @@ def executions_of_flow(query: SearchQuery) -> dict[str, Any]:
     return search_executions(query)
 
 
-@router.post("/executions/{namespace}/{flow_id}")
-async def create_execution(namespace: str, flow_id: str, request: Request, wait: bool = False,
-                           revision: int | None = None) -> dict[str, Any]:
-    client = Client()
-    try:
-        flow = client.flow(namespace, flow_id, revision)
-    except NotFoundError:
-        raise HTTPException(404, f"Flow {namespace}.{flow_id} not found") from None
-    inputs = await form_inputs(request, {i.id for i in flow.inputs if i.type == "FILE"})
-    try:
-        ex = client.execute(namespace, flow_id, inputs, revision=revision, labels=_labels(request))
-    except InputError as exc:
-        raise HTTPException(422, f"Invalid inputs: {exc}") from None
-    if wait:
-        ex = client.wait(ex.id)
-    return _shaped(ex)
-
-
 @router.get("/executions/{execution_id}")
 def get_execution(execution_id: str) -> dict[str, Any]:
-    return _shaped(_execution(execution_id))
+    return shaped(_execution(execution_id))
 
 
 def _kill(execution_id: str) -> dict[str, Any]:
@@ -100,7 +101,7 @@ def _kill(execution_id: str) -> dict[str, Any]:
     if ex.state.terminal:
         raise HTTPException(409, f"Execution {execution_id} has ended already ({ex.state.value})")
     Client().cancel(execution_id)
-    return _shaped(_execution(execution_id))
+    return shaped(_execution(execution_id))
 
 
 @router.delete("/executions/{execution_id}/kill", status_code=202)
@@ -114,13 +115,18 @@ def kill_action(execution_id: str) -> dict[str, Any]:
 
 
 async def _resume(execution_id: str, request: Request) -> dict[str, Any]:
-    _execution(execution_id)
-    try:
-        if not Client().resume(execution_id, await form_inputs(request, set())):
-            raise HTTPException(409, f"Execution {execution_id} is not paused")
-    except InputError as exc:
-        raise HTTPException(422, f"Invalid inputs: {exc}") from None
-    return _shaped(_execution(execution_id))
+    inputs = await form_inputs(request, set())
+
+    def resume() -> dict[str, Any]:
+        _execution(execution_id)
+        try:
+            if not Client().resume(execution_id, inputs):
+                raise HTTPException(409, f"Execution {execution_id} is not paused")
+        except InputError as exc:
+            raise HTTPException(422, f"Invalid inputs: {exc}") from None
+        return shaped(_execution(execution_id))
+
+    return await run_in_threadpool(resume)
 
 
 @router.post("/executions/{execution_id}/resume")
@@ -136,7 +142,7 @@ async def resume_action(execution_id: str, request: Request) -> dict[str, Any]:
 def _restart(execution_id: str) -> dict[str, Any]:
     _execution(execution_id)
     try:
-        return _shaped(Client().restart(execution_id))
+        return shaped(Client().restart(execution_id))
     except CelestraError as exc:
         raise HTTPException(409, str(exc)) from None
 
@@ -155,6 +161,30 @@ def restart_action(execution_id: str) -> dict[str, Any]:
 def replay(execution_id: str, taskRunId: str | None = None) -> dict[str, Any]:  # noqa: N803 - Kestra's name
     _execution(execution_id)
     try:
-        return _shaped(Client().replay(execution_id, taskRunId))
+        return shaped(Client().replay(execution_id, taskRunId))
     except CelestraError as exc:
         raise HTTPException(409, str(exc)) from None
+
+
+# Last: its path would also match /executions/{id}/resume, /restart and /replay.
+@router.post("/executions/{namespace}/{flow_id}")
+async def create_execution(namespace: str, flow_id: str, request: Request, wait: bool = False,
+                           revision: int | None = None) -> dict[str, Any]:
+    try:
+        rev, source = await run_in_threadpool(runtime.store().get_flow, namespace, flow_id, revision)
+    except NotFoundError:
+        raise HTTPException(404, f"Flow {namespace}.{flow_id} not found") from None
+    flow = parse_flow(source)
+    inputs = await form_inputs(request, {i.id for i in flow.inputs if i.type == "FILE"})
+    labels = _labels(request)
+
+    def start() -> dict[str, Any]:
+        check_file_inputs(flow, inputs)
+        client = Client()
+        try:
+            ex = client.execute(namespace, flow_id, inputs, revision=rev, labels=labels)
+        except InputError as exc:
+            raise HTTPException(422, f"Invalid inputs: {exc}") from None
+        return shaped(client.wait(ex.id) if wait else ex)
+
+    return await run_in_threadpool(start)

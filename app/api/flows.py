@@ -6,6 +6,7 @@ from typing import Any
 
 import yaml
 from fastapi import APIRouter, HTTPException, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from app import runtime
 from app.api import shapes
@@ -18,7 +19,10 @@ router = APIRouter(tags=["Flows"])
 
 
 async def _yaml_body(request: Request) -> str:
-    text = (await request.body()).decode("utf-8", errors="replace")
+    try:
+        text = (await request.body()).decode("utf-8")
+    except UnicodeDecodeError:
+        raise HTTPException(400, "the flow's YAML source must be UTF-8") from None
     if not text.strip():
         raise HTTPException(422, "the request body must be the flow's YAML source")
     # A text without a line break is a file path to Client.load: never so for a body that came over HTTP.
@@ -49,19 +53,31 @@ def _save(flow: Any, source: str) -> dict[str, Any]:
 
 @router.post("/flows")
 async def create_flow(request: Request) -> dict[str, Any]:
-    flow, source = _load(await _yaml_body(request))
-    if runtime.store().flow_revisions(flow.namespace, flow.id):
-        raise HTTPException(422, f"Flow id already exists: {flow.namespace}.{flow.id} (PUT updates it)")
-    return _save(flow, source)
+    text = await _yaml_body(request)
+
+    def create() -> dict[str, Any]:
+        flow, source = _load(text)
+        if runtime.store().flow_revisions(flow.namespace, flow.id):
+            raise HTTPException(422, f"Flow id already exists: {flow.namespace}.{flow.id} (PUT updates it)")
+        return _save(flow, source)
+
+    return await run_in_threadpool(create)
 
 
 @router.post("/flows/validate")
 async def validate_flows(request: Request) -> list[dict[str, Any]]:
     """Each YAML document of the body (separated by `---`) checked; `constraints` says what is wrong."""
     text = await _yaml_body(request)
+    return await run_in_threadpool(_validate, text)
+
+
+def _validate(text: str) -> list[dict[str, Any]]:
     results = []
     for index, document in enumerate(part for part in text.split("\n---") if part.strip()):
-        data = yaml.safe_load(document) if document.strip() else None
+        try:
+            data = yaml.safe_load(document)
+        except yaml.YAMLError:
+            data = None  # the loader below says where
         named = data if isinstance(data, dict) else {}
         result: dict[str, Any] = {"index": index, "flow": named.get("id"), "namespace": named.get("namespace"),
                                   "outdated": False, "deprecationPaths": [], "warnings": [], "infos": []}
@@ -75,6 +91,8 @@ async def validate_flows(request: Request) -> list[dict[str, Any]]:
 
 @router.get("/flows/search")
 def search_flows(query: SearchQuery) -> dict[str, Any]:
+    if query.states:
+        raise HTTPException(400, "flows have no state to search by")
     found = runtime.store().list_flows()
     if query.namespace:  # with its child namespaces, as Kestra's search
         found = [f for f in found if f["namespace"] == query.namespace
@@ -99,12 +117,18 @@ def get_flow(namespace: str, flow_id: str, revision: int | None = None, source: 
 
 @router.put("/flows/{namespace}/{flow_id}")
 async def update_flow(namespace: str, flow_id: str, request: Request) -> dict[str, Any]:
-    flow, source = _load(await _yaml_body(request))
-    if (flow.namespace, flow.id) != (namespace, flow_id):
-        raise HTTPException(422, f"the body is flow {flow.namespace}.{flow.id}, the path names {namespace}.{flow_id}")
-    if not runtime.store().flow_revisions(namespace, flow_id):
-        raise HTTPException(404, f"Flow {namespace}.{flow_id} not found (POST /flows creates it)")
-    return _save(flow, source)
+    text = await _yaml_body(request)
+
+    def update() -> dict[str, Any]:
+        flow, source = _load(text)
+        if (flow.namespace, flow.id) != (namespace, flow_id):
+            raise HTTPException(422, f"the body is flow {flow.namespace}.{flow.id}, the path names "
+                                     f"{namespace}.{flow_id}")
+        if not runtime.store().flow_revisions(namespace, flow_id):
+            raise HTTPException(404, f"Flow {namespace}.{flow_id} not found (POST /flows creates it)")
+        return _save(flow, source)
+
+    return await run_in_threadpool(update)
 
 
 @router.delete("/flows/{namespace}/{flow_id}", status_code=204)

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 _FILTER = re.compile(r"^filters\[(\w+)\]\[(\w+)\]$")
+_PLAIN = {"namespace", "flowId", "state", "q", "page", "size"}
 _FIELDS = {"namespace": ("EQUALS", "PREFIX", "STARTS_WITH"), "flowId": ("EQUALS",), "state": ("EQUALS", "IN"),
            "q": ("EQUALS",)}
 
@@ -30,6 +31,8 @@ def search(request: Request) -> Search:
     for key, value in params.multi_items():
         matched = _FILTER.match(key)
         if matched is None:
+            if key not in _PLAIN:
+                raise HTTPException(400, f"search parameter {key} is not supported yet")
             continue
         name, operation = matched.groups()
         if operation not in _FIELDS.get(name, ()):

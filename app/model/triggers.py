@@ -1,7 +1,7 @@
 """Flow triggers. Schedule and ScheduleOnDates are fired by `celestra server` (app/services/scheduler.py), Flow
 triggers when a watched execution ends (app/engine/flow_triggers.py), polling triggers (app/model/polling.py) on a
-worker of their group. Other types (Webhook) are not evaluated yet, so they are refused, saying so, unless
-`disabled: true` (then they are kept as written).
+worker of their group, Webhook triggers by the REST API (app/model/webhook.py). Other types are not evaluated yet,
+so they are refused, saying so, unless `disabled: true` (then they are kept as written).
 
 The fire dates are pure functions of the trigger and a time window, so they are tested without a clock.
 """
@@ -20,6 +20,7 @@ from app.model.flow import Duration
 from app.model.polling import PollingTrigger
 from app.model.schedule_conditions import ScheduleCondition, conditions_hold
 from app.model.states import State
+from app.model.webhook import WEBHOOK_TYPES, WebhookTrigger
 
 SCHEDULE_TYPES = ("io.kestra.plugin.core.trigger.Schedule", "io.kestra.core.models.triggers.types.Schedule")
 DATES_TYPES = ("io.kestra.plugin.core.trigger.ScheduleOnDates",)
@@ -229,7 +230,7 @@ def _not_evaluated_yet(value: dict[str, Any]) -> dict[str, Any]:
     """A trigger nothing would ever fire is refused rather than accepted and ignored; disabled, it is harmless."""
     if value.get("disabled") is not True:
         raise ValueError(f"trigger type {value.get('type')!r} is not supported yet (supported: Schedule, "
-                         "ScheduleOnDates, Flow and the polling triggers listed by `celestra plugins`); remove it "
+                         "ScheduleOnDates, Flow, Webhook and the polling triggers `celestra plugins` lists); remove it "
                          "or set `disabled: true`")
     return value
 
@@ -238,9 +239,9 @@ def trigger_union(polling: Sequence[type[PollingTrigger]] = ()) -> Any:
     """The type of one entry of `Flow.triggers`: the supported types validated strictly (errors name the field),
     another type only when disabled. The registry binds it again with the installed families' polling triggers."""
     tags = {name: "Schedule" for name in SCHEDULE_TYPES} | {name: "ScheduleOnDates" for name in DATES_TYPES} | {
-        name: "Flow" for name in FLOW_TYPES}
+        name: "Flow" for name in FLOW_TYPES} | {name: "Webhook" for name in WEBHOOK_TYPES}
     members: list[Any] = [Annotated[Schedule, Tag("Schedule")], Annotated[ScheduleOnDates, Tag("ScheduleOnDates")],
-                          Annotated[FlowTrigger, Tag("Flow")]]
+                          Annotated[FlowTrigger, Tag("Flow")], Annotated[WebhookTrigger, Tag("Webhook")]]
     for cls in polling:
         names = get_args(cls.model_fields["type"].annotation)
         tags.update({name: names[0] for name in names})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -13,6 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from app.errors import CelestraError
 from app.model.records import Execution, now
+from app.store.rows import aware
 from app.store.tables import api_tokens, executions, flows
 
 TOKEN_PREFIX = "cel_"
@@ -82,10 +84,16 @@ class ApiQueries:
             return bool(conn.execute(api_tokens.delete().where(api_tokens.c.name == name)).rowcount)
 
     def api_token_owner(self, token: str) -> str | None:
-        """The name of this token, or None; its last use is recorded."""
+        """The name of this token, or None; its last use is recorded (once a minute at most: not a write per
+        request)."""
         digest = token_hash(token)
-        with self.engine.begin() as conn:
-            name = conn.execute(sa.select(api_tokens.c.name).where(api_tokens.c.token_hash == digest)).scalar()
-            if name is not None:
-                conn.execute(api_tokens.update().where(api_tokens.c.name == name).values(last_used=now()))
-        return name
+        with self.reads() as conn:
+            row = conn.execute(sa.select(api_tokens.c.name, api_tokens.c.last_used)
+                               .where(api_tokens.c.token_hash == digest)).first()
+        if row is None:
+            return None
+        last_used = aware(row.last_used)
+        if last_used is None or last_used < now() - timedelta(minutes=1):
+            with self.engine.begin() as conn:
+                conn.execute(api_tokens.update().where(api_tokens.c.name == row.name).values(last_used=now()))
+        return str(row.name)

@@ -169,6 +169,19 @@ def test_executions_and_logs_over_http(api: Api) -> None:
         path = http.post(f"/api/v1/main/executions/{NS}/hello",
                          files={"who": (None, "x"), "attachment": (None, "/etc/passwd")})
         assert path.status_code == 422 and "kestra://" in path.json()["message"]
+        served_file = FLOW.replace("id: hello", "id: sneaky").replace(
+            "    type: FILE\n    required: false", "    type: FILE\n    defaults: /etc/hostname")
+        assert http.post("/api/v1/main/flows", content=served_file,
+                         headers={"Content-Type": "application/x-yaml"}).status_code == 200
+        sneaky = http.post(f"/api/v1/main/executions/{NS}/sneaky", files={"who": (None, "x")})
+        assert sneaky.status_code == 422 and "not a path of the server" in sneaky.json()["message"]
+        assert http.post(f"/api/v1/main/executions/{NS}/hello", json={"who": "x"}).status_code == 415
+        replayed = http.post(f"/api/v1/main/executions/{ex['id']}/replay")
+        assert replayed.status_code == 200 and replayed.json()["id"] != ex["id"]
+        assert http.post(f"/api/v1/main/executions/{ex['id']}/restart").status_code in (200, 409)
+        assert http.post(f"/api/v1/main/executions/{ex['id']}/resume").status_code == 409
+        assert http.get("/api/v1/main/executions/search", params={"sort": "state"}).status_code == 400
+        assert http.get("/api/v1/main/executions/search", params={"q": "x"}).status_code == 400
         page = http.get("/api/v1/main/executions/search",
                         params={"filters[namespace][EQUALS]": NS, "filters[state][IN]": "SUCCESS", "size": 1}).json()
         assert page["total"] >= 1 and len(page["results"]) == 1
@@ -198,3 +211,91 @@ def test_kestras_python_client_runs_its_core_calls_unchanged(api: Api) -> None:
     while kestra.executions.execution(running.id, "main").state.current.value != "KILLED":
         assert time.monotonic() < deadline, "the killed execution never ended KILLED"
         time.sleep(0.1)
+
+
+HOOKED = f"""id: hooked
+namespace: {NS}
+inputs:
+  - id: who
+    type: STRING
+tasks:
+  - id: echo
+    type: io.kestra.plugin.core.debug.Return
+    format: >-
+      {{{{ inputs.who }}}} {{{{ trigger.body.n }}}} {{{{ trigger.parameters.tag[0] }}}}
+      {{{{ trigger.headers['x-source'][0] }}}}
+outputs:
+  - id: said
+    type: STRING
+    value: "{{{{ outputs.echo.value }}}}"
+triggers:
+  - id: hook
+    type: io.kestra.plugin.core.trigger.Webhook
+    key: s3cr3t-Key_1
+    inputs:
+      who: "{{{{ trigger.body.who }}}}"
+  - id: disabled_hook
+    type: io.kestra.plugin.core.trigger.Webhook
+    key: switched-off
+    disabled: true
+  - id: waiting
+    type: io.kestra.plugin.core.trigger.Webhook
+    key: w41t-for-it
+    wait: true
+    returnOutputs: true
+    inputs:
+      who: "{{{{ trigger.body.who }}}}"
+"""
+
+
+def test_a_webhook_starts_one_execution_with_the_request_and_can_return_its_outputs(api: Api) -> None:
+    with api.client(auth=AUTH) as http:
+        assert http.post("/api/v1/main/flows", content=HOOKED,
+                         headers={"Content-Type": "application/x-yaml"}).status_code == 200
+    with api.client() as http:  # no credentials: the key is the webhook's
+        started = http.post(f"/api/v1/main/executions/webhook/{NS}/hooked/s3cr3t-Key_1", params={"tag": "t1"},
+                            json={"who": "ada", "n": 7}, headers={"X-Source": "ci"})
+        assert started.status_code == 200, started.text
+        ex = started.json()
+        assert ex["flowId"] == "hooked" and ex["trigger"]["id"] == "hook"
+        assert ex["trigger"]["variables"]["body"] == {"who": "ada", "n": 7}
+        answered = http.put(f"/api/v1/executions/webhook/{NS}/hooked/w41t-for-it", params={"tag": "t2"},
+                            json={"who": "grace", "n": 8}, headers={"X-Source": "ci2"})
+        assert answered.status_code == 200 and answered.json() == {"said": "grace 8 t2 ci2"}
+        assert http.post(f"/api/v1/main/executions/webhook/{NS}/hooked/wrong-key", json={}).status_code == 404
+        assert http.post(f"/api/v1/main/executions/webhook/{NS}/hooked/switched-off", json={}).status_code == 404
+        assert http.get(f"/api/v1/main/executions/webhook/{NS}/nowhere/s3cr3t-Key_1").status_code == 404
+        missing = http.post(f"/api/v1/main/executions/webhook/{NS}/hooked/s3cr3t-Key_1", content=b"not json")
+        assert missing.status_code == 422 and "who" in missing.json()["message"]
+    with api.client(auth=AUTH) as http:
+        done = http.get(f"/api/v1/executions/{ex['id']}").json()
+        deadline = time.monotonic() + 30
+        while done["state"]["current"] != "SUCCESS":
+            assert time.monotonic() < deadline, done
+            time.sleep(0.1)
+            done = http.get(f"/api/v1/executions/{ex['id']}").json()
+        assert done["outputs"] == {"said": "ada 7 t1 ci"}
+
+
+def test_secret_inputs_are_masked_in_every_answer(api: Api) -> None:
+    secret_flow = f"""id: guarded
+namespace: {NS}
+inputs:
+  - id: password
+    type: SECRET
+tasks:
+  - id: use
+    type: io.kestra.plugin.core.log.Log
+    message: "got it"
+"""
+    with api.client(auth=AUTH) as http:
+        assert http.post("/api/v1/main/flows", content=secret_flow,
+                         headers={"Content-Type": "application/x-yaml"}).status_code == 200
+        started = http.post(f"/api/v1/main/executions/{NS}/guarded", files={"password": (None, "hunter2")})
+        waited = http.post(f"/api/v1/main/executions/{NS}/guarded", params={"wait": "true"},
+                           files={"password": (None, "hunter2")})
+        found = http.get("/api/v1/main/executions/search", params={"flowId": "guarded"})
+        got = http.get(f"/api/v1/main/executions/{started.json()['id']}")
+    for answer in (started, waited, found, got):
+        assert answer.status_code == 200 and "hunter2" not in answer.text and "enc:" not in answer.text
+    assert got.json()["inputs"] == {"password": "******"}

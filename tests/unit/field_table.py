@@ -887,3 +887,11 @@ for _copy, _names in (("PostgresCopyIn", ("from_", "forceNotNull")), ("PostgresC
     TABLE[f"{_copy}.timeout"] = TIMEOUT
 TABLE.update({"PostgresCopyIn.freeze": COPY_OPTIONS, "PostgresCopyIn.forceNull": COPY_OPTIONS,
               "PostgresCopyOut.forceQuote": COPY_OPTIONS})
+
+# -- the Webhook trigger (app/model/webhook.py, served by app/api/webhooks.py)
+WEBHOOK_TRIGGER = ("tests/integration/test_api_server.py::"
+                   "test_a_webhook_starts_one_execution_with_the_request_and_can_return_its_outputs")
+TABLE.update({f"WebhookTrigger.{name}": WEBHOOK_TRIGGER for name in (
+    "id", "type", "key", "wait", "returnOutputs", "inputs")})
+TABLE.update({"WebhookTrigger.description": DOCS, "WebhookTrigger.disabled": WEBHOOK_TRIGGER,
+              "WebhookTrigger.conditions": REFUSED})

@@ -34,6 +34,7 @@ from app.model.for_each_item import Internal
 from app.model.loader import load_flow
 from app.model.registry import registry, type_names
 from app.model.triggers import FlowTrigger
+from app.model.webhook import WEBHOOK_TYPES, WebhookTrigger
 
 ROOT = Path(__file__).resolve().parents[2]
 RETURN = "io.kestra.plugin.core.debug.Return"
@@ -48,6 +49,7 @@ RUNNER_OPTIONS: dict[str, str | None] = {
 
 # A value other than the default for each REFUSED property that is not a boolean (booleans are set to true).
 REFUSED_VALUES: dict[str, Any] = {
+    "WebhookTrigger.conditions": [{"type": "io.kestra.plugin.core.condition.ExecutionStatus", "in": ["FAILED"]}],
     "Subflow.scheduleDate": "2030-01-01T00:00:00Z", "ForEachItem.scheduleDate": "2030-01-01T00:00:00Z",
     "ForEachItem.restartBehavior": "NEW_EXECUTION",
     "ForEachItem.retry": {"type": "constant", "interval": "PT1S", "maxAttempt": 2},
@@ -183,6 +185,8 @@ def placed(model: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
     elif model is FlowTrigger:
         flow["triggers"] = [{"id": "watch", "type": get_args(FlowTrigger.model_fields["type"].annotation)[0],
                              **values}]
+    elif model is WebhookTrigger:
+        flow["triggers"] = [{"id": "hook", "type": WEBHOOK_TYPES[0], "key": "k3y", **values}]
     else:
         raise AssertionError(f"no minimal flow holds a {model.__name__} yet: teach `placed` where it goes")
     return flow

@@ -86,15 +86,15 @@ def test_a_trigger_type_nothing_fires_yet_is_refused_unless_disabled() -> None:
     source = """id: hooked
 namespace: company.team
 tasks: [{id: hi, type: io.kestra.plugin.core.log.Log, message: hi}]
-triggers: [{id: hook, type: io.kestra.plugin.core.trigger.Webhook, key: abc%s}]
+triggers: [{id: hook, type: io.kestra.plugin.kafka.Trigger, topic: abc%s}]
 """
     with pytest.raises(FlowValidationError) as info:
         load_flow(source % "")
     message = str(info.value)
-    assert "triggers[0]" in message and "'io.kestra.plugin.core.trigger.Webhook' is not supported yet" in message
+    assert "triggers[0]" in message and "'io.kestra.plugin.kafka.Trigger' is not supported yet" in message
     assert "disabled: true" in message
     flow = load_flow(source % ", disabled: true")
-    assert flow.triggers == [{"id": "hook", "type": "io.kestra.plugin.core.trigger.Webhook", "key": "abc",
+    assert flow.triggers == [{"id": "hook", "type": "io.kestra.plugin.kafka.Trigger", "topic": "abc",
                               "disabled": True}]
 
 
