@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from app.api import executions, flows, logs, webhooks
+from app.api import executions, files, flows, logs, webhooks
 from app.api.auth import require_caller
 from app.errors import CelestraError, NotFoundError
 from app.settings import Settings
@@ -32,7 +32,7 @@ def create_app() -> FastAPI:
     app = FastAPI(title="Celestra", description="Kestra-style YAML flows on Celery", version="1",
                   openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None)
     api = APIRouter(dependencies=[Depends(require_caller)])
-    for router in (flows.router, executions.router, logs.router):
+    for router in (flows.router, executions.router, logs.router, files.router):
         api.include_router(router)
     app.include_router(api, prefix="/api/v1")
     app.include_router(api, prefix=f"/api/v1/{TENANT}", include_in_schema=False)

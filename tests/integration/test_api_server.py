@@ -299,3 +299,34 @@ tasks:
     for answer in (started, waited, found, got):
         assert answer.status_code == 200 and "hunter2" not in answer.text and "enc:" not in answer.text
     assert got.json()["inputs"] == {"password": "******"}
+
+
+def test_execution_files_namespace_files_and_kv(api: Api) -> None:
+    with api.client(auth=AUTH) as http:
+        http.post("/api/v1/main/flows", content=FLOW, headers={"Content-Type": "application/x-yaml"})
+        ex = http.post(f"/api/v1/main/executions/{NS}/hello", params={"wait": "true"},
+                       files={"who": (None, "ada"), "attachment": ("notes.txt", b"some notes")}).json()
+        uri = ex["inputs"]["attachment"]
+        got = http.get(f"/api/v1/main/executions/{ex['id']}/file", params={"path": uri})
+        assert got.status_code == 200 and got.content == b"some notes"
+        assert 'filename="notes.txt"' in got.headers["Content-Disposition"]
+        other = http.post(f"/api/v1/main/executions/{NS}/hello", params={"wait": "true"},
+                          files={"who": (None, "b")}).json()
+        assert http.get(f"/api/v1/main/executions/{other['id']}/file", params={"path": uri}).status_code == 422
+        sneaky = uri.rsplit("/executions/", 1)[0] + f"/executions/{other['id']}/../{ex['id']}/x"
+        assert http.get(f"/api/v1/main/executions/{other['id']}/file", params={"path": sneaky}).status_code == 422
+        put = http.post(f"/api/v1/main/namespaces/{NS}/files", params={"path": "/scripts/run.py"},
+                        files={"fileContent": ("run.py", b"print(1)")})
+        assert put.status_code == 204
+        assert http.get(f"/api/v1/main/namespaces/{NS}/files", params={"path": "/scripts/run.py"}).content == \
+            b"print(1)"
+        listed = http.get(f"/api/v1/main/namespaces/{NS}/files/directory").json()
+        assert {"fileName": "run.py", "type": "File", "path": "/scripts/run.py"} in listed
+        assert http.get(f"/api/v1/main/namespaces/{NS}/files", params={"path": "../../x"}).status_code == 422
+        assert http.delete(f"/api/v1/main/namespaces/{NS}/files", params={"path": "/scripts/run.py"}).status_code \
+            == 204
+        assert http.put(f"/api/v1/main/namespaces/{NS}/kv/limit", content=b"42").status_code == 204
+        assert http.get(f"/api/v1/main/namespaces/{NS}/kv/limit").json() == {"type": "NUMBER", "value": 42}
+        assert {"key": "limit"} in http.get(f"/api/v1/main/namespaces/{NS}/kv").json()
+        assert http.delete(f"/api/v1/main/namespaces/{NS}/kv/limit").json() is True
+        assert http.get(f"/api/v1/main/namespaces/{NS}/kv/limit").status_code == 404
