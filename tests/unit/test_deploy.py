@@ -29,6 +29,8 @@ DEPLOY = ROOT / "deploy"
 CONFIG_FILE = DEPLOY / "celestra.yaml"
 COMPOSE_FILE = DEPLOY / "docker-compose.yml"
 DOCKERFILE = DEPLOY / "Dockerfile"
+# The image carries every extra, so any task type and runner works on any worker of it.
+ALL_EXTRAS = "postgres,flower,docker,aws,gcp,http,sql,mysql,duckdb"
 K8S = DEPLOY / "kubernetes"
 IMAGE = "celestra"
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
@@ -630,7 +632,7 @@ def check_dockerfile(d: Deploy) -> list[str]:
             if extras is None:
                 continue
             installed = True
-            missing = {"postgres", "flower"} - extras
+            missing = set(ALL_EXTRAS.split(",")) - extras
             if missing:
                 problems.append(f"`pip install .[{','.join(sorted(extras))}]` lacks the extras {sorted(missing)}")
             unknown = extras - extras_known
@@ -640,7 +642,7 @@ def check_dockerfile(d: Deploy) -> list[str]:
                 if landed.get(name) != workdir / name:
                     problems.append(f"pip installs from {workdir} but {name} was copied to {landed.get(name)}")
     if not installed:
-        problems.append("no RUN installs the project (`pip install '.[postgres,flower]'`)")
+        problems.append(f"no RUN installs the project (`pip install '.[{ALL_EXTRAS}]'`)")
     if "flows" not in landed:
         problems.append("the example flows/ are not copied into the image")
     users = [args for keyword, args in instructions if keyword == "USER"]
@@ -1053,8 +1055,8 @@ BREAKAGES: list[tuple[str, Callable[[Deploy], list[str]], Callable[[Deploy], Non
     ("storage not mounted", check_k8s_mounts, _drop_storage_mount),
     ("config path not mounted", check_k8s_mounts, _k8s_config_elsewhere),
     ("configmap differs", check_configmap_matches, _configmap_differs),
-    ("no pip install", check_dockerfile, _replace_in_dockerfile("pip install '.[postgres,flower]'", "true")),
-    ("missing extra", check_dockerfile, _replace_in_dockerfile(".[postgres,flower]", ".[postgres]")),
+    ("no pip install", check_dockerfile, _replace_in_dockerfile(f"pip install '.[{ALL_EXTRAS}]'", "true")),
+    ("missing extra", check_dockerfile, _replace_in_dockerfile(f".[{ALL_EXTRAS}]", ".[postgres]")),
     ("package not copied", check_dockerfile, _replace_in_dockerfile("COPY workers/ workers/\n", "")),
     ("broad copy", check_dockerfile, _replace_in_dockerfile("COPY app/ app/", "COPY . .")),
     ("runs as root", check_dockerfile, _replace_in_dockerfile("USER celestra", "USER root")),
