@@ -107,6 +107,12 @@ class Settings(BaseSettings):
     flower_no_auth: bool = Field(
         False, description="Let `celestra flower` serve its pages and API without authentication (local use).")
 
+    def execution_url(self, namespace: str, flow_id: str, execution_id: str) -> str | None:
+        """Where users open an execution (notifications, the API's answers); None without public_url."""
+        if not self.public_url:
+            return None
+        return f"{self.public_url.rstrip('/')}/ui/main/executions/{namespace}/{flow_id}/{execution_id}"
+
     @property
     def embedded(self) -> bool:
         return self.broker_url is None

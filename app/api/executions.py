@@ -72,9 +72,9 @@ def _execution(execution_id: str) -> Any:
 
 def shaped(ex: Any) -> dict[str, Any]:
     shaped = shapes.execution(with_secrets_marked(ex))
-    public = runtime.settings().public_url
-    if public:
-        shaped["url"] = f"{public.rstrip('/')}/ui/main/executions/{ex.namespace}/{ex.flow_id}/{ex.id}"
+    url = runtime.settings().execution_url(ex.namespace, ex.flow_id, ex.id)
+    if url:
+        shaped["url"] = url
     return shaped
 
 

@@ -90,9 +90,8 @@ class _Summarized(RunnableTask):
             raise TaskFailure(f"customFields must be a map of names to values, got {_text(fields)[:200]}")
         failed = [run.task_id for run in ex.task_runs if run.state == State.FAILED]
         start = ex.started or ex.created
-        public = runtime.settings().public_url
         return Summary(
-            ex, f"{public.rstrip('/')}/ui/main/executions/{ex.namespace}/{ex.flow_id}/{ex.id}" if public else None,
+            ex, runtime.settings().execution_url(ex.namespace, ex.flow_id, ex.id),
             _duration(((ex.ended or now()) - start).total_seconds()), failed[-1] if failed else None,
             ctx.render_str(self.customMessage) if self.customMessage is not None else None,
             {str(name): _text(value) for name, value in fields.items()})
