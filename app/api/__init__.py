@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from app.api import executions, files, flows, logs, webhooks
+from app.api import cluster, executions, files, flows, logs, ui, webhooks
 from app.api.auth import require_caller
 from app.errors import CelestraError, NotFoundError
 from app.settings import Settings
@@ -32,13 +32,15 @@ def create_app() -> FastAPI:
     app = FastAPI(title="Celestra", description="Kestra-style YAML flows on Celery", version="1",
                   openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None)
     api = APIRouter(dependencies=[Depends(require_caller)])
-    for router in (flows.router, executions.router, logs.router, files.router):
+    for router in (flows.router, executions.router, logs.router, files.router, cluster.router):
         api.include_router(router)
     app.include_router(api, prefix="/api/v1")
     app.include_router(api, prefix=f"/api/v1/{TENANT}", include_in_schema=False)
     # Outside `api`: a Webhook's key is its credential (no route of `api` has its shape, so none shadows it).
     app.include_router(webhooks.router, prefix="/api/v1")
     app.include_router(webhooks.router, prefix=f"/api/v1/{TENANT}", include_in_schema=False)
+
+    app.include_router(ui.router)  # the web UI: pages and assets under /ui, behind the same credentials
 
     @app.get("/health", include_in_schema=False)
     def health() -> dict[str, str]:

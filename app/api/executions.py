@@ -1,12 +1,13 @@
 """`/api/v1/executions`: start a deployed flow (inputs as a multipart form, `wait` for its end), read and search
-executions, kill, resume, restart and replay them, as Kestra's API."""
+executions, kill, resume, restart and replay them, set their labels and delete them, as Kestra's API."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Body, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -18,6 +19,7 @@ from app.errors import CelestraError, NotFoundError
 from app.model.inputs import InputError
 from app.model.loader import parse_flow
 from app.model.storage_uri import is_storage_uri
+from app.store.storage import execution_uri
 
 router = APIRouter(tags=["Executions"])
 
@@ -167,6 +169,49 @@ def replay(execution_id: str, taskRunId: str | None = None) -> dict[str, Any]:  
         return shaped(Client().replay(execution_id, taskRunId))
     except CelestraError as exc:
         raise HTTPException(409, str(exc)) from None
+
+
+class Label(BaseModel):
+    key: str
+    value: str
+
+
+def _set_labels(execution_id: str, labels: list[Label]) -> dict[str, Any]:
+    _execution(execution_id)
+    given = {label.key: label.value for label in labels}
+    if any(not key or key.startswith("system.") for key in given):
+        raise HTTPException(400, "label keys must be non-empty, and system.* labels are read-only")
+    try:
+        runtime.store().set_labels(execution_id, given)
+    except CelestraError as exc:
+        raise HTTPException(400, str(exc)) from None
+    return shaped(_execution(execution_id))
+
+
+@router.post("/executions/{execution_id}/labels")
+def set_labels(execution_id: str, labels: list[Label] = Body(...)) -> dict[str, Any]:  # noqa: B008 - FastAPI's way
+    return _set_labels(execution_id, labels)
+
+
+@router.post("/executions/{execution_id}/actions/labels")
+def set_labels_action(execution_id: str, labels: list[Label] = Body(...)) -> dict[str, Any]:  # noqa: B008
+    return _set_labels(execution_id, labels)
+
+
+@router.delete("/executions/{execution_id}", status_code=204)
+def delete_execution(execution_id: str, deleteLogs: bool = True, deleteMetrics: bool = True,  # noqa: N803
+                     deleteStorage: bool = True) -> Response:  # noqa: N803 - Kestra's names
+    """`deleteMetrics` changes nothing: Celestra keeps no metrics of an execution."""
+    _execution(execution_id)
+    try:
+        ex = runtime.store().delete_execution(execution_id, with_logs=deleteLogs)
+    except CelestraError as exc:
+        raise HTTPException(409, str(exc)) from None
+    if deleteStorage:
+        storage = runtime.storage()
+        for uri in storage.list(execution_uri(ex.namespace, ex.flow_id, ex.id)):
+            storage.delete(uri)
+    return Response(status_code=204)
 
 
 # Last: its path would also match /executions/{id}/resume, /restart and /replay.
