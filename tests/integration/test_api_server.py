@@ -53,6 +53,7 @@ class Api:
     url: str
     env: dict[str, str]
     process: subprocess.Popen[bytes]
+    home: Path
 
     def client(self, **kwargs: Any) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=60, **kwargs)
@@ -83,7 +84,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         assert process.poll() is None and time.monotonic() < deadline, (home / "webserver.log").read_text()
         time.sleep(0.1)
     try:
-        yield Api(url, env, process)
+        yield Api(url, env, process, home)
     finally:
         process.terminate()
         process.wait(timeout=20)
@@ -330,3 +331,72 @@ def test_execution_files_namespace_files_and_kv(api: Api) -> None:
         assert {"key": "limit"} in http.get(f"/api/v1/main/namespaces/{NS}/kv").json()
         assert http.delete(f"/api/v1/main/namespaces/{NS}/kv/limit").json() is True
         assert http.get(f"/api/v1/main/namespaces/{NS}/kv/limit").status_code == 404
+
+
+def test_labels_and_deletion_of_an_ended_execution(api: Api) -> None:
+    from kestrapy import Configuration, KestraClient
+
+    kestra = KestraClient(Configuration(host=api.url, username=AUTH[0], password=AUTH[1]))
+    with api.client(auth=AUTH) as http:
+        if http.get(f"/api/v1/main/flows/{NS}/hello").status_code == 404:
+            http.post("/api/v1/main/flows", content=FLOW, headers={"Content-Type": "application/x-yaml"})
+        if http.get(f"/api/v1/main/flows/{NS}/slow").status_code == 404:
+            http.post("/api/v1/main/flows", content=SLOW, headers={"Content-Type": "application/x-yaml"})
+        ended = http.post(f"/api/v1/main/executions/{NS}/hello", params={"wait": "true", "labels": "team:data"},
+                          files={"who": (None, "ada"), "attachment": ("a.txt", b"attached")}).json()
+        assert ended["state"]["current"] == "SUCCESS"
+        # Kestra's client sets labels (add or update: team changes, stage is added).
+        labelled = kestra.executions.set_labels_on_terminated_execution(
+            ended["id"], "main", [{"key": "team", "value": "ml"}, {"key": "stage", "value": "prod"}])
+        assert {label.key: label.value for label in labelled.labels or []} == {"team": "ml", "stage": "prod"}
+        assert http.post(f"/api/v1/executions/{ended['id']}/labels",
+                         json=[{"key": "system.readOnly", "value": "x"}]).status_code == 400
+        running = http.post(f"/api/v1/main/executions/{NS}/slow").json()
+        refused = http.post(f"/api/v1/main/executions/{running['id']}/labels", json=[{"key": "a", "value": "b"}])
+        assert refused.status_code == 400 and "not terminated" in refused.json()["message"]
+        assert http.delete(f"/api/v1/main/executions/{running['id']}").status_code == 409  # kill it first
+        http.delete(f"/api/v1/main/executions/{running['id']}/kill")
+
+        # Deleted: the execution, its logs and its files are gone.
+        uri = ended["inputs"]["attachment"]
+        assert http.get(f"/api/v1/main/executions/{ended['id']}/file", params={"path": uri}).content == b"attached"
+        assert [p.read_bytes() for p in api.home.rglob("a.txt") if ended["id"] in str(p)] == [b"attached"]
+        kestra.executions.delete_execution(ended["id"], "main")
+        assert http.get(f"/api/v1/main/executions/{ended['id']}").status_code == 404
+        assert http.get(f"/api/v1/main/logs/{ended['id']}").status_code == 404
+        assert http.delete(f"/api/v1/main/executions/{ended['id']}").status_code == 404
+        assert [p for p in api.home.rglob("a.txt") if ended["id"] in str(p)] == []
+
+
+def test_worker_groups_and_triggers_of_celestra_own(api: Api) -> None:
+    with api.client(auth=AUTH) as http:
+        groups = http.get("/api/v1/main/celestra/worker-groups").json()
+        assert groups["embedded"] is True and groups["defaultQueue"] == "celery"
+        created = http.post("/api/v1/main/flows", content=SCHEDULED, headers={"Content-Type": "application/x-yaml"})
+        assert created.status_code == 200, created.text
+        found = http.get("/api/v1/celestra/triggers", params={"namespace": NS}).json()["results"]
+        by_id = {(t["flowId"], t["id"]): t for t in found}
+        nightly = by_id[("scheduled", "nightly")]
+        assert nightly["type"] == "io.kestra.plugin.core.trigger.Schedule" and nightly["disabled"] is False
+        assert by_id[("scheduled", "switched_off")]["disabled"] is True
+        assert by_id[("scheduled", "hook")]["state"] is None  # a Webhook keeps no server state
+
+
+SCHEDULED = f"""id: scheduled
+namespace: {NS}
+tasks:
+  - id: hi
+    type: io.kestra.plugin.core.log.Log
+    message: hi
+triggers:
+  - id: nightly
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "0 3 * * *"
+  - id: switched_off
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "0 4 * * *"
+    disabled: true
+  - id: hook
+    type: io.kestra.plugin.core.trigger.Webhook
+    key: scheduled-hook-key
+"""
