@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
 import tempfile
 import threading
 import time
@@ -14,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from socket import gethostname
 from typing import Any
 
 from celery.worker import state as worker_state
@@ -39,10 +39,6 @@ from workers.secrets import SecretResolver
 log = logging.getLogger("celestra.worker")
 FLUSH_EVERY = 0.1  # seconds: how stale a live log line may get before it is written
 KILL_POLL = 0.25  # seconds between checks of the execution's state while a task runs
-
-
-def hostname() -> str:
-    return socket.gethostname()
 
 
 @dataclass
@@ -138,18 +134,18 @@ class KillWatch:
 
 
 def run_task_run(execution_id: str, task_run_id: str, worker: str | None = None,
-                 groups: set[str] | None = None) -> None:
-    """The whole life of one attempt on this worker, and of the runs that follow it here (app/engine/chains.py).
-    Safe to call twice: only a CREATED run is claimed, and only when its stored group is one of `groups` (the
-    queues this worker serves; None: any)."""
-    worker = worker or hostname()
+                 groups: set[str] | None = None) -> list[str]:
+    """The whole life of one attempt on this worker, and of the runs that follow it here (app/engine/chains.py);
+    returns those of them that FAILED, named (what Flower shows of the message). Safe to call twice: only a
+    CREATED run is claimed, and only when its stored group is one of `groups` (None: any)."""
+    worker = worker or gethostname()
     settings = runtime.settings()
     token = new_id()  # the same through retries: a claim whose answer an outage hid is still this one's
     claimed = until_stored(f"claim of task run {task_run_id}",
                            lambda: attempts.claim(execution_id, task_run_id, worker, groups, token),
                            settings.store_retry_for)
     if claimed is None:
-        return
+        return []
     ex, run = claimed
     stored = replace(run, attempts=run.attempts[:-1])  # the row as claimed (the running attempt lives here)
     chain_until = time.monotonic() + settings.chain_inline_for
@@ -161,8 +157,10 @@ def run_task_run(execution_id: str, task_run_id: str, worker: str | None = None,
         return chains.Take(worker, served, settings.default_queue, new_id(), os.getpid())
 
     next_one: chains.Next | None = chains.Next(ex, run, stored)
+    failed: list[str] = []
     while next_one is not None:
-        next_one = run_claimed(*next_one, worker, offer)
+        next_one = run_claimed(*next_one, worker, offer, failed)
+    return failed
 
 
 def _shutting_down() -> bool:
@@ -173,9 +171,11 @@ def _shutting_down() -> bool:
 
 
 def run_claimed(ex: Execution, run: TaskRun, stored: TaskRun, worker: str,
-                offer: Callable[[], chains.Take | None] = lambda: None) -> chains.Next | None:
-    """Run the attempt of `run` this process claimed, and store its outcome; when `offer` (asked once the attempt
-    has ended) offers to take the next run, the run the step claimed for this process, if any."""
+                offer: Callable[[], chains.Take | None] = lambda: None,
+                failed: list[str] | None = None) -> chains.Next | None:
+    """Run the attempt of `run` this process claimed, and store its outcome (named in `failed` if it FAILED); when
+    `offer` (asked once the attempt has ended) offers to take the next run, the run the step claimed for this
+    process, if any."""
     retry_for = runtime.settings().store_retry_for
     if ex.state.terminal or ex.state == State.KILLING:  # taken again after an outage, the execution being killed
         until_stored(f"outcome of task run {run.id}", lambda: attempts.finish_attempt(
@@ -200,6 +200,8 @@ def run_claimed(ex: Execution, run: TaskRun, stored: TaskRun, worker: str,
         outcome = execute(flow, ex, run, task, logs, secrets, worker=worker)
     if outcome.error:
         logs("ERROR", outcome.error)
+    if outcome.state == State.FAILED and failed is not None:
+        failed.append(f"task {run.task_id} ({run.id}) of execution {ex.id}: {outcome.error or 'FAILED'}")
     rows = logs.take()
     first_try: list[datetime] = []
     take = offer()  # decided once: a retry after an outage looks for what its first try may have taken
@@ -344,7 +346,7 @@ def execute(flow: Flow, ex: Execution, run: TaskRun, task: Task, logs: LogBuffer
     watch = KillWatch(ex.id, run.id, ctx.kill_event, timeout, enclosing)
     try:
         if isinstance(task, WorkingDirectory):
-            outcome = run_working_directory(flow, ex, run, task, ctx, secrets, outcome, worker or hostname())
+            outcome = run_working_directory(flow, ex, run, task, ctx, secrets, outcome, worker or gethostname())
         elif isinstance(task, RunnableTask):
             outcome.outputs = task.run(ctx) or {}
             if ctx.warning:

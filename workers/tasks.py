@@ -32,7 +32,7 @@ def _misrouted(task: Task, what: str, group: str | None, served: set[str] | None
     if not group or served is None or group in served:
         return False
     log.error("refusing %s of group %r: this worker serves %s; sent to queue %r", what, group, sorted(served), group)
-    task.app.send_task(task.name, args=args, kwargs=kwargs, queue=group)
+    task.app.send_task(task.name, args=args, kwargs=kwargs, queue=group, shadow=task.request.shadow)
     return True
 
 
@@ -41,12 +41,19 @@ def _worker_name(task: Task) -> str:
     return worker.split("@", 1)[-1] if runtime.settings().embedded else worker
 
 
-@shared_task(name=RUN_TASK, ignore_result=True, bind=True)
+class TaskRunFailed(Exception):
+    """Raised once a message's task runs are stored, when one of them FAILED: so the Celery task ends FAILURE, as
+    Flower shows it, not SUCCESS. Nothing is retried by Celery for it (retries are the flow's own)."""
+
+
+@shared_task(name=RUN_TASK, ignore_result=True, bind=True, throws=(TaskRunFailed,))
 def run_task(self: Task, execution_id: str, task_run_id: str, **names: Any) -> None:
     served = _served(self)
     if _misrouted(self, f"task run {task_run_id}", names.get("group"), served, [execution_id, task_run_id], names):
         return
-    run_task_run(execution_id, task_run_id, _worker_name(self), served)
+    failed = run_task_run(execution_id, task_run_id, _worker_name(self), served)
+    if failed:
+        raise TaskRunFailed("; ".join(failed))
 
 
 @shared_task(name=EVALUATE_TRIGGER, ignore_result=True, bind=True)

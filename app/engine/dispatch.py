@@ -51,6 +51,12 @@ def send_task_runs(ex: Execution, runs: list[TaskRun]) -> None:
     send([RunMessage(ex.id, run.id, ex.namespace, ex.flow_id, run.task_id, run.worker_group) for run in runs])
 
 
+def shown_name(task_name: str, namespace: str, flow_id: str, part_id: str) -> str:
+    """The name Flower and the worker's log show for a message (Celery's `shadow`): the Celery task's, with the
+    flow and the task (or trigger) it runs, e.g. celestra.run_task[company.team.etl:extract]."""
+    return f"{task_name}[{namespace}.{flow_id}:{part_id}]"
+
+
 def queue_of(group: str | None) -> str:
     return group or runtime.settings().default_queue
 
@@ -72,6 +78,7 @@ def send(messages: Iterable[RunMessage]) -> None:
                 kwargs={"namespace": message.namespace, "flow": message.flow_id, "task": message.task_id,
                         "group": message.group},
                 queue=queue, producer=producer,
+                shadow=shown_name(RUN_TASK, message.namespace, message.flow_id, message.task_id),
             )
 
 
@@ -83,7 +90,8 @@ def send_evaluation(namespace: str, flow_id: str, trigger_id: str, evaluation_id
     if runtime.settings().embedded and _subscriber is not None:
         _subscriber(queue)
     get_celery().send_task(EVALUATE_TRIGGER, args=[namespace, flow_id, trigger_id, evaluation_id],
-                           kwargs={"group": group}, queue=queue)
+                           kwargs={"group": group}, queue=queue,
+                           shadow=shown_name(EVALUATE_TRIGGER, namespace, flow_id, trigger_id))
 
 
 def queue_depth(queue: str) -> int | None:

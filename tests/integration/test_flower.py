@@ -12,6 +12,7 @@ import base64
 import contextlib
 import fcntl
 import ipaddress
+import json
 import os
 import secrets
 import socket
@@ -22,9 +23,10 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
-from groups_support import CELESTRA, REPO, Service, fresh_redis_database, unavailable, wait_until
+from groups_support import CELESTRA, REPO, Service, fresh_redis_database, groups_cluster, unavailable, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -228,3 +230,51 @@ def test_flower_refuses_to_start_without_valid_credentials_or_opt_out(
             assert setting.split(":", 1)[1].strip(",") not in message  # the password is never repeated
     assert "Visit me" not in result.stdout + result.stderr
     assert listening_addresses(port) == set()
+
+
+STATES_NS = "celestra.it.flower"
+OUTCOMES = f"""\
+id: outcomes
+namespace: {STATES_NS}
+tasks:
+  - id: fine
+    type: io.kestra.plugin.core.debug.Return
+    format: ok
+    workerGroup: {{key: gpu}}
+  - id: boom
+    type: io.kestra.plugin.scripts.shell.Commands
+    workerGroup: {{key: onprem}}
+    commands:
+      - exit 3
+"""
+
+
+def test_flower_shows_a_failed_task_run_as_failure_and_names_flow_and_task(
+        postgres_server: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Flower reads the workers' task events: a task run that FAILED ends its message FAILURE, not SUCCESS, and
+    each message's name says which flow and task it ran."""
+    root = tmp_path_factory.mktemp("flower-states")
+    with fresh_redis_database() as broker, groups_cluster(broker, postgres_server.create_database(), root) as cluster:
+        port = free_port()
+        with running_flower(["--no-auth"], cluster.env, cluster.logs, port):
+            def tasks() -> dict[str, Any]:
+                return dict(json.loads(get(f"http://127.0.0.1:{port}/api/tasks").body))
+
+            # Flower switches task events on in the workers it finds (every few seconds): run until it sees one.
+            def seen() -> bool | None:
+                cluster.run(OUTCOMES.replace("id: outcomes", "id: warm_up"))
+                return any("warm_up" in (task.get("name") or "") for task in tasks().values()) or None
+
+            wait_until(seen, 60, "Flower to receive the workers' task events", poll=0.5)
+            ended = cluster.run(OUTCOMES)
+            assert ended.state.value == "FAILED"
+
+            def settled() -> dict[str, str] | None:
+                states = {t["name"]: t["state"] for t in tasks().values() if ".outcomes:" in (t.get("name") or "")}
+                return states if len(states) == 2 and "STARTED" not in states.values() else None
+
+            states = wait_until(settled, 30, "Flower to see both task runs end")
+            assert states == {f"celestra.run_task[{STATES_NS}.outcomes:fine]": "SUCCESS",
+                              f"celestra.run_task[{STATES_NS}.outcomes:boom]": "FAILURE"}
+            failed = next(t for t in tasks().values() if t.get("name", "").endswith(":boom]"))
+            assert "task boom" in failed["exception"] and ended.id in failed["exception"]
