@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from app import cli_api, cli_files, cli_watch
+from app import cli_api, cli_files, cli_probe, cli_watch
 from app.cli_watch import ConfigOption, err, out
 from app.errors import CelestraError, FlowValidationError, NotFoundError
 from app.model.inputs import InputError
@@ -20,7 +20,7 @@ from app.model.inputs import InputError
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Kestra-style YAML flows on Celery.")
 flow_cli = typer.Typer(no_args_is_help=True, help="Deployed flows.")
 cli.add_typer(flow_cli, name="flow")
-for _module in (cli_files, cli_api):  # `celestra namespace-files`, `files`, `webserver`, `api-token`
+for _module in (cli_files, cli_api, cli_probe):  # `namespace-files`, `files`, `webserver`, `api-token`, `probe`
     _module.register(cli)
 _client, _fail = cli_watch.client_for, cli_watch.fail
 

@@ -106,6 +106,9 @@ class Settings(BaseSettings):
                           "flower_no_auth is set.")
     flower_no_auth: bool = Field(
         False, description="Let `celestra flower` serve its pages and API without authentication (local use).")
+    probe_dir: Path | None = Field(
+        None, description="Folder of the files `celestra probe` reads (one per server or worker node); unset: the "
+                          "system's temporary folder.")
 
     def execution_url(self, namespace: str, flow_id: str, execution_id: str) -> str | None:
         """Where users open an execution (notifications, the API's answers); None without public_url."""

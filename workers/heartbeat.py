@@ -15,7 +15,7 @@ from typing import Any
 from celery.signals import worker_ready, worker_shutdown
 
 from app import runtime
-from app.engine import attempts, liveness
+from app.engine import attempts, liveness, probes
 from app.model.records import now
 
 log = logging.getLogger("celestra.liveness")
@@ -52,8 +52,11 @@ class Heartbeat:
         while True:
             try:
                 self.beat()
-            except Exception:  # the store is briefly unreachable: beat again next time
+            except Exception as exc:  # the store is briefly unreachable: beat again next time
                 log.warning("heartbeat of %s failed", self.worker_id, exc_info=True)
+                probes.record(self.worker_id, False, f"heartbeat failed: {str(exc).splitlines()[0][:200]}")
+            else:
+                probes.record(self.worker_id, True)  # `celestra probe worker` reads it
             if self.stopped.wait(interval):
                 return
 

@@ -9,7 +9,7 @@ import time
 from datetime import timedelta
 
 from app import runtime
-from app.engine import attempts, concurrency, events, redelivery
+from app.engine import attempts, concurrency, events, probes, redelivery
 from app.model.records import now
 from app.services.polling import Poller
 from app.services.scheduler import Scheduler
@@ -98,12 +98,19 @@ class TimerLoop:
                     log.warning("polling trigger scan: the database is unreachable (%s)", str(exc).splitlines()[0])
 
     def _loop(self) -> None:
+        # `celestra probe server` reads what the server's scans record (an embedded process is probed by nobody).
+        node = probes.node_name("server") if self.scheduler is not None else None
         while not self.stopped.wait(self.interval):
             try:
                 self.tick()
             except Exception as exc:
-                if outage.is_outage(exc):
+                reached = not outage.is_outage(exc)
+                if not reached:
                     self.store_up_since = None
                     log.warning("timer scan: the database is unreachable (%s)", str(exc).splitlines()[0])
                 else:
                     log.exception("timer scan failed")
+            else:
+                reached = True
+            if node is not None:
+                probes.record(node, reached)

@@ -223,6 +223,7 @@ def fault_cluster(root: Path) -> Iterator[FaultCluster]:
 
     (root / "logs").mkdir(parents=True, exist_ok=True)
     (root / "storage").mkdir(exist_ok=True)
+    (root / "probes").mkdir(exist_ok=True)
     redis_server = PrivateRedis(root)
     postgres = PrivatePostgres()
     try:
@@ -230,7 +231,8 @@ def fault_cluster(root: Path) -> Iterator[FaultCluster]:
         postgres.start()
         env = _base._cluster_env(redis_server.url, postgres.url, root)
         env.update(CELESTRA_HEARTBEAT_INTERVAL=str(HEARTBEAT_INTERVAL), CELESTRA_WORKER_TIMEOUT=str(WORKER_TIMEOUT),
-                   CELESTRA_TIMER_INTERVAL=str(TIMER_INTERVAL), CELESTRA_REDELIVERY_AFTER=str(REDELIVERY_AFTER))
+                   CELESTRA_TIMER_INTERVAL=str(TIMER_INTERVAL), CELESTRA_REDELIVERY_AFTER=str(REDELIVERY_AFTER),
+                   CELESTRA_PROBE_DIR=str(root / "probes"))  # its own: other clusters of the session beat too
         settings = Settings(broker_url=redis_server.url, database_url=postgres.url, storage_url=str(root / "storage"),
                             home=root / "home", heartbeat_interval=HEARTBEAT_INTERVAL, worker_timeout=WORKER_TIMEOUT,
                             timer_interval=TIMER_INTERVAL, redelivery_after=REDELIVERY_AFTER)

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from faults_support import FaultCluster, fault_cluster
-from groups_support import REPO, wait_until
+from groups_support import CELESTRA, HOST, REPO, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -93,15 +93,33 @@ def test_twenty_parallels_of_fifty_never_lose_duplicate_or_stall_a_step(faults: 
     assert_each_run_once(faults, ids, 52)
 
 
+def probe(cluster: FaultCluster, *args: str) -> subprocess.CompletedProcess[str]:
+    """`celestra probe ...` as a container would run it; exit 0 when it holds."""
+    return subprocess.run([*CELESTRA, "probe", *args], env=cluster.env, capture_output=True, text=True, timeout=30,
+                          check=False)
+
+
 def test_postgres_stopped_20_seconds_under_load(faults: FaultCluster) -> None:
     ids = submit(faults, QUICK_SHELL_FLOW, 200)  # tasks are running, others are queued
+    nodes = (["server"], ["worker", "--node", f"w1@{HOST}"], ["worker", "--worker-group", "w2"])
+    for node in nodes:
+        assert probe(faults, *node, "--ready").returncode == 0, probe(faults, *node, "--ready").stderr
     faults.postgres.stop()
+    stopped = time.monotonic()
     try:
-        time.sleep(20)
+        # The probes during the outage: every process alive (nothing to restart), none ready.
+        for node in nodes:
+            wait_until(lambda node=node: probe(faults, *node, "--ready").returncode == 1 or None, 15,
+                       f"{node} to say it is not ready")
+            assert "not ready" in probe(faults, *node, "--ready").stderr
+            assert probe(faults, *node).returncode == 0
+        time.sleep(max(0.0, 20 - (time.monotonic() - stopped)))
     finally:
         faults.postgres.start()
     # Liveness timeout (a worker judged dead only on heartbeats it could write) plus a bounded delay.
     faults.wait_ended(ids, 120)
+    for node in nodes:
+        assert probe(faults, *node, "--ready").returncode == 0, probe(faults, *node, "--ready").stderr
     assert_each_run_once(faults, ids, 3)
     assert faults.logged("the database is unreachable")  # the outage was met, and ridden out
     for name in ("w1", "w2"):

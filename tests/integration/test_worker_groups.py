@@ -409,8 +409,9 @@ def test_flower_shows_groups_as_queues_and_tasks_by_name(groups: GroupsCluster) 
             ex = groups.run(group_flow("watched", "      key: gpu\n"))
             assert ex.state == State.SUCCESS, ex.to_json()
             tasks = get_json(f"{base}/api/tasks?limit=200") or {}
-            return next((t for t in tasks.values() if t.get("name") == "celestra.run_task"
-                         and "'watched'" in str(t.get("kwargs"))), None)
+            # Named by its flow and task (Celery's shadow name), not only celestra.run_task.
+            return next((t for t in tasks.values()
+                         if t.get("name") == "celestra.run_task[celestra.it.groups.watched:only]"), None)
 
         deadline = time.monotonic() + 30
         task = None

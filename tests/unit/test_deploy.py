@@ -1080,3 +1080,82 @@ def test_yaml_check_catches_a_broken_file(tmp_path: Path) -> None:
     broken.write_text("a: [unclosed\n")
     assert check_yaml_parses(good) == []
     assert check_yaml_parses([*good, broken]) != []
+
+
+# -- probes of the server and the workers -------------------------------------------------------------------------
+def _node_of(command: Command) -> str | None:
+    """The Celery node a server or worker command runs as (its %h left as is); None for other commands."""
+    if command.program == "celestra" and command.name == "server":
+        return "server@%h"
+    if command.program == "celestra" and command.name == "worker":
+        return f"{command.params.get('worker_group') or 'default'}@%h"
+    if command.program == "celery" and command.name == "worker":
+        for i, arg in enumerate(command.extra):
+            if arg in ("-n", "--hostname") and i + 1 < len(command.extra):
+                return command.extra[i + 1]
+        return "celery@%h"
+    return None
+
+
+def _probed_node(command: Command) -> str:
+    if command.params.get("role") == "server":
+        return "server@%h"
+    return command.params.get("node") or f"{command.params.get('worker_group') or 'default'}@%h"
+
+
+def check_probes(d: Deploy) -> list[str]:
+    """Every server and worker is probed by `celestra probe` for its own node: liveness without --ready (an outage
+    must not restart it), readiness (compose: its healthcheck) with --ready."""
+    settings, problems = _settings(d), []
+
+    def probe_problems(where: str, node: str, argv: Any, ready: bool) -> list[str]:
+        try:
+            probe = parse_command(argv, settings)
+        except ValueError as exc:
+            return [f"{where}: {exc}"]
+        if probe.name != "probe":
+            return [f"{where}: {shlex.join(argv)!r} is not `celestra probe`"]
+        found = []
+        if _probed_node(probe) != node:
+            found.append(f"{where}: probes {_probed_node(probe)}, the process runs as {node}")
+        if bool(probe.params.get("ready")) != ready:
+            found.append(f"{where}: {'needs' if ready else 'must not take'} --ready")
+        return found
+
+    for workload, container in k8s_celestra_containers(d):
+        node = _node_of(parse_command(k8s_argv(d, container), settings))
+        if node is None:
+            continue
+        for kind, ready in (("readinessProbe", True), ("livenessProbe", False)):
+            argv = container.get(kind, {}).get("exec", {}).get("command")
+            if argv is None:
+                problems.append(f"{_wname(workload)}: no {kind} running `celestra probe`")
+            else:
+                problems += probe_problems(f"{_wname(workload)} {kind}", node, argv, ready)
+    for name, service in d.compose["services"].items():
+        if "command" not in service or (node := _node_of(parse_command(service["command"], settings))) is None:
+            continue
+        test = service.get("healthcheck", {}).get("test")
+        if not isinstance(test, list) or test[:1] != ["CMD"]:
+            problems.append(f"compose {name}: no healthcheck [\"CMD\", \"celestra\", \"probe\", ...]")
+        else:
+            problems += probe_problems(f"compose {name} healthcheck", node, test[1:], True)
+    return problems
+
+
+def test_servers_and_workers_are_probed_for_their_own_node(deploy: Deploy) -> None:
+    assert check_probes(deploy) == []
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda d: _container(d, "celestra-worker-gpu").pop("livenessProbe"), "no livenessProbe"),
+    (lambda d: _container(d, "celestra-worker-gpu")["readinessProbe"]["exec"]["command"].__setitem__(
+        slice(None), ["celestra", "probe", "worker", "--ready"]), "probes default@%h, the process runs as gpu@%h"),
+    (lambda d: _container(d, "celestra-server")["livenessProbe"]["exec"]["command"].append("--ready"),
+     "must not take --ready"),
+    (lambda d: _service(d, "worker").pop("healthcheck"), "compose worker: no healthcheck"),
+], ids=["no-liveness", "wrong-node", "liveness-ready", "compose-none"])
+def test_probe_check_catches(deploy: Deploy, mutate: Callable[[Deploy], Any], expected: str) -> None:
+    broken = copy.deepcopy(deploy)
+    mutate(broken)
+    assert any(expected in problem for problem in check_probes(broken)), check_probes(broken)
