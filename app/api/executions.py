@@ -177,12 +177,13 @@ class Label(BaseModel):
 
 
 def _set_labels(execution_id: str, labels: list[Label]) -> dict[str, Any]:
-    _execution(execution_id)
     given = {label.key: label.value for label in labels}
     if any(not key or key.startswith("system.") for key in given):
         raise HTTPException(400, "label keys must be non-empty, and system.* labels are read-only")
     try:
         runtime.store().set_labels(execution_id, given)
+    except NotFoundError:
+        raise HTTPException(404, f"Execution {execution_id} not found") from None
     except CelestraError as exc:
         raise HTTPException(400, str(exc)) from None
     return shaped(_execution(execution_id))
@@ -202,9 +203,10 @@ def set_labels_action(execution_id: str, labels: list[Label] = Body(...)) -> dic
 def delete_execution(execution_id: str, deleteLogs: bool = True, deleteMetrics: bool = True,  # noqa: N803
                      deleteStorage: bool = True) -> Response:  # noqa: N803 - Kestra's names
     """`deleteMetrics` changes nothing: Celestra keeps no metrics of an execution."""
-    _execution(execution_id)
     try:
         ex = runtime.store().delete_execution(execution_id, with_logs=deleteLogs)
+    except NotFoundError:  # the store's lock says so: no read of the whole execution first
+        raise HTTPException(404, f"Execution {execution_id} not found") from None
     except CelestraError as exc:
         raise HTTPException(409, str(exc)) from None
     if deleteStorage:

@@ -365,6 +365,8 @@ def test_labels_and_deletion_of_an_ended_execution(api: Api) -> None:
         assert http.get(f"/api/v1/main/executions/{ended['id']}").status_code == 404
         assert http.get(f"/api/v1/main/logs/{ended['id']}").status_code == 404
         assert http.delete(f"/api/v1/main/executions/{ended['id']}").status_code == 404
+        assert http.post(f"/api/v1/main/executions/{ended['id']}/labels",
+                         json=[{"key": "a", "value": "b"}]).status_code == 404
         assert [p for p in api.home.rglob("a.txt") if ended["id"] in str(p)] == []
 
 
