@@ -145,6 +145,7 @@ def test_start_a_flow_from_its_form_and_watch_it_run_on_its_worker_group(
     page.locator("header nav a[data-section=flows]").click()
     page.get_by_role("link", name="greeter", exact=True).click()
     form = page.locator("form#execute")
+    form.locator("input[name=who]").wait_for()  # the form is drawn once the flow has been read
     assert form.locator("select[name=color] option").all_inner_texts() == ["red", "blue"]
     assert form.locator("input[name=times]").input_value() == "2"  # the default, from the flow
     form.locator("input[name=who]").fill("Ada")
